@@ -1,0 +1,75 @@
+"""The `rationalyst` command: serve | prepare."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import typing
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Mirror every setting as a --flag; unset flags fall back to RATIONALYST_* env."""
+    from supervisor.settings import Settings
+
+    for name, field in Settings.model_fields.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            metavar=name.upper(),
+                            help=(field.description or "") + f" [env RATIONALYST_{name.upper()}]")
+
+
+def _settings(args: argparse.Namespace):
+    from supervisor.settings import Settings
+
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in Settings.model_fields and v is not None}
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from supervisor.models import ModelError
+
+    settings = _settings(args)
+    try:
+        app = create_app(settings)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    except ModelError as exc:
+        print(f"rationalyst: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Build and check the configured models ahead of `serve` (no engine started)."""
+    from supervisor.models import ModelError, resolve
+
+    settings = _settings(args)
+    try:
+        for spec in {settings.agent_model, settings.rationale_model}:
+            print(resolve(spec, settings.cache_dir))
+    except ModelError as exc:
+        print(f"rationalyst: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rationalyst", description=(
+        "Inference-time process supervision with RATIONALYST."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the HTTP server")
+    _settings_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+    prepare = sub.add_parser("prepare", help="build the packaged default model, check models")
+    _settings_flags(prepare)
+    prepare.set_defaults(func=cmd_prepare)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Request and response models of the REST API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from supervisor.prompts import TASKS
+from supervisor.types import STRATEGIES
+
+Task = Literal[TASKS]  # type: ignore[valid-type]
+StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
+
+
+class SolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=20_000)
+    choices: list[str] | None = Field(None, min_length=2, max_length=10,
+                                      description="answer options, lettered A, B, ...")
+    task: Task | None = Field(None, description=(
+        "task family; default: multiple_choice when choices are given, else math"))
+    strategy: StrategyName = "rationalyst"
+    num_candidates: int = Field(3, ge=1, le=16)
+    max_steps: int = Field(15, ge=1, le=64)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, lt=2**31 - 1)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, description=(
+        "token budget over all generated tokens (steps and rationales); "
+        "server default if unset"))
+    stream: bool = False
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question must contain some text")
+        return v
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and any(not c.strip() for c in v):
+            raise ValueError("every choice must contain some text")
+        return v
+
+    @model_validator(mode="after")
+    def _task_fits_choices(self) -> "SolveRequest":
+        if self.task is None:
+            self.task = "multiple_choice" if self.choices else "math"
+        if self.task == "multiple_choice" and not self.choices:
+            raise ValueError("task 'multiple_choice' needs a 'choices' list")
+        if self.task != "multiple_choice" and self.choices:
+            raise ValueError(f"task {self.task!r} takes no 'choices'; drop them or use "
+                             "task 'multiple_choice'")
+        return self
+
+
+class CandidateOut(BaseModel):
+    text: str
+    score: float | None
+    chosen: bool
+
+
+class StepOut(BaseModel):
+    index: int
+    text: str
+    rationale: str | None
+    candidates: list[CandidateOut]
+    elapsed_ms: float
+
+
+class UsageOut(BaseModel):
+    agent_prompt_tokens: int
+    agent_completion_tokens: int
+    rationale_tokens: int
+    scored_tokens: int = Field(description="prompt tokens the scorer really computed")
+
+
+class TimingsOut(BaseModel):
+    sample_ms: float
+    rationale_ms: float
+    score_ms: float
+    total_ms: float
+
+
+class SolveResponse(BaseModel):
+    id: str
+    strategy: StrategyName
+    seed: int = Field(description="the seed used; send it back to repeat the solve")
+    answer: str | None
+    finish_reason: Literal["answer", "max_steps", "budget"]
+    steps: list[StepOut]
+    usage: UsageOut
+    timings: TimingsOut
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ready", "loading", "degraded"]
+    models: dict[str, str]
+    rationale_is_stand_in: bool
+    note: str | None = None

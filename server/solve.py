@@ -1,0 +1,79 @@
+"""POST /solve: JSON, or a stream of Server-Sent Events, one per chosen step."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from fastapi import APIRouter, Request
+from sse_starlette.sse import EventSourceResponse
+
+from supervisor.engine import EngineError, PromptTooLong
+from supervisor.loop import check_fits, solve, solve_all
+from supervisor.types import Problem, Result, SolveParams
+
+from .protocol import ErrorResponse, SolveRequest, SolveResponse
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
+    s = request.app.state.settings
+    problem = Problem(question=req.question.strip(), task=req.task,
+                      choices=tuple(req.choices) if req.choices else None)
+    params = SolveParams(strategy=req.strategy, num_candidates=req.num_candidates,
+                         max_steps=req.max_steps, temperature=req.temperature,
+                         top_p=req.top_p, seed=req.seed,
+                         step_max_tokens=s.step_max_tokens,
+                         rationale_max_tokens=s.rationale_max_tokens,
+                         max_tokens=req.max_tokens or s.max_tokens)
+    return problem, params
+
+
+def response_body(result: Result, solve_id: str) -> dict:
+    return {"id": solve_id, **result.to_dict()}
+
+
+def error_event(exc: Exception) -> dict:
+    if isinstance(exc, PromptTooLong):
+        body = {"message": str(exc), "type": "invalid_request_error"}
+    elif isinstance(exc, EngineError):
+        body = {"message": str(exc), "type": "engine_error"}
+    else:
+        body = {"message": "internal error; see the server log", "type": "internal_error"}
+    return {"event": "error", "data": json.dumps({"error": body})}
+
+
+@router.post("/solve", response_model=SolveResponse,
+             responses={200: {"content": {"text/event-stream": {}},
+                              "description": "JSON, or SSE events step/done/error"},
+                        400: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+                        503: {"model": ErrorResponse}})
+async def post_solve(req: SolveRequest, request: Request):
+    engines = request.app.state.engines
+    problem, params = _to_solve(req, request)
+    check_fits(problem, params, engines)  # 400 now, not an error event later
+    solve_id = "solve-" + uuid.uuid4().hex
+
+    if not req.stream:
+        result = await solve_all(problem, params, engines, solve_id)
+        return response_body(result, solve_id)
+
+    async def events():
+        try:
+            async for ev in solve(problem, params, engines, solve_id):
+                if isinstance(ev, Result):
+                    yield {"event": "done", "data": json.dumps(response_body(ev, solve_id))}
+                else:
+                    yield {"event": "step", "data": json.dumps(ev.to_dict())}
+        except (PromptTooLong, EngineError) as exc:
+            log.warning("solve %s failed: %s", solve_id, exc)
+            yield error_event(exc)
+        except Exception as exc:  # a bug: log it, tell the client without a trace
+            log.exception("solve %s crashed", solve_id)
+            yield error_event(exc)
+
+    # Cancelling the generator on disconnect cancels the solve and its engine requests.
+    return EventSourceResponse(events(), ping=15)

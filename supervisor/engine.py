@@ -1,0 +1,107 @@
+"""The one protocol between the step loop and the model backends.
+
+Prompts cross it as text that the caller has already rendered with `render`,
+so that chat templates are applied the same way for every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+
+class EngineError(RuntimeError):
+    """The backend failed; the request was fine. Servers map this to 503."""
+
+
+class PromptTooLong(ValueError):
+    """The prompt does not fit the model's context. Servers map this to 400."""
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    text: str
+    num_tokens: int
+    # Mean log-probability of the sampled tokens under the sampling prompt.
+    mean_logprob: float | None = None
+    finish_reason: str | None = None
+
+
+@dataclass
+class Generation:
+    completions: list[Completion]
+    prompt_tokens: int
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(c.num_tokens for c in self.completions)
+
+
+@dataclass
+class Scores:
+    token_logprobs: list[list[float]]
+    # Prompt tokens the backend really prefilled (cache hits excluded).
+    computed_tokens: int = 0
+    means: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.means = [sum(t) / len(t) if t else float("-inf") for t in self.token_logprobs]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A model that can sample, generate greedily and score continuations."""
+
+    name: str
+    max_model_len: int
+
+    def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
+        """Apply the model's own chat template."""
+
+    def count_tokens(self, text: str) -> int: ...
+
+    async def sample(self, prompt: str, params: SampleParams, request_id: str) -> Generation:
+        """n completions of `prompt` drawn with the given sampling settings."""
+
+    async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
+                       request_id: str) -> Generation:
+        """One greedy (temperature 0) completion."""
+
+    async def score(self, prefix: str, continuations: Sequence[str],
+                    request_id: str) -> Scores:
+        """Per-token log-probs of each continuation's own tokens given `prefix`.
+
+        Prefix and continuation are tokenized separately and joined as ids, so
+        exactly the continuation's tokens are scored (no merge at the boundary).
+        """
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Engines:
+    """The three roles of a solve. Roles may share one engine (one model)."""
+
+    agent: Engine
+    rationale: Engine
+    scorer: Engine
+
+    def distinct(self) -> list[Engine]:
+        seen: dict[int, Engine] = {}
+        for e in (self.agent, self.rationale, self.scorer):
+            seen.setdefault(id(e), e)
+        return list(seen.values())
+
+    async def close(self) -> None:
+        for e in self.distinct():
+            await e.close()

@@ -1,0 +1,80 @@
+"""The step loop: one strategy call per step, each chosen step emitted at once."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from typing import AsyncIterator
+
+from . import prompts
+from .answers import extract, has_answer
+from .engine import Engines, PromptTooLong
+from .strategies import STRATEGIES, StepState
+from .types import Problem, Result, SolveParams, Step, Timings, Usage
+
+
+def step_seed(seed: int, index: int) -> int:
+    # Distinct per step, yet a pure function of (seed, index): same request, same steps.
+    return (seed * 1_000_003 + index) % (2**31 - 1)
+
+
+async def solve(problem: Problem, params: SolveParams, engines: Engines,
+                request_id: str | None = None) -> AsyncIterator[Step | Result]:
+    """Yield each Step the moment it is chosen, then the final Result.
+
+    Concurrent solves call the engines directly, with no lock, so the backend
+    batches their requests together.
+    """
+    strategy = STRATEGIES[params.strategy]
+    request_id = request_id or uuid.uuid4().hex
+    seed = params.seed if params.seed is not None else secrets.randbelow(2**31 - 1)
+    usage, timings = Usage(), Timings()
+    steps: list[Step] = []
+    finish, answer = "max_steps", None
+    t_start = time.perf_counter()
+
+    for index in range(params.max_steps):
+        budget = params.max_tokens - usage.generated
+        if budget <= 0:
+            finish = "budget"
+            break
+        t0 = time.perf_counter()
+        state = StepState(problem, [s.text for s in steps], params, step_seed(seed, index),
+                          budget, usage, timings, f"{request_id}-{index}")
+        choice = await strategy(state, engines)
+        step = Step(index=index, text=choice.text, rationale=choice.rationale,
+                    candidates=choice.candidates,
+                    elapsed_ms=(time.perf_counter() - t0) * 1e3)
+        steps.append(step)
+        yield step
+        # Checked on the chosen step, so no round is spent after the answer.
+        if has_answer(problem.task, step.text):
+            finish = "answer"
+            answer = extract(problem.task, step.text, problem.choices)
+            break
+
+    timings.total_ms = (time.perf_counter() - t_start) * 1e3
+    yield Result(strategy=params.strategy, seed=seed, answer=answer, finish_reason=finish,
+                 steps=steps, usage=usage, timings=timings)
+
+
+async def solve_all(problem: Problem, params: SolveParams, engines: Engines,
+                    request_id: str | None = None) -> Result:
+    """Run a solve to the end and return only its Result."""
+    result = None
+    async for event in solve(problem, params, engines, request_id):
+        result = event
+    assert isinstance(result, Result)
+    return result
+
+
+def check_fits(problem: Problem, params: SolveParams, engines: Engines) -> None:
+    """Raise PromptTooLong before any work when the first step cannot fit."""
+    agent = engines.agent
+    need = agent.count_tokens(agent.render(prompts.agent_messages(problem, [])))
+    if need + params.step_max_tokens > agent.max_model_len:
+        raise PromptTooLong(
+            f"the question needs {need} prompt tokens (with the few-shot prompt) plus "
+            f"{params.step_max_tokens} per step, over {agent.name}'s context of "
+            f"{agent.max_model_len} tokens: shorten the question")

@@ -1,0 +1,139 @@
+"""Few-shot, step-per-turn chat prompts for each task family.
+
+As in the reference code, every reasoning step is its own assistant turn, so
+the agent learns to write one sentence per turn and the loop can cut steps on
+turn boundaries.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .types import Problem
+
+ANSWER_PHRASE = "The answer is:"
+
+_STEP_RULE = ("Write only one sentence that extends the reasoning trajectory. "
+              "When you are ready, give the final answer as ")
+
+_SYSTEM = {
+    "math": ("You solve grade-school math word problems step by step. " + _STEP_RULE
+             + f"'{ANSWER_PHRASE} <number>'."),
+    "math_boxed": ("You are a smart assistant that solves math problems step by step. "
+                   + _STEP_RULE + "\\boxed{<answer>}."),
+    "multiple_choice": ("Think step by step and analyse the answer choices. " + _STEP_RULE
+                        + f"'{ANSWER_PHRASE} <letter>'."),
+    "true_false": ("Decide from the facts and rules whether the statement is True, False "
+                   "or Unknown, step by step. " + _STEP_RULE
+                   + f"'{ANSWER_PHRASE} True', 'False' or 'Unknown'."),
+}
+
+# (question, choices, steps): short on purpose, every token is prefilled per step.
+_SHOTS: dict[str, list[tuple[str, list[str] | None, list[str]]]] = {
+    "math": [
+        ("Natalia sold clips to 48 of her friends in April, and then she sold half as "
+         "many clips in May. How many clips did Natalia sell altogether in April and May?",
+         None,
+         ["In May Natalia sold 48 / 2 = 24 clips.",
+          "Altogether she sold 48 + 24 = 72 clips.",
+          f"{ANSWER_PHRASE} 72"]),
+        ("Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of "
+         "babysitting. How much did she earn?",
+         None,
+         ["Weng earns 12 / 60 = $0.2 per minute.",
+          "For 50 minutes she earned 0.2 x 50 = $10.",
+          f"{ANSWER_PHRASE} 10"]),
+    ],
+    "math_boxed": [
+        ("What is the value of $\\sqrt{36 \\times \\sqrt{16}}$?", None,
+         ["First, $\\sqrt{16} = 4$.",
+          "Then $36 \\times 4 = 144$ and $\\sqrt{144} = 12$.",
+          "So the value is $\\boxed{12}$."]),
+        ("Solve for $x$: $2x + 3 = 11$.", None,
+         ["Subtracting 3 from both sides gives $2x = 8$.",
+          "Dividing by 2 gives $x = \\boxed{4}$."]),
+    ],
+    "multiple_choice": [
+        ("Which of the following statements best explains why magnets usually stick to "
+         "a refrigerator door?",
+         ["The refrigerator door is smooth.", "The refrigerator door contains iron.",
+          "The refrigerator door is a good conductor.",
+          "The refrigerator door has electric wires in it."],
+         ["Smoothness does not affect magnetism, so A is unlikely.",
+          "Magnets stick to iron, so B fits.",
+          "Conductivity is not related to magnetism, so C is wrong.",
+          "Electric wires do not make magnets stick, so D is wrong.",
+          f"{ANSWER_PHRASE} B"]),
+        ("Which material will spread out to completely fill a larger container?",
+         ["air", "ice", "sand", "water"],
+         ["A gas such as air spreads out to fill any container.",
+          "Ice, sand and water keep their volume and do not fill it.",
+          f"{ANSWER_PHRASE} A"]),
+    ],
+    "true_false": [
+        ("Facts: The cat is blue. If something is blue then it is cold.\n"
+         "Statement: The cat is cold.", None,
+         ["The cat is blue.",
+          "Blue things are cold, so the cat is cold.",
+          f"{ANSWER_PHRASE} True"]),
+        ("Facts: Bob is big. Big people are not kind.\nStatement: Bob is round.", None,
+         ["Nothing in the facts says whether Bob is round.",
+          f"{ANSWER_PHRASE} Unknown"]),
+    ],
+}
+
+TASKS = tuple(_SYSTEM)
+
+RATIONALE_SCORER_SYSTEM = (
+    "Your task is to generate future text given preceding text and the rationale that "
+    "guides future reasoning. The rationales start with 'Rationale: '.")
+
+EXPLICIT_NOTE = (" If you find text enclosed in <BOT> and <EOT>, that is a rationale "
+                 "that may or may not help you with the next step.")
+
+
+def question_text(question: str, choices: Sequence[str] | None) -> str:
+    text = "Question: " + question.strip()
+    if choices:
+        text += "\nChoices: " + " ".join(f"{chr(65 + i)} - {c}" for i, c in enumerate(choices))
+    return text + "\nAnswer:"
+
+
+def _history(problem: Problem, steps: Sequence[str]) -> list[dict]:
+    msgs: list[dict] = []
+    for q, choices, shot_steps in _SHOTS[problem.task]:
+        msgs.append({"role": "user", "content": question_text(q, choices)})
+        msgs.extend({"role": "assistant", "content": s} for s in shot_steps)
+    msgs.append({"role": "user", "content": question_text(problem.question, problem.choices)})
+    msgs.extend({"role": "assistant", "content": s} for s in steps)
+    return msgs
+
+
+def agent_messages(problem: Problem, steps: Sequence[str],
+                   rationale: str | None = None) -> list[dict]:
+    """The agent's prompt; with a rationale, the explicit-supervision variant."""
+    system = _SYSTEM[problem.task]
+    msgs = _history(problem, steps)
+    if rationale is not None:
+        system += EXPLICIT_NOTE
+        last = dict(msgs[-1])
+        last["content"] += f" <BOT>{rationale}<EOT>"
+        msgs[-1] = last
+    return [{"role": "system", "content": system}, *msgs]
+
+
+def trajectory(problem: Problem, steps: Sequence[str]) -> str:
+    """T = 'Question: q\\nAnswer: s1 s2 ...', what RATIONALYST reads."""
+    return " ".join([question_text(problem.question, problem.choices), *steps])
+
+
+def rationale_messages(problem: Problem, steps: Sequence[str]) -> list[dict]:
+    # The reference sends T as a lone user turn, with no system prompt.
+    return [{"role": "user", "content": trajectory(problem, steps)}]
+
+
+def scorer_messages(problem: Problem, steps: Sequence[str], rationale: str) -> list[dict]:
+    """History plus 'Rationale: ...'; the candidate follows as the next assistant turn."""
+    return [{"role": "system", "content": RATIONALE_SCORER_SYSTEM},
+            *_history(problem, steps),
+            {"role": "assistant", "content": "Rationale: " + rationale}]

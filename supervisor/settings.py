@@ -1,0 +1,40 @@
+"""Server settings, read once at the edge (CLI or app factory) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .models import DEFAULT_MODEL, default_cache_dir
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RATIONALYST_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    agent_model: str = Field(DEFAULT_MODEL, description=(
+        "agent checkpoint: 'default' (packaged SmolLM2-135M-Instruct), a local "
+        "directory or a hub id"))
+    rationale_model: str = Field(DEFAULT_MODEL, description=(
+        "rationale checkpoint; the real RATIONALYST is "
+        "Dongwei/Rationalyst_reasoning_datasets"))
+    scorer: Literal["agent", "rationale"] = Field(
+        "agent", description="which model scores candidates (the reference uses the agent)")
+    cache_dir: Path = Field(default_factory=default_cache_dir,
+                            description="where the packaged default model is built")
+
+    dtype: str = "auto"
+    max_model_len: int | None = Field(None, description="context length; model's own if unset")
+    agent_gpu_memory: float = Field(0.45, gt=0, le=1,
+                                    description="GPU memory fraction for the agent engine")
+    rationale_gpu_memory: float = Field(0.45, gt=0, le=1,
+                                        description="GPU memory fraction for the rationale engine")
+
+    step_max_tokens: int = Field(64, ge=1, description="tokens per candidate step")
+    rationale_max_tokens: int = Field(64, ge=1, description="tokens per rationale")
+    max_tokens: int = Field(2048, ge=1, description="default token budget of one solve")
