@@ -30,29 +30,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
-    from supervisor.models import ModelError
 
     settings = _settings(args)
+    # Check the models first: a bad checkpoint gets one clear line, not a traceback.
+    if _check_models(settings) is None:
+        return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info")
+    return 0
+
+
+def _check_models(settings) -> list[str] | None:
+    from supervisor.models import ModelError, resolve
+
     try:
-        app = create_app(settings)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        return [resolve(spec, settings.cache_dir)
+                for spec in dict.fromkeys([settings.agent_model, settings.rationale_model])]
     except ModelError as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return None
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Build and check the configured models ahead of `serve` (no engine started)."""
-    from supervisor.models import ModelError, resolve
-
-    settings = _settings(args)
-    try:
-        for spec in {settings.agent_model, settings.rationale_model}:
-            print(resolve(spec, settings.cache_dir))
-    except ModelError as exc:
-        print(f"rationalyst: {exc}", file=sys.stderr)
+    paths = _check_models(_settings(args))
+    if paths is None:
         return 2
+    print("\n".join(paths))
     return 0
 
 

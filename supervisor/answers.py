@@ -47,6 +47,8 @@ def normalize_number(s: str) -> str | None:
     if not m:
         return None
     num = m.group().replace(",", "")
+    if num.lstrip("-").startswith("."):
+        num = num.replace(".", "0.", 1)  # ".5" and "0.5" must compare equal
     if "." in num:
         num = num.rstrip("0").rstrip(".") or "0"
     return num
@@ -63,9 +65,9 @@ def extract(task: str, text: str, choices: Sequence[str] | None = None) -> str |
         return normalize_number(tail)
     if task == "multiple_choice":
         n = len(choices) if choices else 10
-        m = _LETTER.search(tail)
-        if m and ord(m.group(1)) - 65 < n:
-            return m.group(1)
+        for m in _LETTER.finditer(tail):
+            if ord(m.group(1)) - 65 < n:
+                return m.group(1)
         # Some agents restate the option's text instead of its letter.
         low = tail.strip().lower().rstrip(".")
         for i, c in enumerate(choices or ()):

@@ -162,7 +162,11 @@ class VLLMEngine:
         return Scores([lp for lp, _ in results], computed)
 
     async def close(self) -> None:
-        self.llm.shutdown()
+        if self.llm is not None:
+            self.llm.shutdown()
+            # Drop it now: AsyncLLM.__del__ at interpreter exit would shut down again
+            # after module globals are gone, and print a spurious TypeError.
+            self.llm = None
 
 
 def display_name(model: str) -> str:
