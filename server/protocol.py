@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from supervisor.prompts import TASKS
+from supervisor.prompts import TASKS, pick_task
 from supervisor.types import STRATEGIES
 
 Task = Literal[TASKS]  # type: ignore[valid-type]
@@ -48,13 +48,7 @@ class SolveRequest(BaseModel):
 
     @model_validator(mode="after")
     def _task_fits_choices(self) -> "SolveRequest":
-        if self.task is None:
-            self.task = "multiple_choice" if self.choices else "math"
-        if self.task == "multiple_choice" and not self.choices:
-            raise ValueError("task 'multiple_choice' needs a 'choices' list")
-        if self.task != "multiple_choice" and self.choices:
-            raise ValueError(f"task {self.task!r} takes no 'choices'; drop them or use "
-                             "task 'multiple_choice'")
+        self.task = pick_task(self.task, self.choices)
         return self
 
 
@@ -101,6 +95,7 @@ class ErrorBody(BaseModel):
     message: str
     type: str
     param: str | None = None
+    code: str | None = None
 
 
 class ErrorResponse(BaseModel):

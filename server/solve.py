@@ -13,22 +13,27 @@ from supervisor.engine import EngineError, PromptTooLong
 from supervisor.loop import check_fits, solve, solve_all
 from supervisor.types import Problem, Result, SolveParams
 
+from .errors import engine_error_body
 from .protocol import ErrorResponse, SolveRequest, SolveResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
+def solve_params(request: Request, max_tokens: int | None, **fields) -> SolveParams:
+    """Request fields plus the server's per-call token settings and default budget."""
     s = request.app.state.settings
+    return SolveParams(step_max_tokens=s.step_max_tokens,
+                       rationale_max_tokens=s.rationale_max_tokens,
+                       max_tokens=max_tokens or s.max_tokens, **fields)
+
+
+def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
     problem = Problem(question=req.question.strip(), task=req.task,
                       choices=tuple(req.choices) if req.choices else None)
-    params = SolveParams(strategy=req.strategy, num_candidates=req.num_candidates,
-                         max_steps=req.max_steps, temperature=req.temperature,
-                         top_p=req.top_p, seed=req.seed,
-                         step_max_tokens=s.step_max_tokens,
-                         rationale_max_tokens=s.rationale_max_tokens,
-                         max_tokens=req.max_tokens or s.max_tokens)
+    params = solve_params(request, req.max_tokens, strategy=req.strategy,
+                          num_candidates=req.num_candidates, max_steps=req.max_steps,
+                          temperature=req.temperature, top_p=req.top_p, seed=req.seed)
     return problem, params
 
 
@@ -37,13 +42,7 @@ def response_body(result: Result, solve_id: str) -> dict:
 
 
 def error_event(exc: Exception) -> dict:
-    if isinstance(exc, PromptTooLong):
-        body = {"message": str(exc), "type": "invalid_request_error"}
-    elif isinstance(exc, EngineError):
-        body = {"message": str(exc), "type": "engine_error"}
-    else:
-        body = {"message": "internal error; see the server log", "type": "internal_error"}
-    return {"event": "error", "data": json.dumps({"error": body})}
+    return {"event": "error", "data": json.dumps(engine_error_body(exc))}
 
 
 @router.post("/solve", response_model=SolveResponse,

@@ -7,7 +7,7 @@ so that chat templates are applied the same way for every backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import AsyncIterator, Protocol, Sequence, runtime_checkable
 
 
 class EngineError(RuntimeError):
@@ -76,6 +76,11 @@ class Engine(Protocol):
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
                        request_id: str) -> Generation:
         """One greedy (temperature 0) completion."""
+
+    def stream(self, prompt: str, params: SampleParams,
+               request_id: str) -> AsyncIterator[Completion]:
+        """One sampled completion as it is produced: each item holds the new text,
+        the token count so far, and the finish reason on the last one."""
 
     async def score(self, prefix: str, continuations: Sequence[str],
                     request_id: str) -> Scores:

@@ -113,6 +113,8 @@ def agent_messages(problem: Problem, steps: Sequence[str],
                    rationale: str | None = None) -> list[dict]:
     """The agent's prompt; with a rationale, the explicit-supervision variant."""
     system = _SYSTEM[problem.task]
+    if problem.system:
+        system = problem.system.strip() + "\n\n" + system
     msgs = _history(problem, steps)
     if rationale is not None:
         system += EXPLICIT_NOTE
@@ -137,3 +139,15 @@ def scorer_messages(problem: Problem, steps: Sequence[str], rationale: str) -> l
     return [{"role": "system", "content": RATIONALE_SCORER_SYSTEM},
             *_history(problem, steps),
             {"role": "assistant", "content": "Rationale: " + rationale}]
+
+
+def pick_task(task: str | None, choices: Sequence[str] | None) -> str:
+    """The task family of a request: multiple choice when choices are given, else math."""
+    if task is None:
+        return "multiple_choice" if choices else "math"
+    if task == "multiple_choice" and not choices:
+        raise ValueError("task 'multiple_choice' needs a 'choices' list")
+    if task != "multiple_choice" and choices:
+        raise ValueError(f"task {task!r} takes no 'choices'; drop them or use "
+                         "task 'multiple_choice'")
+    return task

@@ -107,6 +107,15 @@ class ScriptedEngine:
                                     sum(lps) / len(lps) if lps else None, reason))
         return Generation(comps, self.count_tokens(prompt))
 
+    async def stream(self, prompt: str, params: SampleParams, request_id: str):
+        gen = await self.sample(prompt, SampleParams(**{**params.__dict__, "n": 1}),
+                                request_id)
+        words = gen.completions[0].text.split()
+        for i, w in enumerate(words):  # one whitespace token per delta
+            last = i == len(words) - 1
+            yield Completion(w if i == 0 else " " + w, i + 1, None,
+                             gen.completions[0].finish_reason if last else None)
+
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
                        request_id: str) -> Generation:
         call = await self._run("generate", request_id, {"prompt": prompt,

@@ -14,6 +14,8 @@ class Problem:
     question: str
     task: str  # a family name from supervisor.prompts.TASKS
     choices: tuple[str, ...] | None = None
+    # A caller's system message (OpenAI proxy), kept at the head of the agent's prompt.
+    system: str | None = None
 
 
 @dataclass(frozen=True)

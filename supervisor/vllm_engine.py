@@ -123,6 +123,25 @@ class VLLMEngine:
                             output_kind=_FINAL)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
+    async def stream(self, prompt: str, params: SampleParams, request_id: str):
+        ids = self._ids(prompt)
+        self._check_fits(len(ids), params.max_tokens)
+        sp = SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p,
+                            max_tokens=params.max_tokens, stop=list(params.stop),
+                            seed=params.seed, output_kind=RequestOutputKind.DELTA)
+        n_tokens = 0
+        try:
+            async for out in self.llm.generate({"prompt_token_ids": ids}, sp, request_id):
+                o = out.outputs[0]
+                n_tokens += len(o.token_ids)
+                yield Completion(o.text, n_tokens, None, o.finish_reason)
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except ValueError as exc:
+            raise PromptTooLong(str(exc)) from exc
+        except Exception as exc:
+            raise EngineError(f"{self.name} failed: {exc}") from exc
+
     @staticmethod
     def _generation(n_prompt: int, out) -> Generation:
         comps = []

@@ -1,0 +1,87 @@
+"""One error shape everywhere, OpenAI's: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from supervisor.engine import EngineError, PromptTooLong
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = (
+            status, message, type_, param, code)
+
+
+def error_body(message: str, type_: str, param: str | None = None,
+               code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def engine_error_body(exc: Exception) -> dict:
+    """The body for an exception raised while a solve runs (JSON or stream)."""
+    if isinstance(exc, PromptTooLong):
+        return error_body(str(exc), "invalid_request_error")
+    if isinstance(exc, EngineError):
+        return error_body(f"the model engine failed: {exc}", "engine_error")
+    return error_body("internal error; see the server log", "internal_error")
+
+
+def _json(status: int, body: dict) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body)
+
+
+def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    parts, param = [], None
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return "the request body is not valid JSON", None
+        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+        where = ".".join(loc)
+        param = param or where or None
+        msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+        shown = loc and "input" in err and not isinstance(err["input"], (dict, list))
+        got = f" (got {err['input']!r})" if shown else ""
+        parts.append(f"{where}: {msg}{got}" if where else msg)
+    return "; ".join(parts), param
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        message, param = validation_message(exc)
+        # OpenAI answers bad parameters with 400; /solve keeps FastAPI's 422.
+        bad_json = message.endswith("not valid JSON")
+        status = 400 if bad_json or request.url.path.startswith("/v1/") else 422
+        return _json(status, error_body(message, "invalid_request_error", param))
+
+    @app.exception_handler(APIError)
+    async def _api(request: Request, exc: APIError):
+        return _json(exc.status, error_body(exc.message, exc.type, exc.param, exc.code))
+
+    @app.exception_handler(PromptTooLong)
+    async def _too_long(request: Request, exc: PromptTooLong):
+        return _json(400, engine_error_body(exc))
+
+    @app.exception_handler(EngineError)
+    async def _engine(request: Request, exc: EngineError):
+        log.error("engine error: %s", exc)
+        return _json(503, engine_error_body(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        return _json(exc.status_code, error_body(str(exc.detail), "invalid_request_error"))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return _json(500, engine_error_body(exc))

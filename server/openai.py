@@ -1,0 +1,177 @@
+"""OpenAI-compatible /v1/chat/completions and /v1/models.
+
+Supervised model names run a solve; the agent's own name is a plain chat
+pass-through with real token streaming."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from fastapi import APIRouter, Request
+from sse_starlette.sse import EventSourceResponse
+
+from supervisor.engine import SampleParams
+from supervisor.loop import check_fits, solve, solve_all
+from supervisor.prompts import pick_task
+from supervisor.types import Problem, Result, Usage
+
+from .errors import APIError, engine_error_body
+from .openai_protocol import SUPERVISED_MODELS, ChatCompletionRequest, now
+from .solve import response_body, solve_params
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1")
+
+
+def model_names(request: Request) -> list[str]:
+    return [*SUPERVISED_MODELS, request.app.state.info.agent]
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict:
+    created = now()
+    return {"object": "list",
+            "data": [{"id": m, "object": "model", "created": created,
+                      "owned_by": "rationalyst-server"} for m in model_names(request)]}
+
+
+def _usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def solve_usage(u: Usage) -> dict:
+    # Prompt side: agent prompts plus scorer prefill; completion side: steps + rationales.
+    return _usage(u.agent_prompt_tokens + u.scored_tokens,
+                  u.agent_completion_tokens + u.rationale_tokens)
+
+
+class _Chunks:
+    """Builds chat.completion.chunk objects of one response."""
+
+    def __init__(self, model: str):
+        self.id, self.model, self.created = "chatcmpl-" + uuid.uuid4().hex, model, now()
+
+    def __call__(self, delta: dict | None, finish: str | None = None, **extra) -> dict:
+        choices = [] if delta is None else [
+            {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
+        body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "choices": choices, **extra}
+        return {"data": json.dumps(body)}
+
+
+def _completion(model: str, content: str, finish: str, usage: dict, **extra) -> dict:
+    return {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion",
+            "created": now(), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": finish, "logprobs": None}],
+            "usage": usage, **extra}
+
+
+def _stream(events, req: ChatCompletionRequest) -> EventSourceResponse:
+    async def wrapped():
+        try:
+            async for ev in events:
+                yield ev
+        except Exception as exc:  # after the first byte, errors travel in the stream
+            log.warning("chat stream failed: %s", exc)
+            yield {"data": json.dumps(engine_error_body(exc))}
+        yield {"data": "[DONE]"}
+    return EventSourceResponse(wrapped(), ping=15)
+
+
+@router.post("/chat/completions")
+async def chat_completions(req: ChatCompletionRequest, request: Request):
+    if req.model in SUPERVISED_MODELS:
+        return await _supervised(req, request)
+    if req.model == request.app.state.info.agent:
+        return await _passthrough(req, request)
+    raise APIError(404, f"The model '{req.model}' does not exist. Available models: "
+                        f"{', '.join(model_names(request))}", "NotFoundError", "model",
+                   "model_not_found")
+
+
+async def _supervised(req: ChatCompletionRequest, request: Request):
+    engines = request.app.state.engines
+    try:
+        task = pick_task(req.task, req.choices)
+    except ValueError as exc:
+        raise APIError(400, str(exc), param="task") from exc
+    problem = Problem(question=req.question().strip(), task=task,
+                      choices=tuple(req.choices) if req.choices else None,
+                      system=req.system())
+    params = solve_params(request, req.token_budget, strategy=SUPERVISED_MODELS[req.model],
+                          num_candidates=req.num_candidates, max_steps=req.max_steps,
+                          temperature=0.7 if req.temperature is None else req.temperature,
+                          top_p=req.top_p or 1.0, seed=req.seed)
+    check_fits(problem, params, engines)
+    solve_id = "solve-" + uuid.uuid4().hex
+
+    def finish(result: Result) -> str:
+        return "stop" if result.finish_reason == "answer" else "length"
+
+    if not req.stream:
+        result = await solve_all(problem, params, engines, solve_id)
+        content = "\n".join(s.text for s in result.steps)
+        return _completion(req.model, content, finish(result), solve_usage(result.usage),
+                           rationalyst=response_body(result, solve_id))
+
+    chunk = _Chunks(req.model)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+    async def events():
+        async for ev in solve(problem, params, engines, solve_id):
+            if isinstance(ev, Result):
+                yield chunk({}, finish(ev))
+                if include_usage:
+                    yield chunk(None, usage=solve_usage(ev.usage))
+            else:
+                delta = {"content": ev.text if ev.index == 0 else "\n" + ev.text}
+                if ev.index == 0:
+                    delta = {"role": "assistant", **delta}
+                yield chunk(delta, rationalyst=ev.to_dict())
+    return _stream(events(), req)
+
+
+async def _passthrough(req: ChatCompletionRequest, request: Request):
+    agent = request.app.state.engines.agent
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                for m in req.messages]
+    prompt = agent.render(messages)
+    n_prompt = agent.count_tokens(prompt)
+    room = agent.max_model_len - n_prompt
+    if room < 1:
+        raise APIError(400, f"the messages take {n_prompt} tokens, the whole context of "
+                            f"{agent.name} ({agent.max_model_len}): shorten them",
+                       param="messages", code="context_length_exceeded")
+    budget = req.token_budget or request.app.state.settings.max_tokens
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or ())
+    params = SampleParams(n=1, temperature=1.0 if req.temperature is None else req.temperature,
+                          top_p=req.top_p or 1.0, max_tokens=min(budget, room),
+                          stop=tuple(stop), seed=req.seed)
+    rid = "chat-" + uuid.uuid4().hex
+
+    def finish(reason: str | None) -> str:
+        return "length" if reason == "length" else "stop"
+
+    if not req.stream:
+        comp = (await agent.sample(prompt, params, rid)).completions[0]
+        return _completion(req.model, comp.text, finish(comp.finish_reason),
+                           _usage(n_prompt, comp.num_tokens))
+
+    chunk = _Chunks(req.model)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+    async def events():
+        yield chunk({"role": "assistant", "content": ""})
+        n_tokens, reason = 0, None
+        async for delta in agent.stream(prompt, params, rid):
+            n_tokens, reason = delta.num_tokens, delta.finish_reason
+            if delta.text:
+                yield chunk({"content": delta.text})
+        yield chunk({}, finish(reason))
+        if include_usage:
+            yield chunk(None, usage=_usage(n_prompt, n_tokens))
+    return _stream(events(), req)

@@ -1,0 +1,79 @@
+"""OpenAI chat-completions request/response models (the subset we serve)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from supervisor.prompts import TASKS
+
+Task = Literal[TASKS]  # type: ignore[valid-type]
+
+# Model names that select a supervised strategy; the agent's own name passes through.
+SUPERVISED_MODELS = {"rationalyst": "rationalyst", "rationalyst-explicit": "explicit",
+                     "random": "random", "greedy": "greedy"}
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # content parts: keep the text ones
+            return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    # Unknown OpenAI fields (user, logit_bias, ...) are accepted and ignored, as vLLM does.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, lt=2**31 - 1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: int = Field(1, ge=1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    # Extra body fields (`extra_body` in the SDK).
+    num_candidates: int = Field(3, ge=1, le=16)
+    max_steps: int = Field(15, ge=1, le=64)
+    choices: list[str] | None = Field(None, min_length=2, max_length=10)
+    task: Task | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ChatCompletionRequest":
+        if self.n != 1:
+            raise ValueError("n must be 1: each request runs one solve; send n requests "
+                             "(with different seeds) for n independent solves")
+        if not any(m.role == "user" and m.text().strip() for m in self.messages):
+            raise ValueError("messages must contain a user message with text: the last "
+                             "one is the question")
+        return self
+
+    @property
+    def token_budget(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def question(self) -> str:
+        return next(m.text() for m in reversed(self.messages) if m.role == "user")
+
+    def system(self) -> str | None:
+        parts = [m.text() for m in self.messages if m.role in ("system", "developer")]
+        return "\n".join(parts) or None
+
+
+def now() -> int:
+    return int(time.time())
