@@ -1,4 +1,4 @@
-"""The `rationalyst` command: serve | prepare."""
+"""The `rationalyst` command: serve | prepare | solve."""
 
 from __future__ import annotations
 
@@ -61,6 +61,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["solve"]:  # an HTTP client: skip serve's imports of server/supervisor
+        from clients import solve_cmd
+
+        return solve_cmd.main(argv[1:])
     parser = argparse.ArgumentParser(prog="rationalyst", description=(
         "Inference-time process supervision with RATIONALYST."))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +75,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     prepare = sub.add_parser("prepare", help="build the packaged default model, check models")
     _settings_flags(prepare)
     prepare.set_defaults(func=cmd_prepare)
+    from clients import solve_cmd  # listed in --help; run by the branch above
+
+    solve_cmd.add_arguments(sub.add_parser("solve", help=solve_cmd.HELP))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)
