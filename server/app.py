@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from supervisor.backends import ModelInfo, load_engines
 from supervisor.engine import Engines
@@ -15,6 +17,7 @@ from . import errors
 from .openai import router as openai_router
 from .protocol import HealthResponse
 from .solve import router as solve_router
+from .ui import router as ui_router
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ def create_app(settings: Settings | None = None, engines: Engines | None = None,
         owned = engines is None
         if owned:
             # Loading here makes a bad checkpoint fail start-up, not the first request.
-            app.state.engines, app.state.info = load_engines(settings)
+            app.state.engines, app.state.info = await load_engines(settings)
         log.info("models ready: %s", app.state.info)
         try:
             yield
@@ -50,16 +53,27 @@ def create_app(settings: Settings | None = None, engines: Engines | None = None,
 
     errors.install(app)
 
-    @app.get("/health", response_model=HealthResponse)
-    async def health(request: Request) -> dict:
+    @app.get("/health", response_model=HealthResponse,
+             responses={503: {"model": HealthResponse, "description": "not ready"}})
+    async def health(request: Request):
         info: ModelInfo = request.app.state.info
-        return {"status": "ready" if request.app.state.engines else "loading",
+        engines: Engines | None = request.app.state.engines
+        problems = []
+        if engines is not None:
+            results = await asyncio.gather(*(e.check() for e in engines.distinct()),
+                                           return_exceptions=True)
+            problems = [str(r) for r in results if isinstance(r, Exception)]
+        status = "loading" if engines is None else "degraded" if problems else "ready"
+        body = {"status": status,
                 "models": {"agent": info.agent, "rationale": info.rationale,
                            "scorer": info.scorer},
                 "rationale_is_stand_in": info.rationale_is_stand_in,
                 "note": STAND_IN_NOTE.format(name=info.rationale)
-                if info.rationale_is_stand_in else None}
+                if info.rationale_is_stand_in else None,
+                "errors": problems}
+        return JSONResponse(body, status_code=200 if status == "ready" else 503)
 
     app.include_router(solve_router)
     app.include_router(openai_router)
+    app.include_router(ui_router)
     return app

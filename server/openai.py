@@ -168,7 +168,7 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
         yield chunk({"role": "assistant", "content": ""})
         n_tokens, reason = 0, None
         async for delta in agent.stream(prompt, params, rid):
-            n_tokens, reason = delta.num_tokens, delta.finish_reason
+            n_tokens, reason = delta.num_tokens, delta.finish_reason or reason
             if delta.text:
                 yield chunk({"content": delta.text})
         yield chunk({}, finish(reason))

@@ -107,3 +107,4 @@ class HealthResponse(BaseModel):
     models: dict[str, str]
     rationale_is_stand_in: bool
     note: str | None = None
+    errors: list[str] = Field(default_factory=list, description="why the engines are not ready")

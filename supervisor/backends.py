@@ -1,10 +1,12 @@
-"""Build the engines a server needs from its settings: one engine per distinct model."""
+"""Build the engines a server needs from its settings: one engine per distinct model
+(or per server URL), in-process vLLM or a remote `vllm serve`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from .engine import Engines
+from .engine import Engine, Engines
 from .models import DEFAULT_MODEL, resolve
 from .settings import Settings
 
@@ -17,9 +19,12 @@ class ModelInfo:
     rationale_is_stand_in: bool
 
 
-def describe(settings: Settings, agent_path: str, rationale_path: str) -> ModelInfo:
-    from .vllm_engine import display_name
+def display_name(model: str) -> str:
+    p = Path(model)
+    return p.name if p.is_absolute() else model
 
+
+def describe(settings: Settings, agent_path: str, rationale_path: str) -> ModelInfo:
     # The packaged default, or the agent model reused, is not RATIONALYST.
     stand_in = settings.rationale_model == DEFAULT_MODEL or rationale_path == agent_path
     agent, rationale = display_name(agent_path), display_name(rationale_path)
@@ -27,23 +32,44 @@ def describe(settings: Settings, agent_path: str, rationale_path: str) -> ModelI
                      stand_in)
 
 
-def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
+async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
     """Resolve and check both models (fails fast on a checkpoint with no LM head),
-    then load each distinct one into vLLM."""
+    then load each distinct one in-process, or connect to its server."""
     agent_path = resolve(settings.agent_model, settings.cache_dir)
     rationale_path = resolve(settings.rationale_model, settings.cache_dir)
-    from .vllm_engine import VLLMEngine, display_name
+    loaded: dict[tuple[str, str | None], Engine] = {}
 
-    loaded: dict[str, VLLMEngine] = {}
+    async def engine(path: str, url: str | None, api_key: str | None,
+                     gpu_memory: float) -> Engine:
+        key = (path, url)
+        if key not in loaded:
+            if url:
+                from .remote_engine import RemoteEngine
 
-    def engine(path: str, gpu_memory: float) -> VLLMEngine:
-        if path not in loaded:
-            loaded[path] = VLLMEngine.load(path, display_name(path), dtype=settings.dtype,
-                                           max_model_len=settings.max_model_len,
-                                           gpu_memory=gpu_memory)
-        return loaded[path]
+                loaded[key] = await RemoteEngine(
+                    url, path, display_name(path), api_key=api_key,
+                    timeout_s=settings.remote_timeout_s,
+                    max_concurrency=settings.remote_max_concurrency).connect()
+            else:
+                from .vllm_engine import VLLMEngine
 
-    agent = engine(agent_path, settings.agent_gpu_memory)
-    rationale = engine(rationale_path, settings.rationale_gpu_memory)
-    scorer = agent if settings.scorer == "agent" else rationale
+                loaded[key] = VLLMEngine.load(path, display_name(path), dtype=settings.dtype,
+                                              max_model_len=settings.max_model_len,
+                                              gpu_memory=gpu_memory)
+        return loaded[key]
+
+    try:
+        agent = await engine(agent_path, settings.agent_url, settings.agent_api_key,
+                             settings.agent_gpu_memory)
+        rationale = await engine(rationale_path, settings.rationale_url,
+                                 settings.rationale_api_key, settings.rationale_gpu_memory)
+        if settings.scorer_url:
+            path = agent_path if settings.scorer == "agent" else rationale_path
+            scorer = await engine(path, settings.scorer_url, settings.scorer_api_key, 0.0)
+        else:
+            scorer = agent if settings.scorer == "agent" else rationale
+    except BaseException:
+        for e in loaded.values():  # nothing half-started is left behind
+            await e.close()
+        raise
     return Engines(agent, rationale, scorer), describe(settings, agent_path, rationale_path)

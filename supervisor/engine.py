@@ -90,6 +90,9 @@ class Engine(Protocol):
         exactly the continuation's tokens are scored (no merge at the boundary).
         """
 
+    async def check(self) -> None:
+        """Raise EngineError when the backend cannot serve (for /health)."""
+
     async def close(self) -> None: ...
 
 

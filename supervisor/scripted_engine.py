@@ -131,5 +131,8 @@ class ScriptedEngine:
         return Scores([self.scores(prefix, c) for c in continuations],
                       computed_tokens=self.count_tokens(prefix))
 
+    async def check(self) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed = True

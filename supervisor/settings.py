@@ -28,6 +28,18 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=default_cache_dir,
                             description="where the packaged default model is built")
 
+    agent_url: str | None = Field(None, description=(
+        "serve the agent from this vLLM OpenAI-compatible server instead of in-process"))
+    rationale_url: str | None = Field(None, description="likewise for the rationale model")
+    scorer_url: str | None = Field(None, description=(
+        "a separate server (replica) of the scorer model for scoring; default: the "
+        "scorer model's own URL or engine"))
+    agent_api_key: str | None = None
+    rationale_api_key: str | None = None
+    scorer_api_key: str | None = None
+    remote_timeout_s: float = Field(300.0, gt=0, description="per-request timeout, remote")
+    remote_max_concurrency: int = Field(64, ge=1, description="requests in flight per server")
+
     dtype: str = "auto"
     max_model_len: int | None = Field(None, description="context length; model's own if unset")
     agent_gpu_memory: float = Field(0.45, gt=0, le=1,

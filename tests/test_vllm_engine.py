@@ -12,12 +12,8 @@ PROMPT = [{"role": "user", "content": "Question: What is 2 + 3?\nAnswer:"}]
 
 
 @pytest.fixture(scope="module")
-async def engine(tiny_model):
-    from supervisor.vllm_engine import VLLMEngine
-
-    eng = VLLMEngine.load(str(tiny_model), "tiny", dtype="float32", max_model_len=2048)
-    yield eng
-    await eng.close()
+def engine(tiny_engine):
+    return tiny_engine
 
 
 @pytest.fixture(scope="module")

