@@ -13,6 +13,7 @@ from typing import Sequence
 
 import httpx
 
+from .chat_tokens import ChatTokens
 from .engine import Completion, EngineError, Generation, PromptTooLong, SampleParams, Scores
 
 # vllm serve merges the checkpoint's generation_config defaults into requests that
@@ -22,7 +23,7 @@ _NEUTRAL = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0,
             "presence_penalty": 0.0, "frequency_penalty": 0.0}
 
 
-class RemoteEngine:
+class RemoteEngine(ChatTokens):
     def __init__(self, url: str, model: str, name: str, *, api_key: str | None = None,
                  timeout_s: float = 300.0, max_concurrency: int = 64):
         from transformers import AutoTokenizer
@@ -77,24 +78,6 @@ class RemoteEngine:
             raise EngineError(f"the vLLM server at {self.url} answered {r.status_code}: "
                               f"{_message(r)}")
         return r if raw else r.json()
-
-    # -- text <-> ids -------------------------------------------------------------
-    def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
-
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._ids(text))
-
-    def _check_fits(self, n_prompt: int, max_tokens: int) -> None:
-        if n_prompt + max_tokens > self.max_model_len:
-            raise PromptTooLong(
-                f"prompt of {n_prompt} tokens plus {max_tokens} new tokens exceeds "
-                f"{self.name}'s context of {self.max_model_len} tokens: shorten the "
-                "question or lower max_steps")
 
     def _body(self, ids: list[int], params: SampleParams, request_id: str) -> dict:
         self._check_fits(len(ids), params.max_tokens)

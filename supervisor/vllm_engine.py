@@ -8,6 +8,7 @@ import os
 from typing import Sequence
 
 from .concurrency import gather_or_cancel
+from .chat_tokens import ChatTokens
 from .engine import Completion, EngineError, Generation, PromptTooLong, SampleParams, Scores
 
 
@@ -44,7 +45,7 @@ _SCORE_UNCACHED = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=Fal
 _PRIME = SamplingParams(max_tokens=1, detokenize=False, output_kind=_FINAL)
 
 
-class VLLMEngine:
+class VLLMEngine(ChatTokens):
     def __init__(self, llm: AsyncLLM, tokenizer, name: str, max_model_len: int):
         self.llm = llm
         self.tokenizer = tokenizer
@@ -72,25 +73,6 @@ class VLLMEngine:
             raise EngineError(f"vLLM could not load model {model}: {exc}") from exc
         tok = AutoTokenizer.from_pretrained(model)
         return cls(llm, tok, name, llm.model_config.max_model_len)
-
-    # -- text <-> ids -------------------------------------------------------------
-    def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
-
-    def _ids(self, text: str) -> list[int]:
-        # Rendered chat text already carries its special tokens.
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._ids(text))
-
-    def _check_fits(self, n_prompt: int, max_tokens: int) -> None:
-        if n_prompt + max_tokens > self.max_model_len:
-            raise PromptTooLong(
-                f"prompt of {n_prompt} tokens plus {max_tokens} new tokens exceeds "
-                f"{self.name}'s context of {self.max_model_len} tokens: shorten the "
-                "question or lower max_steps")
 
     async def _run(self, ids: list[int], params: SamplingParams, request_id: str):
         final = None
