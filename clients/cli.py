@@ -35,8 +35,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Check the models first: a bad checkpoint gets one clear line, not a traceback.
     if _check_models(settings) is None:
         return 2
+    from server import logs
+
+    logs.configure()
+    # Our middleware writes one access line per request, with its request id.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info")
+                log_config=None, access_log=False)
     return 0
 
 

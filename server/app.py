@@ -7,13 +7,16 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from supervisor.backends import ModelInfo, load_engines
 from supervisor.engine import Engines
 from supervisor.settings import Settings
 
 from . import errors
+from .metrics import Metrics
+from .middleware import RequestContext
 from .openai import router as openai_router
 from .protocol import HealthResponse
 from .solve import router as solve_router
@@ -52,6 +55,14 @@ def create_app(settings: Settings | None = None, engines: Engines | None = None,
     app.state.info = info or ModelInfo("agent", "rationale", "agent", True)
 
     errors.install(app)
+    app.state.metrics = Metrics()
+    app.add_middleware(RequestContext, metrics=app.state.metrics,
+                       api_keys=settings.api_keys)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(app.state.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", response_model=HealthResponse,
              responses={503: {"model": HealthResponse, "description": "not ready"}})

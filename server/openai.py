@@ -13,13 +13,13 @@ from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
 from supervisor.engine import SampleParams
-from supervisor.loop import check_fits, solve, solve_all
+from supervisor.loop import check_fits
 from supervisor.prompts import pick_task
 from supervisor.types import Problem, Result, Usage
 
 from .errors import APIError, engine_error_body
 from .openai_protocol import SUPERVISED_MODELS, ChatCompletionRequest, now
-from .solve import response_body, solve_params
+from .solve import final_result, response_body, run_solve, solve_params
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -112,8 +112,9 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     def finish(result: Result) -> str:
         return "stop" if result.finish_reason == "answer" else "length"
 
+    events = run_solve(request, problem, params, solve_id)
     if not req.stream:
-        result = await solve_all(problem, params, engines, solve_id)
+        result = await final_result(events)
         content = "\n".join(s.text for s in result.steps)
         return _completion(req.model, content, finish(result), solve_usage(result.usage),
                            rationalyst=response_body(result, solve_id))
@@ -121,8 +122,8 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     chunk = _Chunks(req.model)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
-    async def events():
-        async for ev in solve(problem, params, engines, solve_id):
+    async def chunks():
+        async for ev in events:
             if isinstance(ev, Result):
                 yield chunk({}, finish(ev))
                 if include_usage:
@@ -132,7 +133,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
                 if ev.index == 0:
                     delta = {"role": "assistant", **delta}
                 yield chunk(delta, rationalyst=ev.to_dict())
-    return _stream(events(), req)
+    return _stream(chunks(), req)
 
 
 async def _passthrough(req: ChatCompletionRequest, request: Request):

@@ -58,12 +58,21 @@ class CandidateOut(BaseModel):
     chosen: bool
 
 
+class TimingsOut(BaseModel):
+    sample_ms: float
+    rationale_ms: float
+    score_ms: float
+    total_ms: float
+
+
 class StepOut(BaseModel):
     index: int
     text: str
     rationale: str | None
     candidates: list[CandidateOut]
     elapsed_ms: float
+    timings: TimingsOut = Field(description="this step's time per phase; sample and "
+                                "rationale overlap in rationalyst")
 
 
 class UsageOut(BaseModel):
@@ -71,13 +80,6 @@ class UsageOut(BaseModel):
     agent_completion_tokens: int
     rationale_tokens: int
     scored_tokens: int = Field(description="prompt tokens the scorer really computed")
-
-
-class TimingsOut(BaseModel):
-    sample_ms: float
-    rationale_ms: float
-    score_ms: float
-    total_ms: float
 
 
 class SolveResponse(BaseModel):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
 from supervisor.engine import EngineError, PromptTooLong
-from supervisor.loop import check_fits, solve, solve_all
-from supervisor.types import Problem, Result, SolveParams
+from supervisor.loop import check_fits, solve
+from supervisor.types import Problem, Result, SolveParams, Step
 
 from .errors import engine_error_body
 from .protocol import ErrorResponse, SolveRequest, SolveResponse
@@ -37,6 +38,21 @@ def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams
     return problem, params
 
 
+def run_solve(request: Request, problem: Problem, params: SolveParams,
+              solve_id: str) -> AsyncIterator[Step | Result]:
+    """The solve's events, recorded in the app's metrics."""
+    request.state.strategy = params.strategy
+    return request.app.state.metrics.track(
+        solve(problem, params, request.app.state.engines, solve_id))
+
+
+async def final_result(events: AsyncIterator[Step | Result]) -> Result:
+    async for ev in events:
+        if isinstance(ev, Result):
+            return ev
+    raise RuntimeError("the solve ended without a result")
+
+
 def response_body(result: Result, solve_id: str) -> dict:
     return {"id": solve_id, **result.to_dict()}
 
@@ -56,13 +72,13 @@ async def post_solve(req: SolveRequest, request: Request):
     check_fits(problem, params, engines)  # 400 now, not an error event later
     solve_id = "solve-" + uuid.uuid4().hex
 
+    events = run_solve(request, problem, params, solve_id)
     if not req.stream:
-        result = await solve_all(problem, params, engines, solve_id)
-        return response_body(result, solve_id)
+        return response_body(await final_result(events), solve_id)
 
-    async def events():
+    async def sse():
         try:
-            async for ev in solve(problem, params, engines, solve_id):
+            async for ev in events:
                 if isinstance(ev, Result):
                     yield {"event": "done", "data": json.dumps(response_body(ev, solve_id))}
                 else:
@@ -75,4 +91,4 @@ async def post_solve(req: SolveRequest, request: Request):
             yield error_event(exc)
 
     # Cancelling the generator on disconnect cancels the solve and its engine requests.
-    return EventSourceResponse(events(), ping=15)
+    return EventSourceResponse(sse(), ping=15)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from dataclasses import replace
 from typing import AsyncIterator
 
 from . import prompts
@@ -39,13 +40,16 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
         if budget <= 0:
             finish = "budget"
             break
-        t0 = time.perf_counter()
+        t0, before = time.perf_counter(), replace(timings)
         state = StepState(problem, [s.text for s in steps], params, step_seed(seed, index),
                           budget, usage, timings, f"{request_id}-{index}")
         choice = await strategy(state, engines)
+        elapsed = (time.perf_counter() - t0) * 1e3
         step = Step(index=index, text=choice.text, rationale=choice.rationale,
-                    candidates=choice.candidates,
-                    elapsed_ms=(time.perf_counter() - t0) * 1e3)
+                    candidates=choice.candidates, elapsed_ms=elapsed,
+                    timings=Timings(timings.sample_ms - before.sample_ms,
+                                    timings.rationale_ms - before.rationale_ms,
+                                    timings.score_ms - before.score_ms, elapsed))
         steps.append(step)
         yield step
         # Checked on the chosen step, so no round is spent after the answer.

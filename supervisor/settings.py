@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .models import DEFAULT_MODEL, default_cache_dir
 
@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "comma-separated bearer keys; when set, every endpoint but /health, /metrics "
+        "and the viewer page needs one"))
 
     agent_model: str = Field(DEFAULT_MODEL, description=(
         "agent checkpoint: 'default' (packaged SmolLM2-135M-Instruct), a local "
@@ -50,3 +53,10 @@ class Settings(BaseSettings):
     step_max_tokens: int = Field(64, ge=1, description="tokens per candidate step")
     rationale_max_tokens: int = Field(64, ge=1, description="tokens per rationale")
     max_tokens: int = Field(2048, ge=1, description="default token budget of one solve")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, v):
+        if isinstance(v, str):
+            return [k.strip() for k in v.split(",") if k.strip()]
+        return v

@@ -40,12 +40,21 @@ class Candidate:
 
 
 @dataclass
+class Timings:
+    sample_ms: float = 0.0
+    rationale_ms: float = 0.0
+    score_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass
 class Step:
     index: int
     text: str
     rationale: str | None
     candidates: list[Candidate]
     elapsed_ms: float
+    timings: Timings = field(default_factory=Timings)  # this step's share, per phase
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,14 +70,6 @@ class Usage:
     @property
     def generated(self) -> int:
         return self.agent_completion_tokens + self.rationale_tokens
-
-
-@dataclass
-class Timings:
-    sample_ms: float = 0.0
-    rationale_ms: float = 0.0
-    score_ms: float = 0.0
-    total_ms: float = 0.0
 
 
 @dataclass

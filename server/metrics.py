@@ -1,0 +1,75 @@
+"""Prometheus collectors, one registry per app, and the solve wrapper that feeds them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from supervisor.engine import EngineError
+from supervisor.types import Result, Step
+
+_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("rationalyst_requests", "HTTP requests",
+                                ["endpoint", "strategy", "status"], registry=r)
+        self.solve_seconds = Histogram("rationalyst_solve_seconds", "wall time of a solve",
+                                       ["strategy"], buckets=_SECONDS, registry=r)
+        self.step_seconds = Histogram("rationalyst_step_phase_seconds",
+                                      "time per step by phase", ["phase"],
+                                      buckets=_SECONDS, registry=r)
+        self.candidates = Histogram("rationalyst_candidates_per_step", "candidates per step",
+                                    buckets=(1, 2, 3, 4, 6, 8, 12, 16), registry=r)
+        self.margin = Histogram("rationalyst_score_margin",
+                                "chosen candidate's score minus the runner-up's",
+                                buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+                                registry=r)
+        self.tokens = Counter("rationalyst_tokens", "tokens by kind", ["kind"], registry=r)
+        self.in_flight = Gauge("rationalyst_solves_in_flight", "solves running", registry=r)
+        self.engine_errors = Counter("rationalyst_engine_errors", "solves ended by an engine "
+                                     "failure", registry=r)
+        self.aborted = Counter("rationalyst_aborted", "solves cancelled before the end "
+                               "(client gone)", registry=r)
+
+    def observe_step(self, step: Step) -> None:
+        t = step.timings
+        for phase, ms in (("sample", t.sample_ms), ("rationale", t.rationale_ms),
+                          ("score", t.score_ms), ("total", t.total_ms)):
+            self.step_seconds.labels(phase).observe(ms / 1e3)
+        self.candidates.observe(len(step.candidates))
+        scores = sorted((c.score for c in step.candidates if c.score is not None),
+                        reverse=True)
+        if len(scores) > 1:
+            self.margin.observe(scores[0] - scores[1])
+
+    def observe_result(self, result: Result) -> None:
+        self.solve_seconds.labels(result.strategy).observe(result.timings.total_ms / 1e3)
+        u = result.usage
+        for kind, n in (("agent_prompt", u.agent_prompt_tokens),
+                        ("agent_completion", u.agent_completion_tokens),
+                        ("rationale", u.rationale_tokens), ("scored", u.scored_tokens)):
+            self.tokens.labels(kind).inc(n)
+
+    async def track(self, events: AsyncIterator[Step | Result]) -> AsyncIterator[Step | Result]:
+        """Pass a solve's events through, recording them."""
+        self.in_flight.inc()
+        try:
+            async for ev in events:
+                if isinstance(ev, Result):
+                    self.observe_result(ev)
+                else:
+                    self.observe_step(ev)
+                yield ev
+        except EngineError:
+            self.engine_errors.inc()
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted.inc()
+            raise
+        finally:
+            self.in_flight.dec()

@@ -1,0 +1,81 @@
+"""Request context as plain ASGI middleware (streams pass through untouched):
+request id, bearer-key auth, one JSON access-log line and the request counter."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+
+from .errors import error_body
+from .metrics import Metrics
+
+access_log = logging.getLogger("rationalyst.access")
+
+# Open without a key: probes, metrics, and the static viewer page (it holds no data
+# and must load so that a user can type a key into it).
+OPEN_PATHS = frozenset({"/health", "/metrics", "/", "/ui"})
+
+
+def key_matches(given: str, keys: list[str]) -> bool:
+    # Compare with every key in constant time, never stopping at the first match.
+    ok = False
+    for k in keys:
+        ok |= hmac.compare_digest(given.encode(), k.encode())
+    return ok
+
+
+class RequestContext:
+    def __init__(self, app, metrics: Metrics, api_keys: list[str]):
+        self.app, self.metrics, self.api_keys = app, metrics, api_keys
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        request_id = headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        path = scope["path"]
+        status = {"code": 500}
+        t0 = time.perf_counter()
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        try:
+            if self.api_keys and path not in OPEN_PATHS and not self._authorized(headers):
+                await self._unauthorized(send_with_id, headers)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            strategy = state.get("strategy", "none")
+            self.metrics.requests.labels(path, strategy, str(status["code"])).inc()
+            access_log.info("request", extra={
+                "request_id": request_id, "method": scope["method"], "path": path,
+                "status": status["code"], "strategy": strategy,
+                "duration_ms": round((time.perf_counter() - t0) * 1e3, 1)})
+
+    def _authorized(self, headers: dict) -> bool:
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and key_matches(key.strip(), self.api_keys)
+
+    async def _unauthorized(self, send, headers: dict) -> None:
+        given = "authorization" in headers
+        msg = ("invalid API key" if given else
+               "missing API key: send 'Authorization: Bearer <key>'")
+        body = json.dumps(error_body(msg, "authentication_error", None,
+                                     "invalid_api_key")).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"www-authenticate", b"Bearer"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
