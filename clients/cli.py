@@ -39,8 +39,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.configure()
     # Our middleware writes one access line per request, with its request id.
+    # On SIGTERM uvicorn stops accepting; streams may finish within the grace period
+    # (server/solve.py), then whatever is left is cancelled.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None, access_log=False)
+                log_config=None, access_log=False,
+                timeout_graceful_shutdown=settings.shutdown_grace_s + 5)
     return 0
 
 

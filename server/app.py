@@ -15,6 +15,7 @@ from supervisor.engine import Engines
 from supervisor.settings import Settings
 
 from . import errors
+from .admission import Admission
 from .metrics import Metrics
 from .middleware import RequestContext
 from .openai import router as openai_router
@@ -56,8 +57,10 @@ def create_app(settings: Settings | None = None, engines: Engines | None = None,
 
     errors.install(app)
     app.state.metrics = Metrics()
+    app.state.admission = Admission(settings.max_concurrent_solves,
+                                    settings.max_queued_solves, app.state.metrics.queue_depth)
     app.add_middleware(RequestContext, metrics=app.state.metrics,
-                       api_keys=settings.api_keys)
+                       api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 
 class APIError(Exception):
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None):
+                 param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = (
             status, message, type_, param, code)
+        self.headers = headers
 
 
 def error_body(message: str, type_: str, param: str | None = None,
@@ -36,8 +38,8 @@ def engine_error_body(exc: Exception) -> dict:
     return error_body("internal error; see the server log", "internal_error")
 
 
-def _json(status: int, body: dict) -> JSONResponse:
-    return JSONResponse(status_code=status, content=body)
+def _json(status: int, body: dict, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -66,7 +68,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError):
-        return _json(exc.status, error_body(exc.message, exc.type, exc.param, exc.code))
+        return _json(exc.status, error_body(exc.message, exc.type, exc.param, exc.code),
+                     exc.headers)
 
     @app.exception_handler(PromptTooLong)
     async def _too_long(request: Request, exc: PromptTooLong):

@@ -31,6 +31,8 @@ class Metrics:
                                 registry=r)
         self.tokens = Counter("rationalyst_tokens", "tokens by kind", ["kind"], registry=r)
         self.in_flight = Gauge("rationalyst_solves_in_flight", "solves running", registry=r)
+        self.queue_depth = Gauge("rationalyst_queue_depth", "solves waiting for a slot",
+                                 registry=r)
         self.engine_errors = Counter("rationalyst_engine_errors", "solves ended by an engine "
                                      "failure", registry=r)
         self.aborted = Counter("rationalyst_aborted", "solves cancelled before the end "

@@ -28,8 +28,9 @@ def key_matches(given: str, keys: list[str]) -> bool:
 
 
 class RequestContext:
-    def __init__(self, app, metrics: Metrics, api_keys: list[str]):
+    def __init__(self, app, metrics: Metrics, api_keys: list[str], max_body_bytes: int):
         self.app, self.metrics, self.api_keys = app, metrics, api_keys
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -52,8 +53,13 @@ class RequestContext:
             await send(message)
 
         try:
+            length = headers.get("content-length", "0")
             if self.api_keys and path not in OPEN_PATHS and not self._authorized(headers):
                 await self._unauthorized(send_with_id, headers)
+            elif not length.isdigit() or int(length) > self.max_body_bytes:
+                await _send_json(send_with_id, 413, error_body(
+                    f"the request body is {length} bytes, over this server's limit of "
+                    f"{self.max_body_bytes}", "invalid_request_error"))
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
@@ -72,10 +78,14 @@ class RequestContext:
         given = "authorization" in headers
         msg = ("invalid API key" if given else
                "missing API key: send 'Authorization: Bearer <key>'")
-        body = json.dumps(error_body(msg, "authentication_error", None,
-                                     "invalid_api_key")).encode()
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"www-authenticate", b"Bearer"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 401, error_body(msg, "authentication_error", None,
+                                               "invalid_api_key"),
+                         [(b"www-authenticate", b"Bearer")])
+
+
+async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:
+    raw = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(raw)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": raw})

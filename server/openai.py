@@ -19,7 +19,7 @@ from supervisor.types import Problem, Result, Usage
 
 from .errors import APIError, engine_error_body
 from .openai_protocol import SUPERVISED_MODELS, ChatCompletionRequest, now
-from .solve import final_result, response_body, run_solve, solve_params
+from .solve import admitted, final_result, response_body, run_solve, solve_params, sse_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -70,7 +70,7 @@ def _completion(model: str, content: str, finish: str, usage: dict, **extra) -> 
             "usage": usage, **extra}
 
 
-def _stream(events, req: ChatCompletionRequest) -> EventSourceResponse:
+async def _stream(events, request: Request) -> EventSourceResponse:
     async def wrapped():
         try:
             async for ev in events:
@@ -79,7 +79,7 @@ def _stream(events, req: ChatCompletionRequest) -> EventSourceResponse:
             log.warning("chat stream failed: %s", exc)
             yield {"data": json.dumps(engine_error_body(exc))}
         yield {"data": "[DONE]"}
-    return EventSourceResponse(wrapped(), ping=15)
+    return await sse_response(request, wrapped())
 
 
 @router.post("/chat/completions")
@@ -102,19 +102,21 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     problem = Problem(question=req.question().strip(), task=task,
                       choices=tuple(req.choices) if req.choices else None,
                       system=req.system())
-    params = solve_params(request, req.token_budget, strategy=SUPERVISED_MODELS[req.model],
+    params = solve_params(request, req.token_budget, req.timeout_s,
+                          strategy=SUPERVISED_MODELS[req.model],
                           num_candidates=req.num_candidates, max_steps=req.max_steps,
                           temperature=0.7 if req.temperature is None else req.temperature,
                           top_p=req.top_p or 1.0, seed=req.seed)
     check_fits(problem, params, engines)
     solve_id = "solve-" + uuid.uuid4().hex
 
-    def finish(result: Result) -> str:
+    def finish(result: Result) -> str:  # max_steps, budget and timeout all cut it short
         return "stop" if result.finish_reason == "answer" else "length"
 
     events = run_solve(request, problem, params, solve_id)
     if not req.stream:
-        result = await final_result(events)
+        async with admitted(request):
+            result = await final_result(events)
         content = "\n".join(s.text for s in result.steps)
         return _completion(req.model, content, finish(result), solve_usage(result.usage),
                            rationalyst=response_body(result, solve_id))
@@ -133,7 +135,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
                 if ev.index == 0:
                     delta = {"role": "assistant", **delta}
                 yield chunk(delta, rationalyst=ev.to_dict())
-    return _stream(chunks(), req)
+    return await _stream(chunks(), request)
 
 
 async def _passthrough(req: ChatCompletionRequest, request: Request):
@@ -158,7 +160,8 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
         return "length" if reason == "length" else "stop"
 
     if not req.stream:
-        comp = (await agent.sample(prompt, params, rid)).completions[0]
+        async with admitted(request):
+            comp = (await agent.sample(prompt, params, rid)).completions[0]
         return _completion(req.model, comp.text, finish(comp.finish_reason),
                            _usage(n_prompt, comp.num_tokens))
 
@@ -175,4 +178,4 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
         yield chunk({}, finish(reason))
         if include_usage:
             yield chunk(None, usage=_usage(n_prompt, n_tokens))
-    return _stream(events(), req)
+    return await _stream(events(), request)

@@ -52,6 +52,7 @@ class ChatCompletionRequest(BaseModel):
     max_steps: int = Field(15, ge=1, le=64)
     choices: list[str] | None = Field(None, min_length=2, max_length=10)
     task: Task | None = None
+    timeout_s: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> "ChatCompletionRequest":

@@ -30,6 +30,9 @@ class SolveRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000, description=(
         "token budget over all generated tokens (steps and rationales); "
         "server default if unset"))
+    timeout_s: float | None = Field(None, gt=0, description=(
+        "deadline of the solve in seconds (server maximum if unset); when it passes the "
+        "steps so far come back with finish_reason 'timeout'"))
     stream: bool = False
 
     @field_validator("question")
@@ -87,7 +90,7 @@ class SolveResponse(BaseModel):
     strategy: StrategyName
     seed: int = Field(description="the seed used; send it back to repeat the solve")
     answer: str | None
-    finish_reason: Literal["answer", "max_steps", "budget"]
+    finish_reason: Literal["answer", "max_steps", "budget", "timeout"]
     steps: list[StepOut]
     usage: UsageOut
     timings: TimingsOut

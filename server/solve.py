@@ -5,34 +5,61 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from supervisor.engine import EngineError, PromptTooLong
 from supervisor.loop import check_fits, solve
 from supervisor.types import Problem, Result, SolveParams, Step
 
-from .errors import engine_error_body
+from .errors import APIError, engine_error_body
 from .protocol import ErrorResponse, SolveRequest, SolveResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def solve_params(request: Request, max_tokens: int | None, **fields) -> SolveParams:
-    """Request fields plus the server's per-call token settings and default budget."""
+def solve_params(request: Request, max_tokens: int | None, timeout_s: float | None,
+                 **fields) -> SolveParams:
+    """Request fields plus the server's per-call token settings, budget and deadline."""
     s = request.app.state.settings
+    if timeout_s is not None and timeout_s > s.max_timeout_s:
+        raise APIError(422, f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
+                            f"got {timeout_s:g}", param="timeout_s")
     return SolveParams(step_max_tokens=s.step_max_tokens,
                        rationale_max_tokens=s.rationale_max_tokens,
-                       max_tokens=max_tokens or s.max_tokens, **fields)
+                       max_tokens=max_tokens or s.max_tokens,
+                       timeout_s=timeout_s or s.max_timeout_s, **fields)
+
+
+@asynccontextmanager
+async def admitted(request: Request):
+    """Hold one of the server's solve slots (or get a 429) for a JSON response."""
+    admission = request.app.state.admission
+    await admission.acquire()
+    try:
+        yield
+    finally:
+        admission.release()
+
+
+async def sse_response(request: Request, events: AsyncIterator[dict]) -> EventSourceResponse:
+    """Take a solve slot (or 429), then stream; the slot is freed when the stream ends.
+    On SIGTERM a stream may run on for the shutdown grace period."""
+    admission = request.app.state.admission
+    await admission.acquire()
+    return EventSourceResponse(events, ping=15, background=BackgroundTask(admission.release),
+                               shutdown_grace_period=request.app.state.settings.shutdown_grace_s)
 
 
 def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
     problem = Problem(question=req.question.strip(), task=req.task,
                       choices=tuple(req.choices) if req.choices else None)
-    params = solve_params(request, req.max_tokens, strategy=req.strategy,
+    params = solve_params(request, req.max_tokens, req.timeout_s, strategy=req.strategy,
                           num_candidates=req.num_candidates, max_steps=req.max_steps,
                           temperature=req.temperature, top_p=req.top_p, seed=req.seed)
     return problem, params
@@ -74,7 +101,8 @@ async def post_solve(req: SolveRequest, request: Request):
 
     events = run_solve(request, problem, params, solve_id)
     if not req.stream:
-        return response_body(await final_result(events), solve_id)
+        async with admitted(request):
+            return response_body(await final_result(events), solve_id)
 
     async def sse():
         try:
@@ -91,4 +119,4 @@ async def post_solve(req: SolveRequest, request: Request):
             yield error_event(exc)
 
     # Cancelling the generator on disconnect cancels the solve and its engine requests.
-    return EventSourceResponse(sse(), ping=15)
+    return await sse_response(request, sse())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -34,6 +35,8 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
     steps: list[Step] = []
     finish, answer = "max_steps", None
     t_start = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + params.timeout_s if params.timeout_s else None
 
     for index in range(params.max_steps):
         budget = params.max_tokens - usage.generated
@@ -43,7 +46,15 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
         t0, before = time.perf_counter(), replace(timings)
         state = StepState(problem, [s.text for s in steps], params, step_seed(seed, index),
                           budget, usage, timings, f"{request_id}-{index}")
-        choice = await strategy(state, engines)
+        try:
+            # The deadline cancels the step's in-flight engine requests.
+            async with asyncio.timeout_at(deadline):
+                choice = await strategy(state, engines)
+        except TimeoutError:
+            if deadline is None or loop.time() < deadline:
+                raise  # not ours
+            finish = "timeout"
+            break
         elapsed = (time.perf_counter() - t0) * 1e3
         step = Step(index=index, text=choice.text, rationale=choice.rationale,
                     candidates=choice.candidates, elapsed_ms=elapsed,

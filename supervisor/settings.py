@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     rationale_gpu_memory: float = Field(0.45, gt=0, le=1,
                                         description="GPU memory fraction for the rationale engine")
 
+    max_concurrent_solves: int = Field(8, ge=1, description="solves running at once")
+    max_queued_solves: int = Field(32, ge=0, description=(
+        "solves waiting for a slot; beyond that requests get 429 with Retry-After"))
+    max_timeout_s: float = Field(600.0, gt=0, description=(
+        "longest per-request deadline (timeout_s), and the default"))
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
+    shutdown_grace_s: float = Field(30.0, ge=0, description=(
+        "on SIGTERM, how long in-flight solves may run before they are cancelled"))
+
     step_max_tokens: int = Field(64, ge=1, description="tokens per candidate step")
     rationale_max_tokens: int = Field(64, ge=1, description="tokens per rationale")
     max_tokens: int = Field(2048, ge=1, description="default token budget of one solve")

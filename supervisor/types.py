@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-FinishReason = Literal["answer", "max_steps", "budget"]
+FinishReason = Literal["answer", "max_steps", "budget", "timeout"]
 STRATEGIES = ("rationalyst", "explicit", "random", "greedy")
 
 
@@ -30,6 +30,9 @@ class SolveParams:
     rationale_max_tokens: int = 64
     # Token budget over everything the solve generates (agent steps + rationales).
     max_tokens: int = 2048
+    # Wall-clock deadline of the whole solve; when it passes, the steps so far are
+    # returned with finish_reason "timeout".
+    timeout_s: float | None = None
 
 
 @dataclass
