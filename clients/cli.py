@@ -1,4 +1,4 @@
-"""The `rationalyst` command: serve | prepare | solve."""
+"""The `rationalyst` command: serve | prepare | solve | eval."""
 
 from __future__ import annotations
 
@@ -73,6 +73,10 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         from clients import solve_cmd
 
         return solve_cmd.main(argv[1:])
+    if argv[:1] == ["eval"]:  # an HTTP client too
+        from clients import eval_cmd
+
+        return eval_cmd.main(argv[1:])
     parser = argparse.ArgumentParser(prog="rationalyst", description=(
         "Inference-time process supervision with RATIONALYST."))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +89,10 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     from clients import solve_cmd  # listed in --help; run by the branch above
 
     solve_cmd.add_arguments(sub.add_parser("solve", help=solve_cmd.HELP))
+    from clients import eval_cmd
+
+    eval_cmd.add_arguments(sub.add_parser("eval", help=eval_cmd.HELP,
+                                          description=eval_cmd.DESCRIPTION))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

@@ -1,0 +1,192 @@
+"""`rationalyst eval`: run benchmarks against a running server and grade the answers.
+
+Speaks only HTTP through `clients.client`. Writes, under --out:
+- items.jsonl: one record per (dataset, strategy, item), with the full response;
+- summary.md: accuracy (95% Wilson interval), no-answer count, tokens and time per item;
+- summary.png: a grouped bar chart (needs matplotlib: the `eval` extra).
+The run resumes: items already graded in items.jsonl are skipped; errored ones retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import typing
+from pathlib import Path
+
+from clients import datasets
+from clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
+
+HELP = "grade strategies on benchmark files against a running server (HTTP client)"
+DESCRIPTION = (
+    "Run each (dataset, strategy) over the first N items of the benchmark files and grade "
+    "the server's answers. A server must be running: start it with `make serve` or "
+    "`rationalyst serve` (an in-process mode is not implemented yet). Interrupted runs "
+    "resume: rerun with the same --out.")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, type=_csv, metavar="NAMES",
+                   help=f"comma-separated: {', '.join(datasets.BENCHMARKS)}")
+    p.add_argument("--strategies", type=_csv, default=_csv("rationalyst,greedy,random"),
+                   metavar="NAMES", help="comma-separated [default rationalyst,greedy,random]")
+    p.add_argument("--limit", type=int, default=50, metavar="N",
+                   help="first N items of each dataset [default %(default)s]")
+    p.add_argument("--concurrency", type=int, default=4, metavar="K",
+                   help="requests in flight [default %(default)s]")
+    p.add_argument("--url", default=os.environ.get("RATIONALYST_URL", DEFAULT_URL),
+                   help="server address [env RATIONALYST_URL, default %(default)s]")
+    p.add_argument("--api-key", default=os.environ.get("RATIONALYST_API_KEY"),
+                   help="sent as 'Authorization: Bearer KEY' [env RATIONALYST_API_KEY]")
+    p.add_argument("--out", type=Path, help="output folder [default out/eval-<timestamp>]")
+    p.add_argument("--data-dir", type=Path, default=datasets.default_data_dir(),
+                   help="benchmark JSONL folder [env RATIONALYST_DATA_DIR, "
+                        "default ../shared/data/benchmarks beside the repo]")
+    p.add_argument("--max-steps", type=int, default=15, metavar="N", help="[default %(default)s]")
+    p.add_argument("--num-candidates", type=int, default=3, metavar="N",
+                   help="[default %(default)s]")
+    p.add_argument("--temperature", type=float, default=0.7, help="[default %(default)s]")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="item i is solved with seed N+i [default %(default)s]")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="token budget per solve")
+    p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
+                   help="seconds to wait for one solve [default %(default)s]")
+
+
+# ---- records ----------------------------------------------------------------------
+
+def read_records(path: Path) -> dict[tuple[str, str, str], dict]:
+    """The latest record per (dataset, strategy, id); a torn last line is ignored."""
+    out: dict[tuple[str, str, str], dict] = {}
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+                out[(r["dataset"], r["strategy"], str(r["id"]))] = r
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def _tokens(usage: dict) -> int:
+    return sum(int(v) for v in usage.values() if isinstance(v, (int, float)))
+
+
+async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, item: dict,
+                    strategy: str, seed: int, args: argparse.Namespace) -> dict:
+    record = {"dataset": bench.name, "strategy": strategy, "id": str(item["id"]),
+              "gold": bench.gold(item), "prediction": None, "correct": False,
+              "no_answer": False, "tokens": 0, "time_s": 0.0, "error": None, "trace": None}
+    start = time.perf_counter()
+    try:
+        result = await client.solve(
+            **bench.request(item), strategy=strategy, num_candidates=args.num_candidates,
+            max_steps=args.max_steps, temperature=args.temperature, seed=seed,
+            max_tokens=args.max_tokens)
+    except RationalystError as exc:
+        status = f"HTTP {exc.status_code}: " if exc.status_code else ""
+        record.update(error=status + exc.message, time_s=time.perf_counter() - start)
+        return record
+    record.update(prediction=result.answer, correct=bench.correct(item, result.answer),
+                  no_answer=result.answer is None, tokens=_tokens(result.raw.get("usage", {})),
+                  time_s=result.timings.total_ms / 1e3, wall_s=time.perf_counter() - start,
+                  trace=result.raw)
+    return record
+
+
+# ---- the run ----------------------------------------------------------------------
+
+async def run_async(args: argparse.Namespace, out: Path) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    benches = [datasets.get(n) for n in args.dataset]
+    path = out / "items.jsonl"
+    prior = read_records(path)
+    done = {k for k, r in prior.items() if not r.get("error")}
+    async with AsyncRationalystClient(args.url, api_key=args.api_key,
+                                      timeout=args.timeout) as client:
+        try:
+            await client.health()
+        except RationalystError as exc:
+            print(f"rationalyst eval: no server at {args.url} ({exc.message}); start one "
+                  "with `make serve` or `rationalyst serve`", file=sys.stderr)
+            return 1
+        needs_newline = path.exists() and path.stat().st_size > 0 and \
+            not path.read_bytes().endswith(b"\n")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("acc {task.fields[acc]}  no-answer {task.fields[none]}  "
+                              "errors {task.fields[err]}"), TimeElapsedColumn())
+        with open(path, "a", encoding="utf-8") as f, Progress(*columns) as progress:
+            if needs_newline:
+                f.write("\n")  # after a torn line from an interrupted run
+            sem = asyncio.Semaphore(max(1, args.concurrency))
+            for bench in benches:
+                items = datasets.load_items(bench, args.data_dir, args.limit)
+                for strategy in args.strategies:
+                    graded = [prior[k] for it in items
+                              if (k := (bench.name, strategy, str(it["id"]))) in done]
+                    stats = {"n": len(graded), "ok": sum(r["correct"] for r in graded),
+                             "none": sum(r["no_answer"] for r in graded), "err": 0}
+
+                    def fields() -> dict:
+                        acc = f"{stats['ok'] / stats['n']:.3f}" if stats["n"] else "-"
+                        return {"acc": acc, "none": stats["none"], "err": stats["err"]}
+
+                    task = progress.add_task(f"{bench.name}/{strategy}", total=len(items),
+                                             completed=len(graded), **fields())
+
+                    async def one(i: int, item: dict) -> None:
+                        async with sem:
+                            r = await solve_one(client, bench, item, strategy,
+                                                args.seed + i, args)
+                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                        f.flush()
+                        if r["error"]:
+                            stats["err"] += 1
+                        else:
+                            stats["n"] += 1
+                            stats["ok"] += r["correct"]
+                            stats["none"] += r["no_answer"]
+                        progress.update(task, advance=1, **fields())
+
+                    await asyncio.gather(*(
+                        one(i, it) for i, it in enumerate(items)
+                        if (bench.name, strategy, str(it["id"])) not in done))
+    return 0
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rationalyst eval", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        for name in args.dataset:
+            datasets.get(name)
+    except ValueError as exc:
+        parser.error(str(exc))
+    out = args.out or Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"rationalyst eval: writing to {out} (rerun with --out {out} to resume)",
+          file=sys.stderr)
+    try:
+        status = asyncio.run(run_async(args, out))
+    except KeyboardInterrupt:
+        print(f"rationalyst eval: interrupted; resume with --out {out}", file=sys.stderr)
+        return 130
+    if status == 0:
+        from clients import eval_report
+
+        eval_report.write(out)
+        print((out / "summary.md").read_text())
+    return status
