@@ -27,8 +27,6 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from server.app import create_app
 
     settings = _settings(args)
@@ -38,13 +36,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server import logs
 
     logs.configure()
-    # Our middleware writes one access line per request, with its request id.
-    # On SIGTERM uvicorn stops accepting; streams may finish within the grace period
-    # (server/solve.py), then whatever is left is cancelled.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None, access_log=False,
-                timeout_graceful_shutdown=settings.shutdown_grace_s + 5)
-    return 0
+    return run_server(create_app(settings), settings)
+
+
+def run_server(app, settings) -> int:
+    """Serve `app` with uvicorn until SIGTERM or Ctrl+C; the exit status.
+
+    On the signal uvicorn stops accepting; streams may finish within the grace period
+    (server/solve.py), then whatever is left is cancelled. Our middleware writes one
+    access line per request, with its request id, so uvicorn's own is off."""
+    import signal
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s + 5))
+    # uvicorn re-raises the signal once it has drained, which would end a clean stop
+    # with "killed by SIGTERM" (or a KeyboardInterrupt traceback): make that a no-op.
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in handled}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if server.started else 3  # 3: uvicorn's start-up failure status
 
 
 def _check_models(settings) -> list[str] | None:

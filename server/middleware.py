@@ -9,6 +9,8 @@ import logging
 import time
 import uuid
 
+from starlette.exceptions import HTTPException
+
 from .errors import error_body
 from .metrics import Metrics
 
@@ -53,14 +55,16 @@ class RequestContext:
             await send(message)
 
         try:
-            length = headers.get("content-length", "0")
+            length = headers.get("content-length")
             if self.api_keys and path not in OPEN_PATHS and not self._authorized(headers):
                 await self._unauthorized(send_with_id, headers)
-            elif not length.isdigit() or int(length) > self.max_body_bytes:
+            elif length is not None and (not length.isdigit()
+                                         or int(length) > self.max_body_bytes):
                 await _send_json(send_with_id, 413, error_body(
-                    f"the request body is {length} bytes, over this server's limit of "
-                    f"{self.max_body_bytes}", "invalid_request_error"))
+                    self._too_large(length), "invalid_request_error"))
             else:
+                if length is None:  # a chunked body: count it as it arrives
+                    receive = self._limited(receive)
                 await self.app(scope, receive, send_with_id)
         finally:
             strategy = state.get("strategy", "none")
@@ -69,6 +73,25 @@ class RequestContext:
                 "request_id": request_id, "method": scope["method"], "path": path,
                 "status": status["code"], "strategy": strategy,
                 "duration_ms": round((time.perf_counter() - t0) * 1e3, 1)})
+
+    def _too_large(self, length: str | None) -> str:
+        size = "" if length is None else f"{length} bytes, "  # None: a chunked body
+        return f"the request body is {size}over this server's limit of {self.max_body_bytes}"
+
+    def _limited(self, receive):
+        """`receive` that stops a body without Content-Length at the size limit; the
+        413 travels as an HTTPException, which FastAPI re-raises from body parsing."""
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise HTTPException(413, self._too_large(None))
+            return message
+        return limited
 
     def _authorized(self, headers: dict) -> bool:
         scheme, _, key = headers.get("authorization", "").partition(" ")

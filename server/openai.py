@@ -18,19 +18,25 @@ from supervisor.prompts import pick_task
 from supervisor.types import Problem, Result, Usage
 
 from .errors import APIError, engine_error_body
-from .openai_protocol import SUPERVISED_MODELS, ChatCompletionRequest, now
+from .openai_protocol import (SUPERVISED_MODELS, ChatCompletion, ChatCompletionRequest,
+                              ModelList, now)
+from .protocol import ErrorResponse
 from .solve import admitted, final_result, response_body, run_solve, solve_params, sse_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
+
+# Statuses any /v1 route may answer with (auth and the body-size limit are middleware).
+_COMMON = {401: {"model": ErrorResponse, "description": "missing or wrong API key"},
+           413: {"model": ErrorResponse, "description": "request body too large"}}
 
 
 def model_names(request: Request) -> list[str]:
     return [*SUPERVISED_MODELS, request.app.state.info.agent]
 
 
-@router.get("/models")
-async def list_models(request: Request) -> dict:
+@router.get("/models", response_model=ModelList, responses=_COMMON)
+async def list_models(request: Request):
     created = now()
     return {"object": "list",
             "data": [{"id": m, "object": "model", "created": created,
@@ -82,7 +88,15 @@ async def _stream(events, request: Request) -> EventSourceResponse:
     return await sse_response(request, wrapped())
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", responses={
+    200: {"model": ChatCompletion, "content": {"text/event-stream": {}},
+          "description": "a chat.completion, or SSE chat.completion.chunk events"},
+    400: {"model": ErrorResponse, "description": "invalid request (OpenAI uses 400)"},
+    **_COMMON,
+    404: {"model": ErrorResponse, "description": "no such model"},
+    422: {"model": ErrorResponse, "description": "timeout_s over the server's maximum"},
+    429: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
+    503: {"model": ErrorResponse, "description": "a model engine failed"}})
 async def chat_completions(req: ChatCompletionRequest, request: Request):
     if req.model in SUPERVISED_MODELS:
         return await _supervised(req, request)

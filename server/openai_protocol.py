@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from supervisor.prompts import TASKS
 
+from .protocol import SolveResponse, StrictJSON
+
 Task = Literal[TASKS]  # type: ignore[valid-type]
 
 # Model names that select a supervised strategy; the agent's own name passes through.
@@ -32,7 +34,7 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(StrictJSON):
     # Unknown OpenAI fields (user, logit_bias, ...) are accepted and ignored, as vLLM does.
     model_config = ConfigDict(extra="ignore")
 
@@ -74,6 +76,48 @@ class ChatCompletionRequest(BaseModel):
     def system(self) -> str | None:
         parts = [m.text() for m in self.messages if m.role in ("system", "developer")]
         return "\n".join(parts) or None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    """The non-streamed response (documentation only: streams send chunks)."""
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage
+    rationalyst: SolveResponse | None = Field(None, description=(
+        "the whole solve (steps, candidates, scores) of a supervised model"))
 
 
 def now() -> int:

@@ -13,7 +13,22 @@ Task = Literal[TASKS]  # type: ignore[valid-type]
 StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
 
 
-class SolveRequest(BaseModel):
+class StrictJSON(BaseModel):
+    """A request body of exactly its declared JSON types: strict mode, so `true` is
+    not 1 and "3" is not 3; but 2.0 is an integer, as JSON Schema has it."""
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data):
+        if not isinstance(data, dict):
+            return data
+        ints = {n for n, f in cls.model_fields.items() if f.annotation in (int, int | None)}
+        return {k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
+                for k, v in data.items()}
+
+
+class SolveRequest(StrictJSON):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=20_000)

@@ -91,8 +91,9 @@ def error_event(exc: Exception) -> dict:
 @router.post("/solve", response_model=SolveResponse,
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "JSON, or SSE events step/done/error"},
-                        400: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-                        503: {"model": ErrorResponse}})
+                        400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
+                        413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+                        429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 async def post_solve(req: SolveRequest, request: Request):
     engines = request.app.state.engines
     problem, params = _to_solve(req, request)

@@ -46,12 +46,15 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
         t0, before = time.perf_counter(), replace(timings)
         state = StepState(problem, [s.text for s in steps], params, step_seed(seed, index),
                           budget, usage, timings, f"{request_id}-{index}")
+        step_timeout = asyncio.timeout_at(deadline)
         try:
             # The deadline cancels the step's in-flight engine requests.
-            async with asyncio.timeout_at(deadline):
+            async with step_timeout:
                 choice = await strategy(state, engines)
         except TimeoutError:
-            if deadline is None or loop.time() < deadline:
+            # Ask the timeout, not the clock: uvloop's millisecond timers may fire
+            # a fraction of a millisecond before `deadline`.
+            if not step_timeout.expired():
                 raise  # not ours
             finish = "timeout"
             break

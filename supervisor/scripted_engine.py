@@ -12,7 +12,7 @@ import zlib
 from collections import Counter
 from typing import Awaitable, Callable, Sequence
 
-from .engine import Completion, Generation, SampleParams, Scores
+from .engine import Completion, EngineError, Generation, SampleParams, Scores
 
 # A script is a list indexed by call number, or a function of the call's inputs.
 StepsScript = Sequence[Sequence[str]] | Callable[[str, int, "int | None"], list[str]]
@@ -58,6 +58,8 @@ class ScriptedEngine:
         self.requests: list[tuple[str, str, dict]] = []
         self.in_flight: set[str] = set()
         self.closed = False
+        # False: check() fails, as for a backend that is down (tests flip it back).
+        self.healthy = True
 
     def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
         text = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
@@ -132,7 +134,8 @@ class ScriptedEngine:
                       computed_tokens=self.count_tokens(prefix))
 
     async def check(self) -> None:
-        pass
+        if not self.healthy:
+            raise EngineError(f"{self.name} is down")
 
     async def close(self) -> None:
         self.closed = True
