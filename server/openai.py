@@ -136,13 +136,12 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
                            rationalyst=response_body(result, solve_id))
 
     chunk = _Chunks(req.model)
-    include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
     async def chunks():
         async for ev in events:
             if isinstance(ev, Result):
                 yield chunk({}, finish(ev))
-                if include_usage:
+                if req.include_usage:
                     yield chunk(None, usage=solve_usage(ev.usage))
             else:
                 delta = {"content": ev.text if ev.index == 0 else "\n" + ev.text}
@@ -180,7 +179,6 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
                            _usage(n_prompt, comp.num_tokens))
 
     chunk = _Chunks(req.model)
-    include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
     async def events():
         yield chunk({"role": "assistant", "content": ""})
@@ -190,6 +188,6 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
             if delta.text:
                 yield chunk({"content": delta.text})
         yield chunk({}, finish(reason))
-        if include_usage:
+        if req.include_usage:
             yield chunk(None, usage=_usage(n_prompt, n_tokens))
     return await _stream(events(), request)

@@ -67,6 +67,10 @@ class ChatCompletionRequest(StrictJSON):
         return self
 
     @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
     def token_budget(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 

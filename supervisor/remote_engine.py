@@ -72,12 +72,15 @@ class RemoteEngine(ChatTokens):
             raise EngineError(f"the vLLM server at {self.url} timed out ({exc!r})") from exc
         except httpx.TransportError as exc:
             raise EngineError(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
+        self._check_status(r)
+        return r if raw else r.json()
+
+    def _check_status(self, r: httpx.Response) -> None:
         if r.status_code == 400 and "context" in r.text.lower():
             raise PromptTooLong(_message(r))
         if r.status_code >= 400:
             raise EngineError(f"the vLLM server at {self.url} answered {r.status_code}: "
                               f"{_message(r)}")
-        return r if raw else r.json()
 
     def _body(self, ids: list[int], params: SampleParams, request_id: str) -> dict:
         self._check_fits(len(ids), params.max_tokens)
@@ -114,8 +117,7 @@ class RemoteEngine(ChatTokens):
                                                        json=body) as r:
                 if r.status_code >= 400:
                     await r.aread()
-                    raise EngineError(f"the vLLM server at {self.url} answered "
-                                      f"{r.status_code}: {_message(r)}")
+                    self._check_status(r)
                 async for line in r.aiter_lines():
                     if not line.startswith("data:") or line.endswith("[DONE]"):
                         continue

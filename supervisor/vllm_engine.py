@@ -74,55 +74,52 @@ class VLLMEngine(ChatTokens):
         tok = AutoTokenizer.from_pretrained(model)
         return cls(llm, tok, name, llm.model_config.max_model_len)
 
-    async def _run(self, ids: list[int], params: SamplingParams, request_id: str):
-        final = None
+    async def _outputs(self, ids: list[int], params: SamplingParams, request_id: str):
+        """vLLM's outputs for one request, with its errors mapped to ours."""
         try:
-            # Cancelling this coroutine closes the generator, which aborts the request.
+            # Closing or cancelling this generator closes vLLM's, which aborts the request.
             async for out in self.llm.generate({"prompt_token_ids": ids}, params, request_id):
-                final = out
-        except (asyncio.CancelledError, PromptTooLong):
+                yield out
+        except (asyncio.CancelledError, GeneratorExit, PromptTooLong):
             raise
         except ValueError as exc:  # vLLM's input validation
             raise PromptTooLong(str(exc)) from exc
         except Exception as exc:
             raise EngineError(f"{self.name} failed: {exc}") from exc
+
+    async def _run(self, ids: list[int], params: SamplingParams, request_id: str):
+        final = None
+        async for out in self._outputs(ids, params, request_id):
+            final = out
         return final
+
+    def _prepare(self, prompt: str, params: SampleParams, **overrides):
+        ids = self._ids(prompt)
+        self._check_fits(len(ids), params.max_tokens)
+        sp = SamplingParams(**{"n": params.n, "temperature": params.temperature,
+                               "top_p": params.top_p, "max_tokens": params.max_tokens,
+                               "stop": list(params.stop), "seed": params.seed,
+                               "output_kind": _FINAL, **overrides})
+        return ids, sp
 
     # -- Engine protocol ------------------------------------------------------------
     async def sample(self, prompt: str, params: SampleParams, request_id: str) -> Generation:
-        ids = self._ids(prompt)
-        self._check_fits(len(ids), params.max_tokens)
-        sp = SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                            max_tokens=params.max_tokens, stop=list(params.stop),
-                            seed=params.seed, logprobs=0, output_kind=_FINAL)
+        ids, sp = self._prepare(prompt, params, logprobs=0)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
                        request_id: str) -> Generation:
-        ids = self._ids(prompt)
-        self._check_fits(len(ids), max_tokens)
-        sp = SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=list(stop),
-                            output_kind=_FINAL)
+        greedy = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=tuple(stop))
+        ids, sp = self._prepare(prompt, greedy)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
     async def stream(self, prompt: str, params: SampleParams, request_id: str):
-        ids = self._ids(prompt)
-        self._check_fits(len(ids), params.max_tokens)
-        sp = SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p,
-                            max_tokens=params.max_tokens, stop=list(params.stop),
-                            seed=params.seed, output_kind=RequestOutputKind.DELTA)
+        ids, sp = self._prepare(prompt, params, n=1, output_kind=RequestOutputKind.DELTA)
         n_tokens = 0
-        try:
-            async for out in self.llm.generate({"prompt_token_ids": ids}, sp, request_id):
-                o = out.outputs[0]
-                n_tokens += len(o.token_ids)
-                yield Completion(o.text, n_tokens, None, o.finish_reason)
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
-        except ValueError as exc:
-            raise PromptTooLong(str(exc)) from exc
-        except Exception as exc:
-            raise EngineError(f"{self.name} failed: {exc}") from exc
+        async for out in self._outputs(ids, sp, request_id):
+            o = out.outputs[0]
+            n_tokens += len(o.token_ids)
+            yield Completion(o.text, n_tokens, None, o.finish_reason)
 
     @staticmethod
     def _generation(n_prompt: int, out) -> Generation:
