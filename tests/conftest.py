@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,7 +79,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "clients.cli", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), *args],
-            cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, **(env or {})})
 
     def wait_ready(self, timeout: float = 300) -> None:
@@ -103,7 +104,8 @@ class Server:
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            # The group, so that vLLM's EngineCore child is not left orphaned.
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
 
 
