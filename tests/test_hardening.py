@@ -464,7 +464,9 @@ async def _stream_then_sigterm(srv: ProcServer, max_steps: int):
                     async with httpx.AsyncClient(timeout=5) as fresh:
                         await fresh.get(srv.url + "/health")
                     return False
-                except httpx.ConnectError:
+                # Refused: no listener (ConnectError), or a connection that sat in
+                # the backlog when the listener closed and was dropped unanswered.
+                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
                     return True
             t_refused = None
             for _ in range(200):  # bounded poll: up to ~10 s
