@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategies", type=_csv, default=_csv("rationalyst,greedy,random"),
                    metavar="NAMES", help="comma-separated [default rationalyst,greedy,random]")
     p.add_argument("--limit", type=int, default=50, metavar="N",
-                   help="first N items of each dataset [default %(default)s]")
+                   help="first N items of each dataset, 0 for all [default %(default)s]")
     p.add_argument("--concurrency", type=int, default=4, metavar="K",
                    help="requests in flight [default %(default)s]")
     p.add_argument("--url", default=os.environ.get("RATIONALYST_URL", DEFAULT_URL),
@@ -132,7 +132,7 @@ async def run_async(args: argparse.Namespace, out: Path) -> int:
                 f.write("\n")  # after a torn line from an interrupted run
             sem = asyncio.Semaphore(max(1, args.concurrency))
             for bench in benches:
-                items = datasets.load_items(bench, args.data_dir, args.limit)
+                items = datasets.load_items(bench, args.data_dir, args.limit or None)
                 for strategy in args.strategies:
                     graded = [prior[k] for it in items
                               if (k := (bench.name, strategy, str(it["id"]))) in done]

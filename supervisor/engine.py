@@ -41,6 +41,9 @@ class Completion:
 class Generation:
     completions: list[Completion]
     prompt_tokens: int
+    # Of those, the ones read from the backend's prefix cache (not prefilled), where
+    # the backend reports it.
+    cached_tokens: int = 0
 
     @property
     def completion_tokens(self) -> int:

@@ -51,6 +51,9 @@ class VLLMEngine(ChatTokens):
         self.tokenizer = tokenizer
         self.name = name
         self.max_model_len = max_model_len
+        # False: score the naive way, each continuation prefilling the whole prefix
+        # (benchmarks/cost.py measures one against the other).
+        self.score_from_prefix_cache = True
 
     @classmethod
     def load(cls, model: str, name: str, *, dtype: str = "auto",
@@ -128,23 +131,25 @@ class VLLMEngine(ChatTokens):
             n = len(o.token_ids)
             mean = o.cumulative_logprob / n if n and o.cumulative_logprob is not None else None
             comps.append(Completion(o.text, n, mean, o.finish_reason))
-        return Generation(comps, n_prompt)
+        return Generation(comps, n_prompt, out.num_cached_tokens or 0)
 
     async def score(self, prefix: str, continuations: Sequence[str],
                     request_id: str) -> Scores:
         pids = self._ids(prefix)
         conts = [self._ids(c) for c in continuations]
         self._check_fits(len(pids) + max((len(c) for c in conts), default=0), 1)
-        # Prime once: the N scoring requests then read the shared prefix from the cache
-        # instead of prefilling it N times.
-        prime = await self._run(pids, _PRIME, f"{request_id}-prime")
-        computed = len(pids) - (prime.num_cached_tokens or 0)
+        computed, params = 0, _SCORE_UNCACHED
+        if self.score_from_prefix_cache:
+            # Prime once: the N scoring requests then read the shared prefix from the
+            # cache instead of prefilling it N times.
+            prime = await self._run(pids, _PRIME, f"{request_id}-prime")
+            computed, params = len(pids) - (prime.num_cached_tokens or 0), _SCORE
 
         async def one(i: int, cont: list[int]) -> tuple[list[float], int]:
             if not cont:
                 return [], 0
             ids = pids + cont
-            out = await self._run(ids, _SCORE, f"{request_id}-{i}")
+            out = await self._run(ids, params, f"{request_id}-{i}")
             cached = out.num_cached_tokens or 0
             # Entries at cached positions are garbage; the first valid one is at
             # cached + 1. A hit reaching into the continuation means re-score uncached.

@@ -242,3 +242,17 @@ def test_tiny_end_to_end_run(server, tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "| gsm8k | greedy | 1 |" in summary and "| arc_challenge | greedy | 1 |" in summary
     assert (tmp_path / "summary.png").exists() == HAVE_MPL
+
+
+def test_limit_0_runs_every_item_of_the_file(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = (DATA / "gsm8k.jsonl").read_text().splitlines()[:3]
+    (data / "gsm8k.jsonl").write_text("\n".join(lines) + "\n")
+    stub = StubServer(lambda body: "0")
+    try:
+        assert run_eval(stub.url, tmp_path / "out", "--dataset", "gsm8k", "--strategies",
+                        "greedy", "--limit", "0", "--data-dir", str(data)) == 0
+        assert len(stub.bodies) == 3
+    finally:
+        stub.close()
