@@ -1,7 +1,8 @@
 """Token and time cost of each strategy, and of scoring, on the real engine.
 
 Part 1 runs every strategy over the same first N GSM8K items, one solve at a time
-(so wall time is a solve's own), in-process on the default model (or
+(so wall time is a solve's own) and each from an empty prefix cache (so the order
+of the runs does not matter), in-process on the default model (or
 RATIONALYST_AGENT_MODEL / RATIONALYST_RATIONALE_MODEL). Per solve it reports the
 tokens prefilled (prompt tokens not read from the prefix cache; scoring counted
 apart), decoded (agent steps + rationales) and scored (prompt tokens the scorer
@@ -97,6 +98,7 @@ async def strategy_costs(engines: Engines, counter: Counting, items: list[dict],
                 problem = Problem(req["question"], req["task"], req["choices"])
                 params = SolveParams(strategy=strategy, seed=SEED + i)
                 counter.reset()
+                await counter.inner.llm.reset_prefix_cache()  # each solve starts cold
                 t0 = time.perf_counter()
                 await solve_all(problem, params, engines, f"{strategy}-{i}")
                 tally["wall_s"].append(time.perf_counter() - t0)

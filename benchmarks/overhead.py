@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from clients.local_server import free_port  # noqa: E402
 
 LEVELS = (1, 16, 64)
 TARGET_MS = 1.0
@@ -57,12 +58,6 @@ def serve(port: int) -> int:
     engine = ScriptedEngine()  # its steps never state an answer: max_steps each
     info = ModelInfo("scripted", "scripted", "scripted", True)
     return run_server(create_app(settings, Engines(engine, engine, engine), info), settings)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def stream_solve(client: httpx.AsyncClient, steps: int) -> list[float]:

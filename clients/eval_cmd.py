@@ -20,13 +20,15 @@ from pathlib import Path
 
 from clients import datasets
 from clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
+from clients.local_server import LocalServer, ServerStartError
 
 HELP = "grade strategies on benchmark files against a running server (HTTP client)"
 DESCRIPTION = (
     "Run each (dataset, strategy) over the first N items of the benchmark files and grade "
-    "the server's answers. A server must be running: start it with `make serve` or "
-    "`rationalyst serve` (an in-process mode is not implemented yet). Interrupted runs "
-    "resume: rerun with the same --out.")
+    "the server's answers: a running one (--url; start it with `make serve`), or with "
+    "--in-process a private one this command starts and stops, configured by "
+    "RATIONALYST_* like `rationalyst serve`. Interrupted runs resume: rerun with the "
+    "same --out.")
 
 
 def _csv(text: str) -> list[str]:
@@ -44,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="requests in flight [default %(default)s]")
     p.add_argument("--url", default=os.environ.get("RATIONALYST_URL", DEFAULT_URL),
                    help="server address [env RATIONALYST_URL, default %(default)s]")
+    p.add_argument("--in-process", action="store_true", help=(
+        "start a server for this run (models from RATIONALYST_* settings, its log in "
+        "OUT/server.log) and stop it at the end"))
     p.add_argument("--api-key", default=os.environ.get("RATIONALYST_API_KEY"),
                    help="sent as 'Authorization: Bearer KEY' [env RATIONALYST_API_KEY]")
     p.add_argument("--out", type=Path, help="output folder [default out/eval-<timestamp>]")
@@ -180,7 +185,16 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     print(f"rationalyst eval: writing to {out} (rerun with --out {out} to resume)",
           file=sys.stderr)
     try:
-        status = asyncio.run(run_async(args, out))
+        if args.in_process:
+            print("rationalyst eval: starting a server for this run (loading models; "
+                  f"log in {out / 'server.log'})", file=sys.stderr)
+            with LocalServer(out / "server.log") as args.url:
+                status = asyncio.run(run_async(args, out))
+        else:
+            status = asyncio.run(run_async(args, out))
+    except ServerStartError as exc:
+        print(f"rationalyst eval: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"rationalyst eval: interrupted; resume with --out {out}", file=sys.stderr)
         return 130

@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -242,6 +245,33 @@ def test_tiny_end_to_end_run(server, tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "| gsm8k | greedy | 1 |" in summary and "| arc_challenge | greedy | 1 |" in summary
     assert (tmp_path / "summary.png").exists() == HAVE_MPL
+
+
+@pytest.mark.vllm
+def test_in_process_starts_a_private_server_and_stops_it(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "-m", "clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
+         "--strategies", "greedy", "--limit", "1", "--max-steps", "2", "--out",
+         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr
+    (rec,) = [json.loads(line) for line in (tmp_path / "items.jsonl").open()]
+    assert rec["error"] is None and rec["trace"]["steps"]
+    log = (tmp_path / "server.log").read_text()
+    port = int(re.search(r"Uvicorn running on http://127.0.0.1:(\d+)", log).group(1))
+    assert "Application shutdown complete" in log  # stopped cleanly, not killed
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_in_process_server_that_cannot_start_is_a_clear_error(tmp_path):
+    env = {**os.environ, "RATIONALYST_AGENT_MODEL": str(tmp_path / "no-such-model")}
+    p = subprocess.run(
+        [sys.executable, "-m", "clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
+         "--limit", "1", "--out", str(tmp_path / "out")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1
+    assert "server exited with status 2 while starting" in p.stderr, p.stderr
+    assert "no-such-model" in p.stderr  # the server's own message, from its log
 
 
 def test_limit_0_runs_every_item_of_the_file(tmp_path):
