@@ -44,8 +44,11 @@ serve: models
 test: models
 	$(PY) -m pytest -ra
 
+# The quick ones; benchmarks/cost.py (about 30 min on 2 cores) and gpu_step.py are
+# run by hand: docs/performance.md has their commands and figures.
 bench: setup
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

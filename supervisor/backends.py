@@ -55,7 +55,8 @@ async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
 
                 loaded[key] = VLLMEngine.load(path, display_name(path), dtype=settings.dtype,
                                               max_model_len=settings.max_model_len,
-                                              gpu_memory=gpu_memory)
+                                              gpu_memory=gpu_memory,
+                                              block_size=settings.block_size)
         return loaded[key]
 
     try:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     remote_max_concurrency: int = Field(64, ge=1, description="requests in flight per server")
 
     dtype: str = "auto"
+    block_size: int | None = Field(None, ge=1, description=(
+        "KV-cache block size in tokens (in-process vLLM). Prefix-cache hits are whole "
+        "blocks, so each scored candidate re-prefills up to block_size - 1 prefix "
+        "tokens; default 32 on the CPU, vLLM's own on GPUs"))
     max_model_len: int | None = Field(None, description="context length; model's own if unset")
     agent_gpu_memory: float = Field(0.45, gt=0, le=1,
                                     description="GPU memory fraction for the agent engine")

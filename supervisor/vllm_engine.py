@@ -58,16 +58,20 @@ class VLLMEngine(ChatTokens):
     @classmethod
     def load(cls, model: str, name: str, *, dtype: str = "auto",
              max_model_len: int | None = None, gpu_memory: float = 0.45,
-             seed: int = 0) -> "VLLMEngine":
+             seed: int = 0, block_size: int | None = None) -> "VLLMEngine":
         from transformers import AutoTokenizer
 
         if ON_CPU and dtype == "auto":
             dtype = "float32"  # measured 1.5-3x faster than bf16 on CPUs without AVX512-BF16
+        if ON_CPU and block_size is None:
+            # Cache hits are whole blocks: with vLLM's CPU default (128) each scored
+            # candidate re-prefills 64 prefix tokens on average (docs/performance.md).
+            block_size = 32
         args = AsyncEngineArgs(model=model, tokenizer=model, dtype=dtype,
                                max_model_len=max_model_len, enable_prefix_caching=True,
                                seed=seed, disable_log_stats=True,
                                # eager on CPU: torch.compile adds ~90 s per start
-                               enforce_eager=ON_CPU)
+                               enforce_eager=ON_CPU, block_size=block_size)
         if not ON_CPU:
             args.gpu_memory_utilization = gpu_memory
         try:
@@ -145,24 +149,38 @@ class VLLMEngine(ChatTokens):
             prime = await self._run(pids, _PRIME, f"{request_id}-prime")
             computed, params = len(pids) - (prime.num_cached_tokens or 0), _SCORE
 
-        async def one(i: int, cont: list[int]) -> tuple[list[float], int]:
+        p = len(pids)
+
+        async def one(name: str, cont: list[int], params: SamplingParams):
+            """(log-probs, None where unusable; tokens computed) of one continuation."""
             if not cont:
                 return [], 0
             ids = pids + cont
-            out = await self._run(ids, params, f"{request_id}-{i}")
+            out = await self._run(ids, params, f"{request_id}-{name}")
             cached = out.num_cached_tokens or 0
-            # Entries at cached positions are garbage; the first valid one is at
-            # cached + 1. A hit reaching into the continuation means re-score uncached.
-            if cached >= len(pids):
-                out = await self._run(ids, _SCORE_UNCACHED, f"{request_id}-{i}-full")
-                cached = 0
+            # Entries at cached positions are garbage; the first valid one is at cached + 1.
             lps = out.prompt_logprobs
-            p = len(pids)
-            return [lps[p + j][t].logprob for j, t in enumerate(cont)], len(ids) - cached
+            return ([lps[p + j][t].logprob if p + j > cached else None
+                     for j, t in enumerate(cont)], len(ids) - cached)
 
-        results = await gather_or_cancel(*(one(i, c) for i, c in enumerate(conts)))
+        results = await gather_or_cancel(*(one(str(i), c, params) for i, c in enumerate(conts)))
+        rows = [lp for lp, _ in results]
         computed += sum(n for _, n in results)
-        return Scores([lp for lp, _ in results], computed)
+        # A cache hit reaching into a continuation came from a sibling that starts with
+        # the same tokens and was computed a moment earlier: its log-probs there have
+        # the same context, so they are the same. Re-score only what no sibling covers.
+        for i, row in enumerate(rows):
+            for j, lp in enumerate(row):
+                if lp is None:
+                    row[j] = next((o[j] for o, c in zip(rows, conts)
+                                   if c[:j + 1] == conts[i][:j + 1] and o[j] is not None),
+                                  None)
+        redo = [i for i, row in enumerate(rows) if None in row]
+        for i, (row, n) in zip(redo, await gather_or_cancel(
+                *(one(f"{i}-full", conts[i], _SCORE_UNCACHED) for i in redo))):
+            rows[i] = row
+            computed += n
+        return Scores(rows, computed)
 
     async def check(self) -> None:
         try:

@@ -99,6 +99,19 @@ async def test_score_falls_back_when_cache_reaches_into_continuation(engine, hf)
     assert second.token_logprobs[0] == pytest.approx(ref, abs=1e-2)
 
 
+async def test_score_exact_for_continuations_that_share_a_long_start(engine, hf):
+    # Siblings with a common start longer than a block: a candidate scored a moment
+    # after another may hit the other's blocks; its log-probs there come from the
+    # sibling, and must still be exact.
+    prefix = engine.render([{"role": "user", "content": "List: " + "red green " * 40}])
+    common = " ".join(["blue yellow"] * 40)
+    conts = [common + " and then purple.", common + " and finally orange!", common]
+    scores = await engine.score(prefix, conts, "siblings")
+    for cont, got in zip(conts, scores.token_logprobs):
+        assert len(got) == engine.count_tokens(cont)
+        assert got == pytest.approx(hf_logprobs(hf, engine, prefix, cont), abs=1e-2)
+
+
 async def test_prompt_too_long_is_a_clear_error(engine):
     prompt = "word " * 3000
     with pytest.raises(PromptTooLong, match="context of 2048"):
