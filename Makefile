@@ -44,7 +44,7 @@ serve: models
 test: models
 	$(PY) -m pytest -ra
 
-# The quick ones; benchmarks/cost.py (about 30 min on 2 cores) and gpu_step.py are
+# The quick ones; benchmarks/cost.py (35 min on 2 cores) and gpu_step.py are
 # run by hand: docs/performance.md has their commands and figures.
 bench: setup
 	$(PY) benchmarks/pipeline.py
