@@ -23,10 +23,8 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import ssl
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clients.local_server import free_port  # noqa: E402
+from clients.local_server import LocalServer  # noqa: E402
 
 LEVELS = (1, 16, 64)
 TARGET_MS = 1.0
@@ -107,16 +105,6 @@ async def level(url: str, proc: psutil.Process, concurrent: int, steps: int) -> 
 
 
 async def drive(url: str, pid: int, steps: int) -> list[dict]:
-    async with httpx.AsyncClient() as c:  # bounded wait for start-up
-        for _ in range(300):
-            try:
-                if (await c.get(url + "/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start in 30 s")
     proc = psutil.Process(pid)
     return [await level(url, proc, n, steps) for n in LEVELS]
 
@@ -129,16 +117,11 @@ def main() -> int:
     if args.serve:
         return serve(args.serve)
 
-    port = free_port()
     # The access log is real per-request work, so it stays on, written to /dev/null.
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, cwd=ROOT)
-    try:
-        rows = asyncio.run(drive(f"http://127.0.0.1:{port}", proc.pid, args.steps))
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+    server = LocalServer(Path(os.devnull), start_timeout_s=30,
+                         command=[sys.executable, __file__, "--serve"])
+    with server as url:
+        rows = asyncio.run(drive(url, server.proc.pid, args.steps))
 
     print(f"streamed rationalyst solves, 3 candidates, {args.steps} steps each, "
           f"instant scripted engine, real uvicorn on 127.0.0.1 ({os.cpu_count()} cores)")

@@ -29,19 +29,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVE = [sys.executable, "-m", "clients.cli", "serve", "--host", "127.0.0.1", "--port"]
+
+
 class LocalServer:
-    def __init__(self, log_path: Path, start_timeout_s: float = 1800.0):
+    """`command` + [port] starts the server; by default `rationalyst serve`."""
+
+    def __init__(self, log_path: Path, start_timeout_s: float = 1800.0,
+                 command: list[str] = SERVE):
         self.log_path = log_path
         self.start_timeout_s = start_timeout_s
-        self.url = f"http://127.0.0.1:{free_port()}"
+        self.command = command
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> str:
-        port = self.url.rsplit(":", 1)[1]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "clients.cli", "serve", "--host", "127.0.0.1",
-                 "--port", port], stdout=log, stderr=subprocess.STDOUT,
+                [*self.command, str(self.port)], stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=Path(__file__).resolve().parents[1])
         try:
             self._wait_ready()

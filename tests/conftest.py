@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from clients.local_server import free_port  # noqa: F401 (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RATIONALYST_DATA_DIR", REPO.parent / "shared/data/benchmarks"))
@@ -62,12 +63,6 @@ async def tiny_engine(tiny_model):
     eng = VLLMEngine.load(str(tiny_model), "tiny", dtype="float32", max_model_len=2048)
     yield eng
     await eng.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
