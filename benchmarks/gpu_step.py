@@ -166,8 +166,8 @@ def check(run: Run, params) -> None:
 
 
 async def timed(engines, strategy: str, concurrency: int, params_for) -> Run:
-    from supervisor.loop import solve_all
-    from supervisor.types import Problem
+    from rationalyst.supervisor.loop import solve_all
+    from rationalyst.supervisor.types import Problem
 
     problems = [Problem(question=QUESTIONS[i % len(QUESTIONS)], task="math")
                 for i in range(concurrency)]
@@ -220,9 +220,9 @@ def breakdown(runs: list[Run]) -> None:
 async def bench(args, agent_dir: str, rationale_dir: str, max_model_len: int) -> list[dict]:
     from dataclasses import replace
 
-    from supervisor.engine import Engines
-    from supervisor.types import SolveParams
-    from supervisor.vllm_engine import VLLMEngine
+    from rationalyst.supervisor.engine import Engines
+    from rationalyst.supervisor.types import SolveParams
+    from rationalyst.supervisor.vllm_engine import VLLMEngine
 
     dtype = "auto" if args.tiny else "bfloat16"
     t0 = time.perf_counter()
@@ -283,7 +283,7 @@ def main() -> int:
     shape = TINY if args.tiny else LLAMA3_8B
     max_model_len = shape["max_position_embeddings"]
 
-    from supervisor.models import build_default, default_cache_dir
+    from rationalyst.supervisor.models import build_default, default_cache_dir
 
     tokenizer_dir = str(build_default(default_cache_dir()))
     desc = ("tiny random Llama (2 layers, hidden 128, head_dim 64), float32 on the CPU"

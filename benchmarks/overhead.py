@@ -35,7 +35,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clients.local_server import LocalServer  # noqa: E402
+from rationalyst.clients.local_server import LocalServer  # noqa: E402
 
 LEVELS = (1, 16, 64)
 TARGET_MS = 1.0
@@ -44,12 +44,12 @@ CLIENTS = 16  # httpcore's pool does O(connections) work per event: spread the l
 
 def serve(port: int) -> int:
     """The server process: our app and uvicorn, on an instant scripted engine."""
-    from clients.cli import run_server
-    from server.app import create_app
-    from supervisor.backends import ModelInfo
-    from supervisor.engine import Engines
-    from supervisor.scripted_engine import ScriptedEngine
-    from supervisor.settings import Settings
+    from rationalyst.clients.cli import run_server
+    from rationalyst.server.app import create_app
+    from rationalyst.supervisor.backends import ModelInfo
+    from rationalyst.supervisor.engine import Engines
+    from rationalyst.supervisor.scripted_engine import ScriptedEngine
+    from rationalyst.supervisor.settings import Settings
 
     settings = Settings(host="127.0.0.1", port=port, max_concurrent_solves=max(LEVELS),
                         max_queued_solves=max(LEVELS))

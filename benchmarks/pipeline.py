@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from supervisor.engine import Engines  # noqa: E402
-from supervisor.loop import solve_all  # noqa: E402
-from supervisor.scripted_engine import ScriptedEngine  # noqa: E402
-from supervisor.types import Problem, SolveParams  # noqa: E402
+from rationalyst.supervisor.engine import Engines  # noqa: E402
+from rationalyst.supervisor.loop import solve_all  # noqa: E402
+from rationalyst.supervisor.scripted_engine import ScriptedEngine  # noqa: E402
+from rationalyst.supervisor.types import Problem, SolveParams  # noqa: E402
 
 SAMPLE_S, RATIONALE_S, SCORE_S = 0.100, 0.080, 0.020
 CRITICAL_MS = (max(SAMPLE_S, RATIONALE_S) + SCORE_S) * 1e3

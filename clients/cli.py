@@ -10,7 +10,7 @@ import typing
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
     """Mirror every setting as a --flag; unset flags fall back to RATIONALYST_* env."""
-    from supervisor.settings import Settings
+    from rationalyst.supervisor.settings import Settings
 
     for name, field in Settings.model_fields.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
@@ -19,7 +19,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from supervisor.settings import Settings
+    from rationalyst.supervisor.settings import Settings
 
     overrides = {k: v for k, v in vars(args).items()
                  if k in Settings.model_fields and v is not None}
@@ -27,13 +27,13 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import create_app
+    from rationalyst.server.app import create_app
 
     settings = _settings(args)
     # Check the models first: a bad checkpoint gets one clear line, not a traceback.
     if _check_models(settings) is None:
         return 2
-    from server import logs
+    from rationalyst.server import logs
 
     logs.configure()
     return run_server(create_app(settings), settings)
@@ -65,7 +65,7 @@ def run_server(app, settings) -> int:
 
 
 def _check_models(settings) -> list[str] | None:
-    from supervisor.models import ModelError, resolve
+    from rationalyst.supervisor.models import ModelError, resolve
 
     try:
         return [resolve(spec, settings.cache_dir)
@@ -87,11 +87,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def main(argv: typing.Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["solve"]:  # an HTTP client: skip serve's imports of server/supervisor
-        from clients import solve_cmd
+        from rationalyst.clients import solve_cmd
 
         return solve_cmd.main(argv[1:])
     if argv[:1] == ["eval"]:  # an HTTP client too
-        from clients import eval_cmd
+        from rationalyst.clients import eval_cmd
 
         return eval_cmd.main(argv[1:])
     parser = argparse.ArgumentParser(prog="rationalyst", description=(
@@ -103,10 +103,10 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     prepare = sub.add_parser("prepare", help="build the packaged default model, check models")
     _settings_flags(prepare)
     prepare.set_defaults(func=cmd_prepare)
-    from clients import solve_cmd  # listed in --help; run by the branch above
+    from rationalyst.clients import solve_cmd  # listed in --help; run by the branch above
 
     solve_cmd.add_arguments(sub.add_parser("solve", help=solve_cmd.HELP))
-    from clients import eval_cmd
+    from rationalyst.clients import eval_cmd
 
     eval_cmd.add_arguments(sub.add_parser("eval", help=eval_cmd.HELP,
                                           description=eval_cmd.DESCRIPTION))

@@ -18,9 +18,9 @@ import time
 import typing
 from pathlib import Path
 
-from clients import datasets
-from clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
-from clients.local_server import LocalServer, ServerStartError
+from rationalyst.clients import datasets
+from rationalyst.clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
+from rationalyst.clients.local_server import LocalServer, ServerStartError
 
 HELP = "grade strategies on benchmark files against a running server (HTTP client)"
 DESCRIPTION = (
@@ -199,7 +199,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         print(f"rationalyst eval: interrupted; resume with --out {out}", file=sys.stderr)
         return 130
     if status == 0:
-        from clients import eval_report
+        from rationalyst.clients import eval_report
 
         eval_report.write(out)
         print((out / "summary.md").read_text())

@@ -6,8 +6,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients.datasets import wilson
-from clients.eval_cmd import read_records
+from rationalyst.clients.datasets import wilson
+from rationalyst.clients.eval_cmd import read_records
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 import sys
 import typing
 
-from clients.client import DEFAULT_URL, RationalystClient, RationalystError, SolveResult, Step
+from rationalyst.clients.client import DEFAULT_URL, RationalystClient, RationalystError, SolveResult, Step
 
 HELP = "solve a question on a running server (HTTP client)"
 

@@ -10,9 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from supervisor.backends import ModelInfo, load_engines
-from supervisor.engine import Engines
-from supervisor.settings import Settings
+from rationalyst.supervisor.backends import ModelInfo, load_engines
+from rationalyst.supervisor.engine import Engines
+from rationalyst.supervisor.settings import Settings
 
 from . import errors
 from .admission import Admission

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from supervisor.engine import EngineError, PromptTooLong
+from rationalyst.supervisor.engine import EngineError, PromptTooLong
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import AsyncIterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from supervisor.engine import EngineError
-from supervisor.types import Result, Step
+from rationalyst.supervisor.engine import EngineError
+from rationalyst.supervisor.types import Result, Step
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 

@@ -12,10 +12,10 @@ import uuid
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
-from supervisor.engine import SampleParams
-from supervisor.loop import check_fits
-from supervisor.prompts import pick_task
-from supervisor.types import Problem, Result, Usage
+from rationalyst.supervisor.engine import SampleParams
+from rationalyst.supervisor.loop import check_fits
+from rationalyst.supervisor.prompts import pick_task
+from rationalyst.supervisor.types import Problem, Result, Usage
 
 from .errors import APIError, engine_error_body
 from .openai_protocol import (SUPERVISED_MODELS, ChatCompletion, ChatCompletionRequest,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from supervisor.prompts import TASKS
+from rationalyst.supervisor.prompts import TASKS
 
 from .protocol import SolveResponse, StrictJSON
 

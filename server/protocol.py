@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from supervisor.prompts import TASKS, pick_task
-from supervisor.types import STRATEGIES
+from rationalyst.supervisor.prompts import TASKS, pick_task
+from rationalyst.supervisor.types import STRATEGIES
 
 Task = Literal[TASKS]  # type: ignore[valid-type]
 StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
-from supervisor.engine import EngineError, PromptTooLong
-from supervisor.loop import check_fits, solve
-from supervisor.types import Problem, Result, SolveParams, Step
+from rationalyst.supervisor.engine import EngineError, PromptTooLong
+from rationalyst.supervisor.loop import check_fits, solve
+from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
 
 from .errors import APIError, engine_error_body
 from .protocol import ErrorResponse, SolveRequest, SolveResponse

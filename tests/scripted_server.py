@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clients.cli import run_server  # noqa: E402
-from server.app import create_app  # noqa: E402
-from supervisor.backends import ModelInfo  # noqa: E402
-from supervisor.engine import Engines  # noqa: E402
-from supervisor.scripted_engine import ScriptedEngine  # noqa: E402
-from supervisor.settings import Settings  # noqa: E402
+from rationalyst.clients.cli import run_server  # noqa: E402
+from rationalyst.server.app import create_app  # noqa: E402
+from rationalyst.supervisor.backends import ModelInfo  # noqa: E402
+from rationalyst.supervisor.engine import Engines  # noqa: E402
+from rationalyst.supervisor.scripted_engine import ScriptedEngine  # noqa: E402
+from rationalyst.supervisor.settings import Settings  # noqa: E402
 
 
 def main() -> int:

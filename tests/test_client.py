@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from clients.client import (APIConnectionError, AsyncRationalystClient, BadRequestError,
+from rationalyst.clients.client import (APIConnectionError, AsyncRationalystClient, BadRequestError,
                             Candidate, RateLimitError, RationalystClient, ServerError,
                             SolveResult, Step, Timings, Usage)
 from conftest import REPO
@@ -134,7 +134,7 @@ async def test_async_bad_request(server):
 
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clients.cli", "solve", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", *args], cwd=REPO,
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout,
                           env={**os.environ, "PYTHONIOENCODING": "utf-8"})
 
@@ -361,7 +361,7 @@ async def test_async_retries_and_unretried_broken_stream(stub):
 
 CHECK_IMPORTS = """
 import sys
-from clients.cli import main
+from rationalyst.clients.cli import main
 rc = main(sys.argv[1:])
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("server", "supervisor"))
 assert not leaked, leaked
@@ -381,9 +381,9 @@ def test_cli_speaks_only_http(stub):
 
 def test_cli_api_error_exits_1(stub):
     stub.script = [err(429, "server is full")]
-    p = subprocess.run([sys.executable, "-m", "clients.cli", "solve", QUESTION, "--url",
+    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", QUESTION, "--url",
                         stub.url], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "server is full" in p.stderr and len(stub.requests) == 3
-    p = subprocess.run([sys.executable, "-m", "clients.cli", "solve", "--max-steps", "x", "q"],
+    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", "--max-steps", "x", "q"],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "max-steps" in p.stderr

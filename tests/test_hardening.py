@@ -41,10 +41,10 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
 from conftest import free_port
-from supervisor import prompts
-from supervisor.engine import EngineError
-from supervisor.scripted_engine import ScriptedEngine
-from supervisor.types import Problem
+from rationalyst.supervisor import prompts
+from rationalyst.supervisor.engine import EngineError
+from rationalyst.supervisor.scripted_engine import ScriptedEngine
+from rationalyst.supervisor.types import Problem
 from test_ops import ThreadServer, answering_engine, metric
 
 SCRIPT = Path(__file__).with_name("scripted_server.py")

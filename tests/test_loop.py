@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.answers import extract, has_answer, last_boxed, normalize_number
-from supervisor.engine import Engines, PromptTooLong
-from supervisor.loop import check_fits, solve, solve_all, step_seed
-from supervisor.scripted_engine import ScriptedEngine
-from supervisor.types import Problem, Result, SolveParams, Step
+from rationalyst.supervisor.answers import extract, has_answer, last_boxed, normalize_number
+from rationalyst.supervisor.engine import Engines, PromptTooLong
+from rationalyst.supervisor.loop import check_fits, solve, solve_all, step_seed
+from rationalyst.supervisor.scripted_engine import ScriptedEngine
+from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
 MATH = Problem(question="What is 3 + 4?", task="math")
@@ -353,7 +353,7 @@ def test_normalize_number_on_gsm8k_gold():
 
 @pytest.mark.asyncio
 async def test_engine_failure_in_sampling_cancels_the_rationale_request():
-    from supervisor.engine import EngineError
+    from rationalyst.supervisor.engine import EngineError
 
     never = asyncio.Event()
 

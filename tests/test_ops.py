@@ -16,12 +16,12 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
-from server.app import create_app
-from server.logs import json_handler
-from supervisor.backends import ModelInfo
-from supervisor.engine import EngineError, Engines
-from supervisor.scripted_engine import ScriptedEngine
-from supervisor.settings import Settings
+from rationalyst.server.app import create_app
+from rationalyst.server.logs import json_handler
+from rationalyst.supervisor.backends import ModelInfo
+from rationalyst.supervisor.engine import EngineError, Engines
+from rationalyst.supervisor.scripted_engine import ScriptedEngine
+from rationalyst.supervisor.settings import Settings
 
 
 class ThreadServer:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import Server, free_port
-from supervisor.engine import EngineError, SampleParams
+from rationalyst.supervisor.engine import EngineError, SampleParams
 
 pytestmark = pytest.mark.vllm
 
@@ -67,7 +67,7 @@ def vllm_serve(tiny_model, tmp_path_factory):
 
 @pytest.fixture
 async def remote(vllm_serve, tiny_model):
-    from supervisor.remote_engine import RemoteEngine
+    from rationalyst.supervisor.remote_engine import RemoteEngine
 
     eng = await RemoteEngine(vllm_serve.url, str(tiny_model), "tiny").connect()
     yield eng
@@ -111,7 +111,7 @@ async def test_stream_yields_token_deltas(remote):
 
 
 async def test_a_server_of_another_model_is_refused(vllm_serve, default_model):
-    from supervisor.remote_engine import RemoteEngine
+    from rationalyst.supervisor.remote_engine import RemoteEngine
 
     eng = RemoteEngine(vllm_serve.url, str(default_model), "SmolLM2-135M-Instruct")
     with pytest.raises(EngineError, match=r"serves \['tiny'\], not"):
@@ -120,7 +120,7 @@ async def test_a_server_of_another_model_is_refused(vllm_serve, default_model):
 
 
 async def test_unreachable_server_is_a_clear_error(tiny_model):
-    from supervisor.remote_engine import RemoteEngine
+    from rationalyst.supervisor.remote_engine import RemoteEngine
 
     eng = RemoteEngine(f"http://127.0.0.1:{free_port()}", str(tiny_model), "tiny")
     with pytest.raises(EngineError, match="unreachable"):

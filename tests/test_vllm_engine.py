@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.engine import PromptTooLong, SampleParams
+from rationalyst.supervisor.engine import PromptTooLong, SampleParams
 
 pytestmark = pytest.mark.vllm
 
