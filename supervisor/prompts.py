@@ -129,9 +129,15 @@ def trajectory(problem: Problem, steps: Sequence[str]) -> str:
     return " ".join([question_text(problem.question, problem.choices), *steps])
 
 
+def rationale_chat(text: str) -> list[dict]:
+    """RATIONALYST's input: the text so far as a lone user turn, with no system prompt
+    (as the reference). The server's rationale call and `rationalyst train`'s pairs
+    both come from here, so training and serving cannot drift."""
+    return [{"role": "user", "content": text}]
+
+
 def rationale_messages(problem: Problem, steps: Sequence[str]) -> list[dict]:
-    # The reference sends T as a lone user turn, with no system prompt.
-    return [{"role": "user", "content": trajectory(problem, steps)}]
+    return rationale_chat(trajectory(problem, steps))
 
 
 def scorer_messages(problem: Problem, steps: Sequence[str], rationale: str) -> list[dict]:
