@@ -1,12 +1,13 @@
 """Build the engines a server needs from its settings: one engine per distinct model
-(or per server URL), in-process vLLM or a remote `vllm serve`."""
+(or per server URL), in-process vLLM, a remote `vllm serve`, or several replicas of
+one (comma-separated URLs)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine import Engine, Engines
+from .engine import Engine, EngineError, Engines
 from .models import DEFAULT_MODEL, resolve
 from .settings import Settings
 
@@ -17,6 +18,18 @@ class ModelInfo:
     rationale: str
     scorer: str
     rationale_is_stand_in: bool
+
+
+def split_urls(url: str) -> list[str]:
+    """'http://a:8001, http://b:8001' -> both: one model's replicas."""
+    urls = [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if not urls or bad:
+        raise EngineError(f"not an http(s) URL: {(bad or [url])[0]!r} (several replicas "
+                          "of one model are comma-separated URLs)")
+    if len(set(urls)) != len(urls):
+        raise EngineError(f"a URL appears twice in {url!r}")
+    return urls
 
 
 def display_name(model: str) -> str:
@@ -39,17 +52,29 @@ async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
     rationale_path = resolve(settings.rationale_model, settings.cache_dir)
     loaded: dict[tuple[str, str | None], Engine] = {}
 
+    async def remote(path: str, url: str, api_key: str | None) -> Engine:
+        from transformers import AutoTokenizer
+
+        from .remote_engine import RemoteEngine
+
+        urls = split_urls(url)
+        tok = AutoTokenizer.from_pretrained(path)
+        engines = [RemoteEngine(u, path, display_name(path), api_key=api_key,
+                                timeout_s=settings.remote_timeout_s,
+                                max_concurrency=settings.remote_max_concurrency,
+                                tokenizer=tok) for u in urls]
+        if len(engines) == 1:
+            return await engines[0].connect()
+        from .replicas import Replicas
+
+        return await Replicas(engines).connect()
+
     async def engine(path: str, url: str | None, api_key: str | None,
                      gpu_memory: float) -> Engine:
         key = (path, url)
         if key not in loaded:
             if url:
-                from .remote_engine import RemoteEngine
-
-                loaded[key] = await RemoteEngine(
-                    url, path, display_name(path), api_key=api_key,
-                    timeout_s=settings.remote_timeout_s,
-                    max_concurrency=settings.remote_max_concurrency).connect()
+                loaded[key] = await remote(path, url, api_key)
             else:
                 from .vllm_engine import VLLMEngine
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Sequence
 
 import httpx
 
+from . import remote_scoring
 from .chat_tokens import ChatTokens
 from .engine import Completion, EngineError, Generation, PromptTooLong, SampleParams, Scores
+
+log = logging.getLogger(__name__)
 
 # vllm serve merges the checkpoint's generation_config defaults into requests that
 # leave these unset; AsyncLLM in-process does not. Pin them so both engines sample
@@ -23,17 +27,24 @@ _NEUTRAL = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0,
             "presence_penalty": 0.0, "frequency_penalty": 0.0}
 
 
+class Unreachable(EngineError):
+    """The server did not answer (down, or the connection broke): another replica
+    may serve the request instead."""
+
+
 class RemoteEngine(ChatTokens):
     def __init__(self, url: str, model: str, name: str, *, api_key: str | None = None,
-                 timeout_s: float = 300.0, max_concurrency: int = 64):
-        from transformers import AutoTokenizer
+                 timeout_s: float = 300.0, max_concurrency: int = 64, tokenizer=None):
+        if tokenizer is None:
+            from transformers import AutoTokenizer
 
+            tokenizer = AutoTokenizer.from_pretrained(model)
         self.url = url.rstrip("/")
         self.model = model  # the checkpoint the server is expected to run
         self.name = name
         self.served = name  # the server's id for it, set by connect()
         self.max_model_len = 0
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer = tokenizer
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.AsyncClient(
             base_url=self.url, headers=headers,
@@ -42,6 +53,10 @@ class RemoteEngine(ChatTokens):
                                 max_keepalive_connections=max_concurrency))
         # Bounds what one supervisor replica puts on this server at once.
         self._slots = asyncio.Semaphore(max_concurrency)
+        # Set by connect(): the scoring path this server allows, and why not the
+        # cached one. False: always the /v1/completions way (benchmarks compare).
+        self.scoring, self.scoring_note = remote_scoring.FULL, None
+        self.score_from_prefix_cache = True
 
     async def connect(self) -> "RemoteEngine":
         """Check at start-up that the server is up and serves the configured model."""
@@ -58,6 +73,9 @@ class RemoteEngine(ChatTokens):
         self.served = match["id"]
         self.max_model_len = int(match.get("max_model_len") or
                                  getattr(self.tokenizer, "model_max_length", 0) or 2048)
+        self.scoring, self.scoring_note = await remote_scoring.probe(self)
+        if self.scoring_note:
+            log.warning("%s: %s", self.url, self.scoring_note)
         return self
 
     async def check(self) -> None:
@@ -68,10 +86,12 @@ class RemoteEngine(ChatTokens):
         try:
             async with self._slots:
                 r = await self.client.request(method, path, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
+            raise Unreachable(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
         except httpx.TimeoutException as exc:
             raise EngineError(f"the vLLM server at {self.url} timed out ({exc!r})") from exc
         except httpx.TransportError as exc:
-            raise EngineError(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
+            raise Unreachable(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
         self._check_status(r)
         return r if raw else r.json()
 
@@ -100,7 +120,7 @@ class RemoteEngine(ChatTokens):
                    if x is not None]
             comps.append(Completion(ch["text"], len(lps), sum(lps) / len(lps) if lps else None,
                                     ch.get("finish_reason")))
-        return Generation(comps, len(ids))
+        return Generation(comps, len(ids), _cached_tokens(data))
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
                        request_id: str) -> Generation:
@@ -129,7 +149,7 @@ class RemoteEngine(ChatTokens):
                     if chunk.get("usage"):  # last: the exact count
                         yield Completion("", chunk["usage"]["completion_tokens"], None, reason)
         except httpx.TransportError as exc:
-            raise EngineError(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
+            raise Unreachable(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
 
     async def score(self, prefix: str, continuations: Sequence[str],
                     request_id: str) -> Scores:
@@ -140,7 +160,9 @@ class RemoteEngine(ChatTokens):
         out: list[list[float]] = [[] for _ in conts]
         if not live:
             return Scores(out, 0)
-        # One batched request; vllm serve cannot read the prefix cache for prompt
+        if self.scoring == remote_scoring.CACHED and self.score_from_prefix_cache:
+            return await remote_scoring.score(self, pids, conts, request_id)
+        # One batched request; /v1/completions cannot read the prefix cache for prompt
         # log-probs, so every prompt is prefilled in full (and counted so).
         prompts = [pids + conts[i] for i in live]
         data = await self._request("POST", "/v1/completions", {
@@ -155,6 +177,12 @@ class RemoteEngine(ChatTokens):
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _cached_tokens(data: dict) -> int:
+    # Reported only by a server run with --enable-prompt-tokens-details.
+    details = (data.get("usage") or {}).get("prompt_tokens_details") or {}
+    return details.get("cached_tokens") or 0
 
 
 def _message(r: httpx.Response) -> str:

@@ -7,9 +7,9 @@ import importlib.metadata
 import os
 from typing import Sequence
 
-from .concurrency import gather_or_cancel
 from .chat_tokens import ChatTokens
 from .engine import Completion, EngineError, Generation, PromptTooLong, SampleParams, Scores
+from .prefix_scoring import score_cached, score_uncached, usable
 
 
 def _is_cpu_build() -> bool:
@@ -54,6 +54,7 @@ class VLLMEngine(ChatTokens):
         # False: score the naive way, each continuation prefilling the whole prefix
         # (benchmarks/cost.py measures one against the other).
         self.score_from_prefix_cache = True
+        self.scoring = "in-process, prefix cache"  # for /health
 
     @classmethod
     def load(cls, model: str, name: str, *, dtype: str = "auto",
@@ -142,45 +143,25 @@ class VLLMEngine(ChatTokens):
         pids = self._ids(prefix)
         conts = [self._ids(c) for c in continuations]
         self._check_fits(len(pids) + max((len(c) for c in conts), default=0), 1)
-        computed, params = 0, _SCORE_UNCACHED
-        if self.score_from_prefix_cache:
-            # Prime once: the N scoring requests then read the shared prefix from the
-            # cache instead of prefilling it N times.
-            prime = await self._run(pids, _PRIME, f"{request_id}-prime")
-            computed, params = len(pids) - (prime.num_cached_tokens or 0), _SCORE
-
         p = len(pids)
 
-        async def one(name: str, cont: list[int], params: SamplingParams):
-            """(log-probs, None where unusable; tokens computed) of one continuation."""
-            if not cont:
-                return [], 0
-            ids = pids + cont
-            out = await self._run(ids, params, f"{request_id}-{name}")
-            cached = out.num_cached_tokens or 0
-            # Entries at cached positions are garbage; the first valid one is at cached + 1.
-            lps = out.prompt_logprobs
-            return ([lps[p + j][t].logprob if p + j > cached else None
-                     for j, t in enumerate(cont)], len(ids) - cached)
+        async def prime() -> int:
+            # Once: the N scoring requests then read the shared prefix from the
+            # cache instead of prefilling it N times.
+            out = await self._run(pids, _PRIME, f"{request_id}-prime")
+            return p - (out.num_cached_tokens or 0)
 
-        results = await gather_or_cancel(*(one(str(i), c, params) for i, c in enumerate(conts)))
-        rows = [lp for lp, _ in results]
-        computed += sum(n for _, n in results)
-        # A cache hit reaching into a continuation came from a sibling that starts with
-        # the same tokens and was computed a moment earlier: its log-probs there have
-        # the same context, so they are the same. Re-score only what no sibling covers.
-        for i, row in enumerate(rows):
-            for j, lp in enumerate(row):
-                if lp is None:
-                    row[j] = next((o[j] for o, c in zip(rows, conts)
-                                   if c[:j + 1] == conts[i][:j + 1] and o[j] is not None),
-                                  None)
-        redo = [i for i, row in enumerate(rows) if None in row]
-        for i, (row, n) in zip(redo, await gather_or_cancel(
-                *(one(f"{i}-full", conts[i], _SCORE_UNCACHED) for i in redo))):
-            rows[i] = row
-            computed += n
-        return Scores(rows, computed)
+        async def one(name: str, cont: list[int], cached: bool):
+            ids = pids + cont
+            out = await self._run(ids, _SCORE if cached else _SCORE_UNCACHED,
+                                  f"{request_id}-{name}")
+            hit = out.num_cached_tokens or 0
+            lps = out.prompt_logprobs
+            return usable(lambda i, t: lps[i][t].logprob, p, cont, hit), len(ids) - hit
+
+        if self.score_from_prefix_cache:
+            return await score_cached(conts, prime, one)
+        return await score_uncached(conts, one)
 
     async def check(self) -> None:
         try:
