@@ -346,3 +346,14 @@ def test_hadolint(path):
     out = subprocess.run([exe, "--no-color", str(path)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_split_vllm_servers_offer_cached_remote_scoring(load):
+    # Without these two flags the supervisor scores through /v1/completions and
+    # pays full prefill for every candidate (supervisor/remote_scoring.py).
+    doc = load("split")
+    for name in VLLM_SERVICES.values():
+        cmd = doc["services"][name]["command"]
+        for needed in ("--enable-prefix-caching", "--enable-scale-out",
+                       "--enable-prompt-tokens-details"):
+            assert needed in cmd, (name, needed)
