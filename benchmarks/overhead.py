@@ -49,7 +49,7 @@ def serve(port: int) -> int:
     from rationalyst.supervisor.backends import ModelInfo
     from rationalyst.supervisor.engine import Engines
     from rationalyst.supervisor.scripted_engine import ScriptedEngine
-    from rationalyst.supervisor.settings import Settings
+    from rationalyst.server.settings import ServerSettings as Settings
 
     settings = Settings(host="127.0.0.1", port=port, max_concurrent_solves=max(LEVELS),
                         max_queued_solves=max(LEVELS))

@@ -7,23 +7,23 @@ import logging
 import sys
 import typing
 
+from rationalyst.clients import flags
+
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
-    """Mirror every setting as a --flag; unset flags fall back to RATIONALYST_* env."""
-    from rationalyst.supervisor.settings import Settings
+    """Every setting as a typed --flag; unset flags fall back to RATIONALYST_* env."""
+    from rationalyst.server.settings import ServerSettings
 
-    for name, field in Settings.model_fields.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                            metavar=name.upper(),
-                            help=(field.description or "") + f" [env RATIONALYST_{name.upper()}]")
+    flags.add_field_flags(parser, ServerSettings, ServerSettings.model_fields,
+                          env_prefix="RATIONALYST_")
+    parser.set_defaults(parser=parser)
 
 
 def _settings(args: argparse.Namespace):
-    from rationalyst.supervisor.settings import Settings
+    from rationalyst.server.settings import ServerSettings
 
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in Settings.model_fields and v is not None}
-    return Settings(**overrides)
+    return flags.build(args.parser, ServerSettings,
+                       **flags.set_fields(args, ServerSettings.model_fields))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """Python client for the rationalyst-server HTTP API: `POST /solve` and `GET /health`.
 
-Speaks only HTTP (httpx); imports nothing from `server` or `supervisor`.
+Speaks only HTTP (httpx); imports nothing from `server` or `supervisor`: requests
+and results are the wire models of `rationalyst.protocol`, streams are read with
+httpx-sse.
 
     with RationalystClient("http://127.0.0.1:8000") as client:
         result = client.solve("Tom has 3 apples and buys 4 more. How many?", max_steps=4)
@@ -8,27 +10,37 @@ Speaks only HTTP (httpx); imports nothing from `server` or `supervisor`.
 
 `stream_solve` yields one `Step` per SSE `step` event as it arrives, then exactly one
 `SolveResult` (the `done` event) as its last item. Requests are retried on 429, 503
-and connection errors (exponential backoff, or `Retry-After` seconds, both capped);
-a stream is retried only before its first event, never once a 200 has started.
+and connection errors (clients/retry.py: exponential backoff, or `Retry-After`
+seconds, both capped); a stream is retried only before its first event, never once
+a 200 has started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
-import math
-import random
 import time
-from dataclasses import dataclass, field, fields
 from typing import Any, AsyncIterator, Iterator
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
+from pydantic import ValidationError
+
+from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, Candidate, SolveRequest,
+                                  SolveResult, Step, Timings, Usage)
+
+from .retry import RETRY_STATUSES, retry_delay
+
+__all__ = ["APIConnectionError", "APITimeoutError", "AsyncRationalystClient",
+           "AuthenticationError", "BadRequestError", "Candidate", "NotFoundError",
+           "RateLimitError", "RationalystClient", "RationalystError", "ServerError",
+           "SolveRequest", "SolveResult", "Step", "Timings", "Usage"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 600.0  # a CPU solve takes minutes; connecting should not
 CONNECT_TIMEOUT = 5.0
-RETRY_STATUSES = (429, 503)
-BACKOFF_BASE, BACKOFF_CAP, RETRY_AFTER_CAP = 0.5, 8.0, 60.0
 
 
 # ---- errors -------------------------------------------------------------------------
@@ -90,110 +102,47 @@ def _retryable(exc: httpx.TransportError) -> bool:
     return isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout))
 
 
-# ---- results ------------------------------------------------------------------------
+# ---- requests and responses: the wire models of rationalyst.protocol ----------------
 
-def _known(cls: type, d: dict) -> dict:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in d.items() if k in names}  # unknown keys: newer server
+_FIELDS = set(SolveRequest.model_fields) - {"question", "stream"}
 
 
-@dataclass
-class Candidate:
-    text: str
-    score: float | None  # mean token log-prob; None for greedy
-    chosen: bool
-
-
-@dataclass
-class Step:
-    index: int
-    text: str
-    rationale: str | None
-    candidates: list[Candidate]
-    elapsed_ms: float
-    raw: dict = field(default_factory=dict, repr=False, compare=False)  # the JSON as sent
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Step":
-        return cls(**{**_known(cls, d), "raw": d,
-                      "candidates": [Candidate(**_known(Candidate, c)) for c in d["candidates"]]})
-
-
-@dataclass
-class Usage:
-    agent_prompt_tokens: int
-    agent_completion_tokens: int
-    rationale_tokens: int
-    scored_tokens: int
-
-
-@dataclass
-class Timings:
-    sample_ms: float
-    rationale_ms: float
-    score_ms: float
-    total_ms: float
-
-
-@dataclass
-class SolveResult:
-    id: str
-    strategy: str
-    seed: int
-    answer: str | None
-    finish_reason: str  # "answer", "max_steps" or "budget"
-    steps: list[Step]
-    usage: Usage
-    timings: Timings
-    raw: dict = field(default_factory=dict, repr=False, compare=False)  # the JSON as sent
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SolveResult":
-        return cls(**{**_known(cls, d), "raw": d,
-                      "steps": [Step.from_dict(s) for s in d["steps"]],
-                      "usage": Usage(**_known(Usage, d["usage"])),
-                      "timings": Timings(**_known(Timings, d["timings"]))})
-
-
-# ---- shared plumbing ----------------------------------------------------------------
-
-def _body(args: dict, stream: bool) -> dict:
-    """The request JSON from a method's locals(); None means the server default."""
-    body = {k: v for k, v in args.items() if k != "self" and v is not None}
+def solve_body(question: str | SolveRequest, fields: dict, stream: bool) -> dict:
+    """The /solve JSON: a SolveRequest, or a question and SolveRequest's fields. Unset
+    fields get the protocol's defaults; None ones are left to the server. Values are
+    not checked here: the server answers a bad one with a 422 naming it."""
+    if isinstance(question, SolveRequest):
+        if fields:
+            raise TypeError("pass a SolveRequest or its fields, not both")
+        fields = {k: getattr(question, k) for k in _FIELDS}
+        question = question.question
+    unknown = set(fields) - _FIELDS
+    if unknown:
+        raise TypeError(f"unknown solve field(s) {sorted(unknown)}; known: {sorted(_FIELDS)}")
+    req = SolveRequest.model_construct(question=question, **fields)  # defaults, unchecked
+    body = {k: getattr(req, k) for k in SolveRequest.model_fields if getattr(req, k) is not None}
     if "choices" in body:
         body["choices"] = list(body["choices"])
     return {**body, "stream": stream}
 
 
-class _SSE:
-    """Incremental Server-Sent Events parser: feed lines, get (event, data) per event."""
-
-    def __init__(self) -> None:
-        self.event, self.data = "message", []
-
-    def feed(self, line: str) -> tuple[str, str] | None:
-        if not line:
-            out = (self.event, "\n".join(self.data)) if self.data else None
-            self.event, self.data = "message", []
-            return out
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            self.event = value
-        elif name == "data":
-            self.data.append(value)
-        return None  # comments (": ping") and unknown fields
+def _parse(model: type, obj: Any, what: str):
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise RationalystError(f"malformed {what} from the server: {exc}") from exc
 
 
-def _item(event: str, data: str) -> Step | SolveResult | None:
-    if event == "error":
-        raise _event_error(data)
-    if event in ("step", "done"):
+def _item(sse: ServerSentEvent) -> Step | SolveResult | None:
+    if sse.event == ERROR_EVENT:
+        raise _event_error(sse.data)
+    if sse.event in (STEP_EVENT, DONE_EVENT):
         try:
-            obj = json.loads(data)
+            obj = json.loads(sse.data)
         except ValueError as exc:
-            raise RationalystError(f"malformed {event!r} event from the server") from exc
-        return Step.from_dict(obj) if event == "step" else SolveResult.from_dict(obj)
+            raise RationalystError(f"malformed {sse.event!r} event from the server") from exc
+        return _parse(Step if sse.event == STEP_EVENT else SolveResult, obj,
+                      f"{sse.event!r} event")
     return None
 
 
@@ -206,6 +155,17 @@ def _json(r: httpx.Response) -> Any:
     except ValueError as exc:
         raise RationalystError(f"the server sent invalid JSON (HTTP {r.status_code})",
                                status_code=r.status_code) from exc
+
+
+@contextlib.contextmanager
+def _reading(url: str):
+    """Errors while reading a started stream: never retried."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, url) from exc
+    except SSEError as exc:
+        raise RationalystError(f"the server did not answer with a stream: {exc}") from exc
 
 
 class _Base:
@@ -223,16 +183,24 @@ class _Base:
         self._http = self._http_class(base_url=self.base_url, headers=headers,
                                       timeout=self._timeout)
 
-    @staticmethod
-    def _delay(attempt: int, response: httpx.Response | None = None) -> float:
-        """`Retry-After` seconds if given (capped), else jittered exponential backoff."""
-        try:
-            after = float(response.headers["retry-after"]) if response is not None else None
-        except (KeyError, ValueError):
-            after = None
-        if after is not None and math.isfinite(after):
-            return min(max(after, 0.0), RETRY_AFTER_CAP)
-        return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt) * (0.5 + random.random() / 2)
+    def _request(self, method: str, path: str, body: dict | None, stream: bool) -> httpx.Request:
+        headers = {"accept": "text/event-stream"} if stream else None
+        return self._http.build_request(method, path, json=body, headers=headers)
+
+    def _retry_after(self, attempt: int, exc: httpx.TransportError | None = None,
+                     response: httpx.Response | None = None) -> float:
+        """Seconds to wait before retrying a failed attempt; or raise its error."""
+        if exc is not None:
+            if attempt < self.max_retries and _retryable(exc):
+                return retry_delay(attempt)
+            raise _transport_error(exc, self.base_url) from exc
+        assert response is not None
+        if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+            return retry_delay(attempt, response.headers.get("retry-after"))
+        raise _error_for(response.status_code, response.text)
+
+    def _solve_result(self, r: httpx.Response) -> SolveResult:
+        return _parse(SolveResult, _json(r), "response")
 
 
 class RationalystClient(_Base):
@@ -252,54 +220,39 @@ class RationalystClient(_Base):
     def _send(self, method: str, path: str, body: dict | None = None,
               stream: bool = False) -> httpx.Response:
         """A successful response (unread if `stream`), after retries; else raise."""
-        headers = {"accept": "text/event-stream"} if stream else None
-        for attempt in range(self.max_retries + 1):
-            request = self._http.build_request(method, path, json=body, headers=headers)
+        for attempt in itertools.count():
             try:
-                r = self._http.send(request, stream=stream)
+                r = self._http.send(self._request(method, path, body, stream), stream=stream)
                 if r.status_code < 400:
                     return r
                 try:
-                    text = r.read().decode("utf-8", "replace")
+                    r.read()
                 finally:
                     r.close()
             except httpx.TransportError as exc:
-                if attempt < self.max_retries and _retryable(exc):
-                    time.sleep(self._delay(attempt))
-                    continue
-                raise _transport_error(exc, self.base_url) from exc
-            if r.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                time.sleep(self._delay(attempt, r))
+                time.sleep(self._retry_after(attempt, exc=exc))
                 continue
-            raise _error_for(r.status_code, text)
+            time.sleep(self._retry_after(attempt, response=r))
         raise AssertionError("unreachable")
 
     def health(self) -> dict:
         return _json(self._send("GET", "/health"))
 
-    def solve(self, question: str, *, choices: list[str] | None = None, task: str | None = None,
-              strategy: str = "rationalyst", num_candidates: int = 3, max_steps: int = 15,
-              temperature: float = 0.7, top_p: float = 1.0, seed: int | None = None,
-              max_tokens: int | None = None) -> SolveResult:
-        body = _body(locals(), stream=False)
-        return SolveResult.from_dict(_json(self._send("POST", "/solve", body)))
+    def solve(self, question: str | SolveRequest, **fields) -> SolveResult:
+        """Solve `question` with SolveRequest's `fields` (or pass one SolveRequest)."""
+        body = solve_body(question, fields, stream=False)
+        return self._solve_result(self._send("POST", "/solve", body))
 
-    def stream_solve(self, question: str, *, choices: list[str] | None = None,
-                     task: str | None = None, strategy: str = "rationalyst",
-                     num_candidates: int = 3, max_steps: int = 15, temperature: float = 0.7,
-                     top_p: float = 1.0, seed: int | None = None,
-                     max_tokens: int | None = None) -> Iterator[Step | SolveResult]:
+    def stream_solve(self, question: str | SolveRequest, **fields) -> Iterator[Step | SolveResult]:
         """Yield each `Step` as it is chosen, then one `SolveResult` as the last item."""
-        body = _body(locals(), stream=True)
-        r, sse = self._send("POST", "/solve", body, stream=True), _SSE()
+        r = self._send("POST", "/solve", solve_body(question, fields, stream=True), stream=True)
         try:
-            for line in r.iter_lines():
-                if (ev := sse.feed(line)) and (item := _item(*ev)) is not None:
-                    yield item
-                    if isinstance(item, SolveResult):
-                        return
-        except httpx.TransportError as exc:  # mid-stream: never retried
-            raise _transport_error(exc, self.base_url) from exc
+            with _reading(self.base_url):
+                for sse in EventSource(r).iter_sse():
+                    if (item := _item(sse)) is not None:
+                        yield item
+                        if isinstance(item, SolveResult):
+                            return
         finally:
             r.close()
         raise APIConnectionError(_EARLY_END)
@@ -322,55 +275,41 @@ class AsyncRationalystClient(_Base):
 
     async def _send(self, method: str, path: str, body: dict | None = None,
                     stream: bool = False) -> httpx.Response:
-        headers = {"accept": "text/event-stream"} if stream else None
-        for attempt in range(self.max_retries + 1):
-            request = self._http.build_request(method, path, json=body, headers=headers)
+        for attempt in itertools.count():
             try:
-                r = await self._http.send(request, stream=stream)
+                r = await self._http.send(self._request(method, path, body, stream),
+                                          stream=stream)
                 if r.status_code < 400:
                     return r
                 try:
-                    text = (await r.aread()).decode("utf-8", "replace")
+                    await r.aread()
                 finally:
                     await r.aclose()
             except httpx.TransportError as exc:
-                if attempt < self.max_retries and _retryable(exc):
-                    await asyncio.sleep(self._delay(attempt))
-                    continue
-                raise _transport_error(exc, self.base_url) from exc
-            if r.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                await asyncio.sleep(self._delay(attempt, r))
+                await asyncio.sleep(self._retry_after(attempt, exc=exc))
                 continue
-            raise _error_for(r.status_code, text)
+            await asyncio.sleep(self._retry_after(attempt, response=r))
         raise AssertionError("unreachable")
 
     async def health(self) -> dict:
         return _json(await self._send("GET", "/health"))
 
-    async def solve(self, question: str, *, choices: list[str] | None = None,
-                    task: str | None = None, strategy: str = "rationalyst",
-                    num_candidates: int = 3, max_steps: int = 15, temperature: float = 0.7,
-                    top_p: float = 1.0, seed: int | None = None,
-                    max_tokens: int | None = None) -> SolveResult:
-        body = _body(locals(), stream=False)
-        return SolveResult.from_dict(_json(await self._send("POST", "/solve", body)))
+    async def solve(self, question: str | SolveRequest, **fields) -> SolveResult:
+        body = solve_body(question, fields, stream=False)
+        return self._solve_result(await self._send("POST", "/solve", body))
 
-    async def stream_solve(self, question: str, *, choices: list[str] | None = None,
-                           task: str | None = None, strategy: str = "rationalyst",
-                           num_candidates: int = 3, max_steps: int = 15,
-                           temperature: float = 0.7, top_p: float = 1.0, seed: int | None = None,
-                           max_tokens: int | None = None) -> AsyncIterator[Step | SolveResult]:
+    async def stream_solve(self, question: str | SolveRequest,
+                           **fields) -> AsyncIterator[Step | SolveResult]:
         """Yield each `Step` as it is chosen, then one `SolveResult` as the last item."""
-        body = _body(locals(), stream=True)
-        r, sse = await self._send("POST", "/solve", body, stream=True), _SSE()
+        body = solve_body(question, fields, stream=True)
+        r = await self._send("POST", "/solve", body, stream=True)
         try:
-            async for line in r.aiter_lines():
-                if (ev := sse.feed(line)) and (item := _item(*ev)) is not None:
-                    yield item
-                    if isinstance(item, SolveResult):
-                        return
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, self.base_url) from exc
+            with _reading(self.base_url):
+                async for sse in EventSource(r).aiter_sse():
+                    if (item := _item(sse)) is not None:
+                        yield item
+                        if isinstance(item, SolveResult):
+                            return
         finally:
             await r.aclose()
         raise APIConnectionError(_EARLY_END)

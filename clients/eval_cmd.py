@@ -18,9 +18,10 @@ import time
 import typing
 from pathlib import Path
 
-from rationalyst.clients import datasets
+from rationalyst.clients import datasets, flags
 from rationalyst.clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
 from rationalyst.clients.local_server import LocalServer, ServerStartError
+from rationalyst.protocol import DEFAULT_STRATEGY, STRATEGIES, SolveRequest
 
 HELP = "grade strategies on benchmark files against a running server (HTTP client)"
 DESCRIPTION = (
@@ -31,15 +32,30 @@ DESCRIPTION = (
     "same --out.")
 
 
+# Request fields every solve of the run shares, as flags of the request model.
+REQUEST_FLAGS = ["max_steps", "num_candidates", "temperature", "max_tokens", "timeout_s"]
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _strategies(text: str) -> list[str]:
+    names = _csv(text)
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
+    return names
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, type=_csv, metavar="NAMES",
                    help=f"comma-separated: {', '.join(datasets.BENCHMARKS)}")
-    p.add_argument("--strategies", type=_csv, default=_csv("rationalyst,greedy,random"),
-                   metavar="NAMES", help="comma-separated [default rationalyst,greedy,random]")
+    p.add_argument("--strategies", type=_strategies,
+                   default=[DEFAULT_STRATEGY, "greedy", "random"], metavar="NAMES",
+                   help=f"comma-separated, of {', '.join(STRATEGIES)} "
+                        f"[default {DEFAULT_STRATEGY},greedy,random]")
     p.add_argument("--limit", type=int, default=50, metavar="N",
                    help="first N items of each dataset, 0 for all [default %(default)s]")
     p.add_argument("--concurrency", type=int, default=4, metavar="K",
@@ -55,13 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=datasets.default_data_dir(),
                    help="benchmark JSONL folder [env RATIONALYST_DATA_DIR, "
                         "default ../shared/data/benchmarks beside the repo]")
-    p.add_argument("--max-steps", type=int, default=15, metavar="N", help="[default %(default)s]")
-    p.add_argument("--num-candidates", type=int, default=3, metavar="N",
-                   help="[default %(default)s]")
-    p.add_argument("--temperature", type=float, default=0.7, help="[default %(default)s]")
+    flags.add_field_flags(p, SolveRequest, REQUEST_FLAGS)
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="item i is solved with seed N+i [default %(default)s]")
-    p.add_argument("--max-tokens", type=int, metavar="N", help="token budget per solve")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
                    help="seconds to wait for one solve [default %(default)s]")
 
@@ -94,10 +106,8 @@ async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, i
               "no_answer": False, "tokens": 0, "time_s": 0.0, "error": None, "trace": None}
     start = time.perf_counter()
     try:
-        result = await client.solve(
-            **bench.request(item), strategy=strategy, num_candidates=args.num_candidates,
-            max_steps=args.max_steps, temperature=args.temperature, seed=seed,
-            max_tokens=args.max_tokens)
+        result = await client.solve(**bench.request(item), strategy=strategy, seed=seed,
+                                    **flags.set_fields(args, REQUEST_FLAGS))
     except RationalystError as exc:
         status = f"HTTP {exc.status_code}: " if exc.status_code else ""
         record.update(error=status + exc.message, time_s=time.perf_counter() - start)

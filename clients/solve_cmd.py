@@ -13,9 +13,13 @@ import os
 import sys
 import typing
 
-from rationalyst.clients.client import DEFAULT_URL, RationalystClient, RationalystError, SolveResult, Step
+from rationalyst.clients import flags
+from rationalyst.clients.client import DEFAULT_URL, RationalystClient, RationalystError
+from rationalyst.protocol import SolveRequest, SolveResult, Step
 
 HELP = "solve a question on a running server (HTTP client)"
+# Every request field is a flag (question is the argument, stream its own flag).
+REQUEST_FLAGS = [n for n in SolveRequest.model_fields if n not in ("question", "stream")]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,18 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="server address [env RATIONALYST_URL, default %(default)s]")
     p.add_argument("--api-key", default=os.environ.get("RATIONALYST_API_KEY"),
                    help="sent as 'Authorization: Bearer KEY' [env RATIONALYST_API_KEY]")
-    p.add_argument("--strategy", default="rationalyst",
-                   help="rationalyst | explicit | random | greedy [default %(default)s]")
-    p.add_argument("--num-candidates", type=int, default=3, metavar="N",
-                   help="candidate steps sampled per step [default %(default)s]")
-    p.add_argument("--max-steps", type=int, default=15, metavar="N",
-                   help="most reasoning steps [default %(default)s]")
+    flags.add_field_flags(p, SolveRequest, [n for n in REQUEST_FLAGS if n != "choices"])
     p.add_argument("--choices", nargs="+", metavar="CHOICE",
                    help="answer options (lettered A, B, ...); implies task multiple_choice")
-    p.add_argument("--task", help="math | math_boxed | multiple_choice | true_false")
-    p.add_argument("--temperature", type=float, default=0.7, help="[default %(default)s]")
-    p.add_argument("--seed", type=int, help="repeat a solve exactly (default: random)")
-    p.add_argument("--max-tokens", type=int, metavar="N", help="token budget of the solve")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S",
                    help="seconds to wait for the server [default %(default)s]")
     p.add_argument("--stream", action="store_true", help="show each step as it is chosen")
@@ -94,9 +89,7 @@ class _Printer:
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs = dict(choices=args.choices, task=args.task, strategy=args.strategy,
-                  num_candidates=args.num_candidates, max_steps=args.max_steps,
-                  temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+    kwargs = flags.set_fields(args, REQUEST_FLAGS)
     printer = None if args.json else _Printer()
     try:
         with RationalystClient(args.url, api_key=args.api_key, timeout=args.timeout) as client:

@@ -10,16 +10,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rationalyst.supervisor.backends import ModelInfo, load_engines
+from rationalyst.supervisor.backends import ModelInfo, backend_status, load_engines
 from rationalyst.supervisor.engine import Engines
-from rationalyst.supervisor.settings import Settings
+from rationalyst.protocol import HealthResponse
 
 from . import errors
 from .admission import Admission
 from .metrics import Metrics
 from .middleware import RequestContext
 from .openai import router as openai_router
-from .protocol import HealthResponse
+from .settings import ServerSettings
 from .solve import router as solve_router
 from .ui import router as ui_router
 
@@ -30,11 +30,11 @@ STAND_IN_NOTE = ("The rationale model is a stand-in ({name}), not RATIONALYST: i
                  "to Dongwei/Rationalyst_reasoning_datasets for the real one.")
 
 
-def create_app(settings: Settings | None = None, engines: Engines | None = None,
+def create_app(settings: ServerSettings | None = None, engines: Engines | None = None,
                info: ModelInfo | None = None) -> FastAPI:
     """Build the app. Pass `engines` (and `info`) to serve engines built elsewhere,
     e.g. a scripted engine in tests; otherwise they load from `settings` at start-up."""
-    settings = settings or Settings()
+    settings = settings or ServerSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -78,14 +78,12 @@ def create_app(settings: Settings | None = None, engines: Engines | None = None,
                                            return_exceptions=True)
             problems = [str(r) for r in results if isinstance(r, Exception)]
         status = "loading" if engines is None else "degraded" if problems else "ready"
-        body = {"status": status,
-                "models": {"agent": info.agent, "rationale": info.rationale,
-                           "scorer": info.scorer},
-                "rationale_is_stand_in": info.rationale_is_stand_in,
-                "note": STAND_IN_NOTE.format(name=info.rationale)
-                if info.rationale_is_stand_in else None,
-                "errors": problems}
-        return JSONResponse(body, status_code=200 if status == "ready" else 503)
+        body = HealthResponse(
+            status=status, rationale_is_stand_in=info.rationale_is_stand_in, errors=problems,
+            models={"agent": info.agent, "rationale": info.rationale, "scorer": info.scorer},
+            note=STAND_IN_NOTE.format(name=info.rationale) if info.rationale_is_stand_in
+            else None, **(backend_status(engines) if engines is not None else {}))
+        return JSONResponse(body.model_dump(), status_code=200 if status == "ready" else 503)
 
     app.include_router(solve_router)
     app.include_router(openai_router)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from rationalyst.protocol import ErrorBody, ErrorResponse
 from rationalyst.supervisor.engine import EngineError, PromptTooLong
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ class APIError(Exception):
 
 def error_body(message: str, type_: str, param: str | None = None,
                code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return ErrorResponse(error=ErrorBody(message=message, type=type_, param=param,
+                                         code=code)).model_dump()
 
 
 def engine_error_body(exc: Exception) -> dict:

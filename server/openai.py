@@ -8,20 +8,23 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import dataclass, field
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
+from rationalyst.protocol import (DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SUPERVISED_MODELS,
+                                  ErrorResponse, pick_task)
 from rationalyst.supervisor.engine import SampleParams
 from rationalyst.supervisor.loop import check_fits
-from rationalyst.supervisor.prompts import pick_task
 from rationalyst.supervisor.types import Problem, Result, Usage
 
 from .errors import APIError, engine_error_body
-from .openai_protocol import (SUPERVISED_MODELS, ChatCompletion, ChatCompletionRequest,
-                              ModelList, now)
-from .protocol import ErrorResponse
-from .solve import admitted, final_result, response_body, run_solve, solve_params, sse_response
+from .openai_protocol import (AssistantMessage, ChatCompletion, ChatCompletionChunk,
+                              ChatCompletionRequest, ChunkChoice, CompletionChoice,
+                              CompletionUsage, ModelCard, ModelList, now)
+from .solve import (admitted, final_result, request_params, run_solve, solve_params,
+                    sse_response)
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -38,42 +41,42 @@ def model_names(request: Request) -> list[str]:
 @router.get("/models", response_model=ModelList, responses=_COMMON)
 async def list_models(request: Request):
     created = now()
-    return {"object": "list",
-            "data": [{"id": m, "object": "model", "created": created,
-                      "owned_by": "rationalyst-server"} for m in model_names(request)]}
+    return ModelList(object="list", data=[
+        ModelCard(id=m, object="model", created=created, owned_by="rationalyst-server")
+        for m in model_names(request)])
 
 
-def _usage(prompt: int, completion: int) -> dict:
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+def _usage(prompt: int, completion: int) -> CompletionUsage:
+    return CompletionUsage(prompt_tokens=prompt, completion_tokens=completion,
+                           total_tokens=prompt + completion)
 
 
-def solve_usage(u: Usage) -> dict:
+def solve_usage(u: Usage) -> CompletionUsage:
     # Prompt side: agent prompts plus scorer prefill; completion side: steps + rationales.
     return _usage(u.agent_prompt_tokens + u.scored_tokens,
                   u.agent_completion_tokens + u.rationale_tokens)
 
 
+@dataclass
 class _Chunks:
-    """Builds chat.completion.chunk objects of one response."""
-
-    def __init__(self, model: str):
-        self.id, self.model, self.created = "chatcmpl-" + uuid.uuid4().hex, model, now()
+    """Builds the chat.completion.chunk events of one response."""
+    model: str
+    id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex)
+    created: int = field(default_factory=now)
 
     def __call__(self, delta: dict | None, finish: str | None = None, **extra) -> dict:
-        choices = [] if delta is None else [
-            {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-        body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": choices, **extra}
-        return {"data": json.dumps(body)}
+        choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish)]
+        return {"data": ChatCompletionChunk(id=self.id, created=self.created, model=self.model,
+                                            choices=choices, **extra).sparse_json()}
 
 
-def _completion(model: str, content: str, finish: str, usage: dict, **extra) -> dict:
-    return {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion",
-            "created": now(), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": finish, "logprobs": None}],
-            "usage": usage, **extra}
+def _completion(model: str, content: str, finish: str, usage: CompletionUsage,
+                **extra) -> Response:
+    body = ChatCompletion(
+        id="chatcmpl-" + uuid.uuid4().hex, model=model, usage=usage, **extra,
+        choices=[CompletionChoice(index=0, finish_reason=finish,
+                                  message=AssistantMessage(role="assistant", content=content))])
+    return Response(body.sparse_json(), media_type="application/json")
 
 
 async def _stream(events, request: Request) -> EventSourceResponse:
@@ -116,11 +119,11 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     problem = Problem(question=req.question().strip(), task=task,
                       choices=tuple(req.choices) if req.choices else None,
                       system=req.system())
-    params = solve_params(request, req.token_budget, req.timeout_s,
-                          strategy=SUPERVISED_MODELS[req.model],
-                          num_candidates=req.num_candidates, max_steps=req.max_steps,
-                          temperature=0.7 if req.temperature is None else req.temperature,
-                          top_p=req.top_p or 1.0, seed=req.seed)
+    params = solve_params(
+        request, req.token_budget, req.timeout_s,
+        **{**request_params(req), "strategy": SUPERVISED_MODELS[req.model],
+           "temperature": DEFAULT_TEMPERATURE if req.temperature is None else req.temperature,
+           "top_p": req.top_p or DEFAULT_TOP_P})
     check_fits(problem, params, engines)
     solve_id = "solve-" + uuid.uuid4().hex
 
@@ -133,7 +136,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
             result = await final_result(events)
         content = "\n".join(s.text for s in result.steps)
         return _completion(req.model, content, finish(result), solve_usage(result.usage),
-                           rationalyst=response_body(result, solve_id))
+                           rationalyst=result)
 
     chunk = _Chunks(req.model)
 
@@ -147,7 +150,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
                 delta = {"content": ev.text if ev.index == 0 else "\n" + ev.text}
                 if ev.index == 0:
                     delta = {"role": "assistant", **delta}
-                yield chunk(delta, rationalyst=ev.to_dict())
+                yield chunk(delta, rationalyst=ev)
     return await _stream(chunks(), request)
 
 

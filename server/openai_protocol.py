@@ -7,15 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rationalyst.supervisor.prompts import TASKS
-
-from .protocol import SolveResponse, StrictJSON
-
-Task = Literal[TASKS]  # type: ignore[valid-type]
-
-# Model names that select a supervised strategy; the agent's own name passes through.
-SUPERVISED_MODELS = {"rationalyst": "rationalyst", "rationalyst-explicit": "explicit",
-                     "random": "random", "greedy": "greedy"}
+from rationalyst.protocol import SEED_LIMIT, SolveOptions, SolveResult, Step
 
 
 class ChatMessage(BaseModel):
@@ -34,7 +26,7 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(StrictJSON):
+class ChatCompletionRequest(SolveOptions):
     # Unknown OpenAI fields (user, logit_bias, ...) are accepted and ignored, as vLLM does.
     model_config = ConfigDict(extra="ignore")
 
@@ -42,19 +34,14 @@ class ChatCompletionRequest(StrictJSON):
     messages: list[ChatMessage] = Field(min_length=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    seed: int | None = Field(None, ge=0, lt=2**31 - 1)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    # Extra body fields (`extra_body` in the SDK).
-    num_candidates: int = Field(3, ge=1, le=16)
-    max_steps: int = Field(15, ge=1, le=64)
-    choices: list[str] | None = Field(None, min_length=2, max_length=10)
-    task: Task | None = None
-    timeout_s: float | None = Field(None, gt=0)
+    # Extra body fields (`extra_body` in the SDK): the SolveOptions fields.
 
     @model_validator(mode="after")
     def _check(self) -> "ChatCompletionRequest":
@@ -112,16 +99,44 @@ class CompletionUsage(BaseModel):
     total_tokens: int
 
 
-class ChatCompletion(BaseModel):
-    """The non-streamed response (documentation only: streams send chunks)."""
+class _Sparse(BaseModel):
+    """A response whose optional extras (usage, rationalyst) are left out when unset,
+    as OpenAI's are, rather than sent as null."""
+
+    def sparse_json(self) -> str:
+        return self.model_dump_json(exclude={k for k in ("usage", "rationalyst")
+                                             if getattr(self, k, 0) is None})
+
+
+class ChatCompletion(_Sparse):
+    """The non-streamed response."""
     id: str
-    object: Literal["chat.completion"]
-    created: int
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: now())
     model: str
     choices: list[CompletionChoice]
     usage: CompletionUsage
-    rationalyst: SolveResponse | None = Field(None, description=(
+    rationalyst: SolveResult | None = Field(None, description=(
         "the whole solve (steps, candidates, scores) of a supervised model"))
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: dict[str, str] = Field(description="role and/or content")
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(_Sparse):
+    """One streamed event. `usage` (last, choices empty) and `rationalyst` (the chosen
+    step, on a supervised model's step chunks) are sent only when present."""
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+    rationalyst: Step | None = None
 
 
 def now() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -12,15 +13,26 @@ from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
+from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, ErrorResponse,
+                                  SolveRequest, SolveResult, pick_task)
 from rationalyst.supervisor.engine import EngineError, PromptTooLong
 from rationalyst.supervisor.loop import check_fits, solve
 from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
 
 from .errors import APIError, engine_error_body
-from .protocol import ErrorResponse, SolveRequest, SolveResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+
+# Request fields that are solve parameters under the same name (so a new one flows
+# through); the token budget and the deadline meet the server's settings below.
+_PARAMS = {f.name for f in dataclasses.fields(SolveParams)} - {
+    "max_tokens", "timeout_s", "step_max_tokens", "rationale_max_tokens"}
+
+
+def request_params(req) -> dict:
+    """The solve parameters a request model carries (/solve's, or /v1's extra_body)."""
+    return {n: getattr(req, n) for n in _PARAMS if n in type(req).model_fields}
 
 
 def solve_params(request: Request, max_tokens: int | None, timeout_s: float | None,
@@ -57,12 +69,9 @@ async def sse_response(request: Request, events: AsyncIterator[dict]) -> EventSo
 
 
 def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
-    problem = Problem(question=req.question.strip(), task=req.task,
+    problem = Problem(question=req.question.strip(), task=pick_task(req.task, req.choices),
                       choices=tuple(req.choices) if req.choices else None)
-    params = solve_params(request, req.max_tokens, req.timeout_s, strategy=req.strategy,
-                          num_candidates=req.num_candidates, max_steps=req.max_steps,
-                          temperature=req.temperature, top_p=req.top_p, seed=req.seed)
-    return problem, params
+    return problem, solve_params(request, req.max_tokens, req.timeout_s, **request_params(req))
 
 
 def run_solve(request: Request, problem: Problem, params: SolveParams,
@@ -80,15 +89,11 @@ async def final_result(events: AsyncIterator[Step | Result]) -> Result:
     raise RuntimeError("the solve ended without a result")
 
 
-def response_body(result: Result, solve_id: str) -> dict:
-    return {"id": solve_id, **result.to_dict()}
-
-
 def error_event(exc: Exception) -> dict:
-    return {"event": "error", "data": json.dumps(engine_error_body(exc))}
+    return {"event": ERROR_EVENT, "data": json.dumps(engine_error_body(exc))}
 
 
-@router.post("/solve", response_model=SolveResponse,
+@router.post("/solve", response_model=SolveResult,
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "JSON, or SSE events step/done/error"},
                         400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
@@ -103,15 +108,15 @@ async def post_solve(req: SolveRequest, request: Request):
     events = run_solve(request, problem, params, solve_id)
     if not req.stream:
         async with admitted(request):
-            return response_body(await final_result(events), solve_id)
+            return await final_result(events)
 
     async def sse():
         try:
             async for ev in events:
                 if isinstance(ev, Result):
-                    yield {"event": "done", "data": json.dumps(response_body(ev, solve_id))}
+                    yield {"event": DONE_EVENT, "data": ev.model_dump_json()}
                 else:
-                    yield {"event": "step", "data": json.dumps(ev.to_dict())}
+                    yield {"event": STEP_EVENT, "data": ev.model_dump_json()}
         except (PromptTooLong, EngineError) as exc:
             log.warning("solve %s failed: %s", solve_id, exc)
             yield error_event(exc)

@@ -6,7 +6,6 @@ import asyncio
 import secrets
 import time
 import uuid
-from dataclasses import replace
 from typing import AsyncIterator
 
 from . import prompts
@@ -43,7 +42,7 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
         if budget <= 0:
             finish = "budget"
             break
-        t0, before = time.perf_counter(), replace(timings)
+        t0, before = time.perf_counter(), timings.model_copy()
         state = StepState(problem, [s.text for s in steps], params, step_seed(seed, index),
                           budget, usage, timings, f"{request_id}-{index}")
         step_timeout = asyncio.timeout_at(deadline)
@@ -61,9 +60,10 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
         elapsed = (time.perf_counter() - t0) * 1e3
         step = Step(index=index, text=choice.text, rationale=choice.rationale,
                     candidates=choice.candidates, elapsed_ms=elapsed,
-                    timings=Timings(timings.sample_ms - before.sample_ms,
-                                    timings.rationale_ms - before.rationale_ms,
-                                    timings.score_ms - before.score_ms, elapsed))
+                    timings=Timings(sample_ms=timings.sample_ms - before.sample_ms,
+                                    rationale_ms=timings.rationale_ms - before.rationale_ms,
+                                    score_ms=timings.score_ms - before.score_ms,
+                                    total_ms=elapsed))
         steps.append(step)
         yield step
         # Checked on the chosen step, so no round is spent after the answer.
@@ -73,8 +73,8 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
             break
 
     timings.total_ms = (time.perf_counter() - t_start) * 1e3
-    yield Result(strategy=params.strategy, seed=seed, answer=answer, finish_reason=finish,
-                 steps=steps, usage=usage, timings=timings)
+    yield Result(id=request_id, strategy=params.strategy, seed=seed, answer=answer,
+                 finish_reason=finish, steps=steps, usage=usage, timings=timings)
 
 
 async def solve_all(problem: Problem, params: SolveParams, engines: Engines,

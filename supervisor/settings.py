@@ -1,24 +1,19 @@
-"""Server settings, read once at the edge (CLI or app factory) and passed down."""
+"""Engine and algorithm settings, read once at the edge (CLI or app factory) and passed
+down. HTTP and operations settings extend them in rationalyst.server.settings."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .models import DEFAULT_MODEL, default_cache_dir
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RATIONALYST_", extra="ignore")
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
-        "comma-separated bearer keys; when set, every endpoint but /health, /metrics "
-        "and the viewer page needs one"))
 
     agent_model: str = Field(DEFAULT_MODEL, description=(
         "agent checkpoint: 'default' (packaged SmolLM2-135M-Instruct), a local "
@@ -54,22 +49,6 @@ class Settings(BaseSettings):
     rationale_gpu_memory: float = Field(0.45, gt=0, le=1,
                                         description="GPU memory fraction for the rationale engine")
 
-    max_concurrent_solves: int = Field(8, ge=1, description="solves running at once")
-    max_queued_solves: int = Field(32, ge=0, description=(
-        "solves waiting for a slot; beyond that requests get 429 with Retry-After"))
-    max_timeout_s: float = Field(600.0, gt=0, description=(
-        "longest per-request deadline (timeout_s), and the default"))
-    max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
-    shutdown_grace_s: float = Field(30.0, ge=0, description=(
-        "on SIGTERM, how long in-flight solves may run before they are cancelled"))
-
     step_max_tokens: int = Field(64, ge=1, description="tokens per candidate step")
     rationale_max_tokens: int = Field(64, ge=1, description="tokens per rationale")
     max_tokens: int = Field(2048, ge=1, description="default token budget of one solve")
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, v):
-        if isinstance(v, str):
-            return [k.strip() for k in v.split(",") if k.strip()]
-        return v

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from rationalyst import protocol
+
 from . import prompts
 from .concurrency import gather_or_cancel
 from .engine import Engines, Generation, SampleParams
@@ -156,3 +158,4 @@ STRATEGIES: dict[str, Strategy] = {
     "random": random_choice,
     "greedy": greedy,
 }
+assert set(STRATEGIES) == set(protocol.STRATEGIES), "a strategy needs its name in rationalyst.protocol"

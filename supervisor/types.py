@@ -1,18 +1,25 @@
-"""Plain data shared by the loop, the strategies and the server."""
+"""Plain data shared by the loop, the strategies and the server.
+
+The step and result objects are the wire models of rationalyst.protocol: the loop
+fills them in place, and the server sends them as they are."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
-FinishReason = Literal["answer", "max_steps", "budget", "timeout"]
-STRATEGIES = ("rationalyst", "explicit", "random", "greedy")
+from rationalyst.protocol import (DEFAULT_MAX_STEPS, DEFAULT_NUM_CANDIDATES, DEFAULT_STRATEGY,
+                                  DEFAULT_TEMPERATURE, DEFAULT_TOP_P, STRATEGIES, Candidate,
+                                  FinishReason, Step, Timings, Usage)
+from rationalyst.protocol import SolveResult as Result
+
+__all__ = ["STRATEGIES", "Candidate", "FinishReason", "Problem", "Result", "SolveParams",
+           "Step", "Timings", "Usage"]
 
 
 @dataclass(frozen=True)
 class Problem:
     question: str
-    task: str  # a family name from supervisor.prompts.TASKS
+    task: str  # a family name from rationalyst.protocol.TASKS
     choices: tuple[str, ...] | None = None
     # A caller's system message (OpenAI proxy), kept at the head of the agent's prompt.
     system: str | None = None
@@ -20,11 +27,11 @@ class Problem:
 
 @dataclass(frozen=True)
 class SolveParams:
-    strategy: str = "rationalyst"
-    num_candidates: int = 3
-    max_steps: int = 15
-    temperature: float = 0.7
-    top_p: float = 1.0
+    strategy: str = DEFAULT_STRATEGY
+    num_candidates: int = DEFAULT_NUM_CANDIDATES
+    max_steps: int = DEFAULT_MAX_STEPS
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
     seed: int | None = None
     step_max_tokens: int = 64
     rationale_max_tokens: int = 64
@@ -33,61 +40,3 @@ class SolveParams:
     # Wall-clock deadline of the whole solve; when it passes, the steps so far are
     # returned with finish_reason "timeout".
     timeout_s: float | None = None
-
-
-@dataclass
-class Candidate:
-    text: str
-    score: float | None = None
-    chosen: bool = False
-
-
-@dataclass
-class Timings:
-    sample_ms: float = 0.0
-    rationale_ms: float = 0.0
-    score_ms: float = 0.0
-    total_ms: float = 0.0
-
-
-@dataclass
-class Step:
-    index: int
-    text: str
-    rationale: str | None
-    candidates: list[Candidate]
-    elapsed_ms: float
-    timings: Timings = field(default_factory=Timings)  # this step's share, per phase
-
-    def to_dict(self) -> dict:
-        # By hand: dataclasses.asdict deep-copies every field, and was the largest
-        # share of the server's per-step CPU time (benchmarks/overhead.py).
-        return {**vars(self), "candidates": [dict(vars(c)) for c in self.candidates],
-                "timings": dict(vars(self.timings))}
-
-
-@dataclass
-class Usage:
-    agent_prompt_tokens: int = 0
-    agent_completion_tokens: int = 0
-    rationale_tokens: int = 0
-    scored_tokens: int = 0
-
-    @property
-    def generated(self) -> int:
-        return self.agent_completion_tokens + self.rationale_tokens
-
-
-@dataclass
-class Result:
-    strategy: str
-    seed: int
-    answer: str | None
-    finish_reason: FinishReason
-    steps: list[Step] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    timings: Timings = field(default_factory=Timings)
-
-    def to_dict(self) -> dict:
-        return {**vars(self), "steps": [s.to_dict() for s in self.steps],
-                "usage": dict(vars(self.usage)), "timings": dict(vars(self.timings))}

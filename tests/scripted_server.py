@@ -23,7 +23,7 @@ from rationalyst.server.app import create_app  # noqa: E402
 from rationalyst.supervisor.backends import ModelInfo  # noqa: E402
 from rationalyst.supervisor.engine import Engines  # noqa: E402
 from rationalyst.supervisor.scripted_engine import ScriptedEngine  # noqa: E402
-from rationalyst.supervisor.settings import Settings  # noqa: E402
+from rationalyst.server.settings import ServerSettings as Settings  # noqa: E402
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from rationalyst.server.logs import json_handler
 from rationalyst.supervisor.backends import ModelInfo
 from rationalyst.supervisor.engine import EngineError, Engines
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
-from rationalyst.supervisor.settings import Settings
+from rationalyst.server.settings import ServerSettings as Settings
 
 
 class ThreadServer:

@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent("""
     from rationalyst.supervisor.backends import ModelInfo
     from rationalyst.supervisor.engine import Engines
     from rationalyst.supervisor.scripted_engine import ScriptedEngine
-    from rationalyst.supervisor.settings import Settings
+    from rationalyst.server.settings import ServerSettings as Settings
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]

@@ -1,0 +1,214 @@
+"""The wire format of POST /solve, with its names and defaults: one owner.
+
+Depends only on pydantic, so the server, the supervisor, the clients and the CLI
+all import it. To add a strategy, add its name to STRATEGIES (and its function to
+supervisor/strategies.py); to add a request field, add it to SolveOptions (it then
+reaches /solve, /v1 extra_body, the client and the CLI flags) or to SolveRequest
+(/solve only), and to supervisor.types.SolveParams under the same name.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# ---- names ------------------------------------------------------------------------
+
+STRATEGIES = ("rationalyst", "explicit", "random", "greedy")
+TASKS = ("math", "math_boxed", "multiple_choice", "true_false")
+StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
+Task = Literal[TASKS]  # type: ignore[valid-type]
+FinishReason = Literal["answer", "max_steps", "budget", "timeout"]
+FINISH_REASONS: tuple[str, ...] = get_args(FinishReason)
+
+# The /v1 model name of each strategy; a strategy not listed is served under its own.
+_CHAT_NAMES = {"explicit": "rationalyst-explicit"}
+SUPERVISED_MODELS = {_CHAT_NAMES.get(s, s): s for s in STRATEGIES}
+
+# ---- defaults (the server's; clients send them unless told otherwise) -------------
+
+DEFAULT_STRATEGY = "rationalyst"
+DEFAULT_NUM_CANDIDATES = 3
+DEFAULT_MAX_STEPS = 15
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 1.0
+
+SEED_LIMIT = 2**31 - 1  # seeds are 0 <= seed < SEED_LIMIT
+
+
+def pick_task(task: str | None, choices: Sequence[str] | None) -> str:
+    """The task family of a request: multiple choice when choices are given, else math."""
+    if task is None:
+        return "multiple_choice" if choices else "math"
+    if task == "multiple_choice" and not choices:
+        raise ValueError("task 'multiple_choice' needs a 'choices' list")
+    if task != "multiple_choice" and choices:
+        raise ValueError(f"task {task!r} takes no 'choices'; drop them or use "
+                         "task 'multiple_choice'")
+    return task
+
+
+# ---- requests ---------------------------------------------------------------------
+
+class StrictJSON(BaseModel):
+    """A request body of exactly its declared JSON types: strict mode, so `true` is
+    not 1 and "3" is not 3; but 2.0 is an integer, as JSON Schema has it."""
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data):
+        if not isinstance(data, dict):
+            return data
+        ints = {n for n, f in cls.model_fields.items() if f.annotation in (int, int | None)}
+        return {k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
+                for k, v in data.items()}
+
+
+class SolveOptions(StrictJSON):
+    """Supervision fields that /solve and /v1/chat/completions (as extra_body) share."""
+
+    num_candidates: int = Field(DEFAULT_NUM_CANDIDATES, ge=1, le=16,
+                                description="candidate steps sampled per step")
+    max_steps: int = Field(DEFAULT_MAX_STEPS, ge=1, le=64, description="most reasoning steps")
+    choices: list[str] | None = Field(None, min_length=2, max_length=10,
+                                      description="answer options, lettered A, B, ...")
+    task: Task | None = Field(None, description=(
+        "task family; default: multiple_choice when choices are given, else math"))
+    timeout_s: float | None = Field(None, gt=0, description=(
+        "deadline of the solve in seconds (server maximum if unset); when it passes the "
+        "steps so far come back with finish_reason 'timeout'"))
+
+
+class SolveRequest(SolveOptions):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=20_000, description="the question to solve")
+    strategy: StrategyName = Field(DEFAULT_STRATEGY, description="how each step is chosen")
+    temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
+    top_p: float = Field(DEFAULT_TOP_P, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT,
+                             description="repeat a solve exactly (default: random)")
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, description=(
+        "token budget over all generated tokens (steps and rationales); "
+        "server default if unset"))
+    stream: bool = False
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question must contain some text")
+        return v
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and any(not c.strip() for c in v):
+            raise ValueError("every choice must contain some text")
+        return v
+
+    @model_validator(mode="after")
+    def _task_fits_choices(self) -> "SolveRequest":
+        self.task = pick_task(self.task, self.choices)
+        return self
+
+
+# ---- responses --------------------------------------------------------------------
+
+class WireModel(BaseModel):
+    """A response object. Unknown fields (a newer server's) are kept, not refused;
+    fields with defaults are still required in the response schema. The supervisor
+    fills these in place as a solve runs, so they are plain mutable models."""
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
+
+    @property
+    def raw(self) -> dict:
+        """The JSON object, as sent."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls.model_validate(d)
+
+
+class Candidate(WireModel):
+    text: str
+    score: float | None = Field(None, description="mean token log-prob; None for greedy")
+    chosen: bool = False
+
+
+class Timings(WireModel):
+    sample_ms: float = 0.0
+    rationale_ms: float = 0.0
+    score_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class Step(WireModel):
+    index: int
+    text: str
+    rationale: str | None
+    candidates: list[Candidate]
+    elapsed_ms: float
+    timings: Timings = Field(default_factory=Timings, description=(
+        "this step's time per phase; sample and rationale overlap in rationalyst"))
+
+
+class Usage(WireModel):
+    agent_prompt_tokens: int = 0
+    agent_completion_tokens: int = 0
+    rationale_tokens: int = 0
+    scored_tokens: int = Field(0, description="prompt tokens the scorer really computed")
+
+    @property
+    def generated(self) -> int:
+        return self.agent_completion_tokens + self.rationale_tokens
+
+
+class SolveResult(WireModel):
+    """The /solve response, and the SSE `done` event."""
+    id: str
+    strategy: StrategyName
+    seed: int = Field(description="the seed used; send it back to repeat the solve")
+    answer: str | None
+    finish_reason: FinishReason
+    steps: list[Step] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    timings: Timings = Field(default_factory=Timings)
+
+
+# Stream events of POST /solve with stream: true.
+STEP_EVENT, DONE_EVENT, ERROR_EVENT = "step", "done", "error"
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ReplicaStatus(BaseModel):
+    url: str
+    up: bool
+    scoring: str | None = Field(None, description="its scoring path, once connected")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ready", "loading", "degraded"]
+    models: dict[str, str]
+    rationale_is_stand_in: bool
+    note: str | None = None
+    errors: list[str] = Field(default_factory=list, description="why the engines are not ready")
+    scoring: str | None = Field(None, description=(
+        "how candidates are scored: in-process or remote, from the prefix cache or "
+        "with full prefill (a remote vllm serve needs --enable-scale-out "
+        "--enable-prompt-tokens-details for the cache)"))
+    replicas: dict[str, list[ReplicaStatus]] = Field(default_factory=dict, description=(
+        "per role served by several vllm serve replicas: each one's state"))
