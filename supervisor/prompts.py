@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rationalyst import protocol
+from rationalyst.protocol import pick_task  # noqa: F401 (re-exported)
+
 from .types import Problem
 
 ANSWER_PHRASE = "The answer is:"
@@ -83,6 +86,7 @@ _SHOTS: dict[str, list[tuple[str, list[str] | None, list[str]]]] = {
 }
 
 TASKS = tuple(_SYSTEM)
+assert set(TASKS) == set(protocol.TASKS), "a task needs its name in rationalyst.protocol"
 
 RATIONALE_SCORER_SYSTEM = (
     "Your task is to generate future text given preceding text and the rationale that "
@@ -145,15 +149,3 @@ def scorer_messages(problem: Problem, steps: Sequence[str], rationale: str) -> l
     return [{"role": "system", "content": RATIONALE_SCORER_SYSTEM},
             *_history(problem, steps),
             {"role": "assistant", "content": "Rationale: " + rationale}]
-
-
-def pick_task(task: str | None, choices: Sequence[str] | None) -> str:
-    """The task family of a request: multiple choice when choices are given, else math."""
-    if task is None:
-        return "multiple_choice" if choices else "math"
-    if task == "multiple_choice" and not choices:
-        raise ValueError("task 'multiple_choice' needs a 'choices' list")
-    if task != "multiple_choice" and choices:
-        raise ValueError(f"task {task!r} takes no 'choices'; drop them or use "
-                         "task 'multiple_choice'")
-    return task
