@@ -8,11 +8,11 @@ and the server.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Sequence
 
 import httpx
+from httpx_sse import EventSource
 
 from . import remote_scoring
 from .chat_tokens import ChatTokens
@@ -138,10 +138,10 @@ class RemoteEngine(ChatTokens):
                 if r.status_code >= 400:
                     await r.aread()
                     self._check_status(r)
-                async for line in r.aiter_lines():
-                    if not line.startswith("data:") or line.endswith("[DONE]"):
-                        continue
-                    chunk = json.loads(line[5:])
+                async for sse in EventSource(r).aiter_sse():
+                    if sse.data == "[DONE]":
+                        break
+                    chunk = sse.json()
                     for ch in chunk.get("choices") or []:
                         n_tokens += 1  # about one token a chunk; corrected by usage
                         reason = ch.get("finish_reason") or reason
