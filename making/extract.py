@@ -1,0 +1,203 @@
+"""`rationalyst extract`: documents -> implicit rationales -> checked triples.
+
+Two modes. `rewrite` is the reference's: the model regenerates the document with
+`<BOT>rationale<EOT>` between sentences, and the output is kept only if it still
+matches the input. `insert` never regenerates the text: at each sentence boundary the
+model writes only the rationale linking the text so far to the next sentence, so it
+decodes far fewer tokens and cannot modify the text. Both reject leaks (rationales
+that restate the following text).
+
+Output (append-only, resumable): documents.jsonl (one record per finished document),
+triples.jsonl, extract_stats.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from rationalyst.supervisor.concurrency import gather_or_cancel
+from rationalyst.supervisor.engine import Engine, PromptTooLong
+
+from . import prompts, split
+from .documents import Document
+from .store import Appender, read_jsonl, write_jsonl
+
+SKIP_REASONS = ("empty", "not UTF-8", "text modified", "unpaired markers", "no rationale",
+                "leak")
+FILES = ("documents.jsonl", "triples.jsonl", "extract_stats.json")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    mode: str = "insert"
+    max_rationale_tokens: int = 48
+    leak_threshold: float = 0.7    # rapidfuzz similarity (0-1) that counts as a leak
+    min_similarity: float = 0.9    # rewrite: stripped output vs input
+    max_boundaries: int = 0        # insert: rationales per document, 0 = all
+
+
+class Extractor:
+    def __init__(self, engine: Engine, cfg: ExtractConfig):
+        self.engine, self.cfg = engine, cfg
+        empty = (prompts.insert_messages("", "") if cfg.mode == "insert"
+                 else prompts.rewrite_messages(""))
+        self.overhead = engine.count_tokens(engine.render(empty))
+
+    def _budget(self) -> int:
+        """Tokens of document text a prompt (and, in rewrite, its output) can hold."""
+        room = self.engine.max_model_len - self.overhead - 16
+        if self.cfg.mode == "insert":
+            return room - self.cfg.max_rationale_tokens
+        # The output repeats the text and adds rationales: keep text under ~40%.
+        return int(room * 0.4)
+
+    def cut(self, text: str) -> tuple[str, bool]:
+        """The longest run of whole sentences that fits the context."""
+        budget = self._budget()
+        if self.engine.count_tokens(text) <= budget:
+            return text, False
+        kept = ""
+        for seg in split.sentences(text):
+            if self.engine.count_tokens(kept + seg) > budget:
+                break
+            kept += seg
+        return kept.rstrip(), True
+
+    async def process(self, doc: Document) -> tuple[list[dict], dict]:
+        rec = {"id": doc.id, "source": doc.source, "status": "skipped", "reason": None,
+               "triples": 0, "rationales": 0, "leaks": 0, "empty": 0, "cut": False}
+        if doc.text is None:
+            rec["reason"] = "not UTF-8"
+            return [], rec
+        if not doc.text.strip():
+            rec["reason"] = "empty"
+            return [], rec
+        text, rec["cut"] = self.cut(doc.text)
+        if self.cfg.mode == "insert":
+            triples = await self._insert(doc.id, text, rec)
+        else:
+            triples = await self._rewrite(doc.id, text, rec)
+        if triples:
+            rec["status"], rec["triples"] = "kept", len(triples)
+        elif rec["reason"] is None:
+            rec["reason"] = "leak" if rec["leaks"] else "no rationale"
+        rows = [{"id": f"{doc.id}#{k}", "doc_id": doc.id, **asdict(t)}
+                for k, t in enumerate(triples)]
+        return rows, rec
+
+    def _keep(self, triples: list[split.Triple], rec: dict) -> list[split.Triple]:
+        kept = []
+        for t in triples:
+            rec["rationales"] += 1
+            if split.is_leak(t.rationale, t.following, self.cfg.leak_threshold):
+                rec["leaks"] += 1
+            else:
+                kept.append(t)
+        return kept
+
+    async def _insert(self, doc_id: str, text: str, rec: dict) -> list[split.Triple]:
+        pairs = split.boundaries(text)
+        if self.cfg.max_boundaries:
+            pairs = pairs[:self.cfg.max_boundaries]
+
+        async def one(i: int, so_far: str, nxt: str) -> str:
+            prompt = self.engine.render(prompts.insert_messages(so_far, nxt))
+            try:
+                gen = await self.engine.generate(prompt, self.cfg.max_rationale_tokens,
+                                                 ["\n"], f"extract-{doc_id}-{i}")
+            except PromptTooLong:
+                return ""
+            return split.clean_rationale(gen.completions[0].text)
+
+        outs = await gather_or_cancel(*(one(i, a, b) for i, (a, b) in enumerate(pairs)))
+        triples = []
+        for (so_far, nxt), r in zip(pairs, outs):
+            if r:
+                triples.append(split.Triple(so_far, r, nxt))
+            else:
+                rec["empty"] += 1
+        return self._keep(triples, rec)
+
+    async def _rewrite(self, doc_id: str, text: str, rec: dict) -> list[split.Triple]:
+        prompt = self.engine.render(prompts.rewrite_messages(text))
+        n_prompt = self.engine.count_tokens(prompt)
+        room = self.engine.max_model_len - n_prompt
+        want = 2 * self.engine.count_tokens(text) + 64
+        gen = await self.engine.generate(prompt, max(1, min(want, room)), [],
+                                         f"extract-{doc_id}")
+        output = gen.completions[0].text
+        try:
+            pieces = split.parse_markers(output)
+        except split.MarkerError:
+            rec["reason"] = "unpaired markers"
+            return []
+        if split.similarity(split.strip_rationales(pieces), text) < self.cfg.min_similarity:
+            rec["reason"] = "text modified"
+            return []
+        triples, drops = split.triples_from_pieces(pieces)
+        rec["empty"] += drops["empty"]
+        return self._keep(triples, rec)
+
+
+def resume_state(out: Path) -> set[str]:
+    """Ids of finished documents; drops triples of a document that did not finish
+    (written before an interrupt cut its record), so a rerun cannot duplicate them."""
+    done = {r["id"] for r in read_jsonl(out / "documents.jsonl")}
+    rows = read_jsonl(out / "triples.jsonl")
+    good = [r for r in rows if r.get("doc_id") in done]
+    if len(good) != len(rows):
+        write_jsonl(out / "triples.jsonl", good)
+    return done
+
+
+def write_stats(out: Path, total: int) -> dict:
+    recs = read_jsonl(out / "documents.jsonl")
+    reasons = Counter(r["reason"] for r in recs if r["status"] == "skipped")
+    stats = {
+        "documents": total,
+        "read": len(recs),
+        "kept": sum(r["status"] == "kept" for r in recs),
+        "skipped": {k: reasons.get(k, 0) for k in SKIP_REASONS},
+        "cut_to_context": sum(r["cut"] for r in recs),
+        "rationales": sum(r["rationales"] for r in recs),
+        "rationales_empty": sum(r["empty"] for r in recs),
+        "rationales_leak": sum(r["leaks"] for r in recs),
+        "triples": sum(r["triples"] for r in recs),
+    }
+    (out / "extract_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+    return stats
+
+
+async def run(engine: Engine, docs: Sequence[Document], out: Path, cfg: ExtractConfig,
+              concurrency: int = 8, progress: bool = True) -> dict:
+    """Extract every unfinished document, `concurrency` at a time; returns the stats."""
+    from tqdm import tqdm
+
+    done = resume_state(out)
+    pending = iter([d for d in docs if d.id not in done])
+    ex = Extractor(engine, cfg)
+    triples, records = Appender(out / "triples.jsonl"), Appender(out / "documents.jsonl")
+    bar = tqdm(total=len(docs), initial=len(docs) - sum(1 for d in docs if d.id not in done),
+               desc=f"extract ({cfg.mode})", unit="doc", disable=not progress)
+
+    async def worker() -> None:
+        for doc in pending:  # one shared iterator: each document goes to one worker
+            rows, rec = await ex.process(doc)
+            # Triples first, then the record that marks the document done.
+            triples.write(rows)
+            records.write([rec])
+            bar.update(1)
+
+    try:
+        await gather_or_cancel(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        bar.close()
+        triples.close()
+        records.close()
+        stats = write_stats(out, len(docs))
+    return stats

@@ -1,0 +1,235 @@
+"""`rationalyst train`: fine-tune a rationale model on kept triples.
+
+Chat pairs: user = preceding text, assistant = rationale, built by
+`supervisor.prompts.rationale_chat`, the function that builds the server's rationale
+prompt, so training and serving cannot drift. Loss on the rationale tokens only.
+transformers Trainer with peft LoRA (merged at the end) or `--full`. Imports no vLLM
+(GPU machines may lack it) and runs under `accelerate launch` (DDP; FSDP for --full).
+
+    python -m rationalyst.making.train DIR --base MODEL --out CKPT   (same flags)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+from rationalyst.supervisor.prompts import rationale_chat
+
+from .documents import InputError
+
+FILES = ("train_log.jsonl", "loss.png", "train_summary.json", "config.json")
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--full", action="store_true", help=(
+        "full fine-tune with the reference's settings (lr 2e-5, cosine, warm-up 3%%, "
+        "batch 2 x 8 accumulation) instead of LoRA"))
+    p.add_argument("--epochs", type=float, default=1.0, help="[1]")
+    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
+    p.add_argument("--lr", type=float, default=None, help="[2e-4 LoRA, 2e-5 --full]")
+    p.add_argument("--batch-size", type=int, default=2, help="per device [2]")
+    p.add_argument("--grad-accum", type=int, default=None, help="[1 LoRA, 8 --full]")
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=1024,
+                   help="tokens per pair; longer preceding text is cut from the front")
+    p.add_argument("--eval-fraction", type=float, default=0.05, help="held out [0.05]")
+    p.add_argument("--logging-steps", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def load_pairs(dirs) -> list[dict]:
+    pairs = []
+    for d in dirs:
+        path = Path(d) / "kept.jsonl"
+        if not path.is_file():
+            raise InputError(f"{d} has no kept.jsonl: run `rationalyst filter {d}` first")
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    row = json.loads(line)
+                    pairs.append({"preceding": row["preceding"], "rationale": row["rationale"]})
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise InputError(f"{path}:{n}: not a kept triple (preceding, rationale)")
+    if not pairs:
+        raise InputError(f"no kept triples in {', '.join(map(str, dirs))}: nothing to train on")
+    return pairs
+
+
+def encode_pair(tokenizer, preceding: str, rationale: str, max_length: int) -> dict:
+    """input_ids and labels of one pair; labels are -100 except on the rationale (and
+    the end-of-turn that stops it). Too long: drop whole sentences from the front."""
+    while True:
+        msgs = rationale_chat(preceding)
+        prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(
+            msgs + [{"role": "assistant", "content": rationale}], tokenize=False)
+        if not full.startswith(prompt):
+            raise ValueError("the chat template renders the prompt differently with a reply")
+        p_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        t_ids = tokenizer.encode(full[len(prompt):].rstrip("\n"), add_special_tokens=False)
+        if len(p_ids) + len(t_ids) <= max_length or len(preceding) < 16:
+            break
+        cut = preceding.find(" ", len(preceding) // 4)
+        preceding = preceding[cut + 1:] if cut > 0 else preceding[len(preceding) // 4:]
+    ids = (p_ids + t_ids)[:max_length]
+    labels = ([-100] * len(p_ids) + t_ids)[:max_length]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+def split_eval(pairs: list[dict], fraction: float, seed: int) -> tuple[list, list]:
+    rows = pairs[:]
+    random.Random(seed).shuffle(rows)
+    n_eval = 0 if fraction <= 0 or len(rows) < 2 else max(1, round(fraction * len(rows)))
+    return rows[n_eval:], rows[:n_eval]
+
+
+def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool):
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    grad_accum = args.grad_accum or (8 if args.full else 1)
+    lr = args.lr or (2e-5 if args.full else 2e-4)
+    steps = args.max_steps if args.max_steps > 0 else math.ceil(
+        args.epochs * n_train / (args.batch_size * grad_accum))
+    eval_steps = max(1, min(50, steps // 5))
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    warmup = ({"warmup_ratio": 0.03} if "warmup_ratio" in names
+              else {"warmup_steps": 0.03})  # transformers >= 5 takes a ratio here
+    return TrainingArguments(
+        output_dir=str(out / ".trainer"), per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size, gradient_accumulation_steps=grad_accum,
+        learning_rate=lr, lr_scheduler_type="cosine", num_train_epochs=args.epochs,
+        max_steps=args.max_steps, logging_steps=args.logging_steps,
+        eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps,
+        save_strategy="no", report_to=[], bf16=use_bf16, seed=args.seed,
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
+        **warmup)
+
+
+def plot_loss(log: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in (("loss", "train"), ("eval_loss", "eval")):
+        pts = [(r["step"], r[key]) for r in log if key in r]
+        if pts:
+            ax.plot(*zip(*pts), marker="o" if key == "eval_loss" else None, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (rationale tokens)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise InputError(f"{out} is not empty: choose another --out, or --overwrite")
+    pairs = load_pairs(args.dirs)
+    base = _resolve_base(args.base)
+
+    import torch
+    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq,
+                              Trainer)
+
+    tok = AutoTokenizer.from_pretrained(base)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    train_rows, eval_rows = split_eval(pairs, args.eval_fraction, args.seed)
+    train_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
+                for r in train_rows]
+    eval_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
+               for r in eval_rows]
+    cuda = torch.cuda.is_available()
+    use_bf16 = cuda and torch.cuda.is_bf16_supported()
+    base_dtype = json.loads((Path(base) / "config.json").read_text()).get(
+        "torch_dtype") or "float32"
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=torch.bfloat16 if use_bf16 else torch.float32)
+    if not args.full:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.05,
+            target_modules="all-linear", task_type="CAUSAL_LM"))
+    targs = _training_args(args, out, len(train_ds), bool(eval_ds), use_bf16)
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
+                      eval_dataset=eval_ds or None,
+                      data_collator=DataCollatorForSeq2Seq(tok, padding=True,
+                                                           label_pad_token_id=-100))
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - t0
+    final_eval = trainer.evaluate() if eval_ds else {}
+    _save(trainer, tok, out, args.full, base_dtype)
+    if trainer.is_world_process_zero():
+        log = trainer.state.log_history
+        with open(out / "train_log.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in log)
+        plot_loss(log, out / "loss.png")
+        summary = {"base": str(base), "mode": "full" if args.full else "lora",
+                   "pairs": len(pairs), "train": len(train_ds), "eval": len(eval_ds),
+                   "steps": trainer.state.global_step, "seconds": round(seconds, 1),
+                   "steps_per_s": round(trainer.state.global_step / seconds, 3),
+                   "train_loss": result.training_loss,
+                   "eval_loss": final_eval.get("eval_loss"),
+                   "world_size": targs.world_size,
+                   "device": torch.cuda.get_device_name() if cuda else "cpu",
+                   "peak_gpu_mem_gib": (round(torch.cuda.max_memory_allocated() / 2**30, 3)
+                                        if cuda else None)}
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(json.dumps(summary))
+    return 0
+
+
+def _save(trainer, tok, out: Path, full: bool, dtype: str) -> None:
+    """A merged checkpoint of the base's causal-LM class, with its tokenizer."""
+    import torch
+
+    if full:
+        # Trainer gathers FSDP shards into a full state dict on the main process.
+        trainer.save_model(str(out))
+    else:
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        if trainer.is_world_process_zero():
+            if dtype in ("bfloat16", "float16"):
+                merged = merged.to(getattr(torch, dtype))
+            merged.save_pretrained(str(out))
+    if trainer.is_world_process_zero():
+        tok.save_pretrained(str(out))
+        import shutil
+
+        shutil.rmtree(out / ".trainer", ignore_errors=True)
+
+
+def _resolve_base(spec: str) -> str:
+    """The packaged default or a directory, checked like the server checks models."""
+    from rationalyst.supervisor.models import default_cache_dir, resolve
+
+    return resolve(spec, default_cache_dir())
+
+
+if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...`
+    parser = argparse.ArgumentParser(prog="rationalyst train")
+    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    parser.add_argument("--base", default="default")
+    parser.add_argument("--out", required=True, type=Path)
+    add_train_flags(parser)
+    from .cli import _guard
+
+    sys.exit(_guard(lambda: main(parser.parse_args())))
