@@ -1,4 +1,4 @@
-"""The `rationalyst` command: serve | prepare | solve | eval."""
+"""The `rationalyst` command: serve | prepare | solve | eval | extract | filter | train."""
 
 from __future__ import annotations
 
@@ -110,6 +110,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
 
     eval_cmd.add_arguments(sub.add_parser("eval", help=eval_cmd.HELP,
                                           description=eval_cmd.DESCRIPTION))
+    from rationalyst.making import cli as making_cli  # argparse only; work imports lazily
+
+    making_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)
