@@ -99,3 +99,14 @@ async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
             await e.close()
         raise
     return Engines(agent, rationale, scorer), describe(settings, agent_path, rationale_path)
+
+
+def backend_status(engines: Engines) -> dict:
+    """For /health: the scorer's scoring path, and each replica of the roles served
+    by several."""
+    replicas = {}
+    for role in ("agent", "rationale", "scorer"):
+        eng = getattr(engines, role)
+        if hasattr(eng, "status"):
+            replicas[role] = eng.status()
+    return {"scoring": getattr(engines.scorer, "scoring", None), "replicas": replicas}
