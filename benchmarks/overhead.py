@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from httpx_sse import EventSource
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,13 +66,12 @@ async def stream_solve(client: httpx.AsyncClient, steps: int) -> list[float]:
     times, last = [], None
     async with client.stream("POST", "/solve", json=body) as r:
         r.raise_for_status()
-        async for line in r.aiter_lines():
-            if line.startswith("event:"):
-                last = line[6:].strip()
-                if last == "step":
-                    times.append(time.perf_counter())
-                elif last == "error":
-                    raise RuntimeError("error event")
+        async for event in EventSource(r).aiter_sse():
+            last = event.event
+            if last == "step":
+                times.append(time.perf_counter())
+            elif last == "error":
+                raise RuntimeError("error event")
     if last != "done" or len(times) != steps:
         raise RuntimeError(f"stream ended with {last!r} after {len(times)} steps")
     return times

@@ -3,13 +3,12 @@ on 127.0.0.1, called over real HTTP."""
 
 from __future__ import annotations
 
-import json
-import time
 
 import httpx
 import pytest
 
-from conftest import read_items
+import harness
+from harness import read_items
 
 pytestmark = pytest.mark.vllm
 
@@ -31,17 +30,10 @@ def solve(client, **body) -> dict:
 
 def sse_events(client, body: dict) -> list[tuple[str, dict, float]]:
     """(event, data, arrival time) for every SSE event, in arrival order."""
-    events, name = [], None
     with client.stream("POST", "/solve", json={**body, "stream": True}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and name:
-                events.append((name, json.loads(line.split(":", 1)[1]), time.monotonic()))
-                name = None
-    return events
+        return harness.sse_events(r)
 
 
 def test_health_says_the_rationale_model_is_a_stand_in(client):

@@ -7,16 +7,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rationalyst.clients.client import (APIConnectionError, AsyncRationalystClient, BadRequestError,
-                            Candidate, RateLimitError, RationalystClient, ServerError,
-                            SolveResult, Step, Timings, Usage)
-from conftest import REPO
+from rationalyst.clients.client import (APIConnectionError, AsyncRationalystClient,
+                                        BadRequestError, Candidate, RateLimitError,
+                                        RationalystClient, ServerError, SolveResult, Step,
+                                        SolveRequest, Timings, Usage)
+from harness import REPO, StubServer
 
 vllm = pytest.mark.vllm
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
@@ -196,57 +195,9 @@ def err(status: int, message: str, retry_after: str | None = "0") -> tuple:
     return status, headers, json.dumps(body).encode()
 
 
-class Stub:
-    """HTTP/1.1 on 127.0.0.1 answering each request with the next scripted response (the
-    last one repeats). A response with a 4th item declares that Content-Length but sends
-    only its body, then hangs up."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple] = []
-        self.requests: list[tuple[str, str, dict, dict | None]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(n) if n else b""
-                stub.requests.append((self.command, self.path,
-                                      {k.lower(): v for k, v in self.headers.items()},
-                                      json.loads(raw) if raw else None))
-                status, headers, body, *cut = (stub.script.pop(0) if len(stub.script) > 1
-                                               else stub.script[0])
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("content-length", str(cut[0] if cut else len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
-                if cut:
-                    self.close_connection = True
-
-            do_GET = do_POST
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # listening on return
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def stub():
-    s = Stub()
+    s = StubServer()
     yield s
     s.close()
 
@@ -302,7 +253,7 @@ def test_no_retries_raises_rate_limit_error(stub):
 
 
 def test_connection_errors_are_retried_then_raised(sleeps):
-    closed = Stub()
+    closed = StubServer()
     closed.close()  # its port is free now: connections are refused
     with RationalystClient(closed.url, max_retries=2) as c, pytest.raises(APIConnectionError):
         c.solve(QUESTION)
@@ -387,3 +338,27 @@ def test_cli_api_error_exits_1(stub):
     p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", "--max-steps", "x", "q"],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "max-steps" in p.stderr
+
+
+def test_a_request_object_and_timeout_s_reach_the_wire(stub):
+    stub.script = [OK]
+    with RationalystClient(stub.url) as c:
+        r = c.solve(SolveRequest(question=QUESTION, strategy="greedy", timeout_s=5.0))
+        with pytest.raises(TypeError, match="timeout"):
+            c.solve(QUESTION, timeout=5.0)  # a typo is caught before sending
+    assert r.finish_reason == "answer" and len(stub.requests) == 1
+    body = stub.requests[0][3]
+    assert body["timeout_s"] == 5.0 and body["strategy"] == "greedy" and body["task"] == "math"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["serve", "--port", "x"], "--port"),
+    (["serve", "--max-concurrent-solves", "0"], "--max-concurrent-solves"),
+    (["prepare", "--scorer", "nobody"], "--scorer"),
+    (["solve", "q", "--strategy", "nonesuch"], "--strategy"),
+    (["eval", "--dataset", "gsm8k", "--strategies", "greedy,nonesuch"], "--strategies"),
+])
+def test_bad_flag_values_are_usage_errors_naming_the_flag(argv, flag):
+    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", *argv], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and flag in p.stderr and "Traceback" not in p.stderr, p.stderr

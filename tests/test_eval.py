@@ -11,14 +11,13 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from rationalyst.clients import datasets, eval_cmd
 from rationalyst.clients.datasets import math_equal, normalize_math, number_equal, parse_number, wilson
-from conftest import DATA, REPO
+import harness
+from harness import DATA, REPO, json_reply
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None  # the `eval` extra
 
@@ -122,49 +121,24 @@ def response(answer: str | None) -> dict:
                         "total_ms": 250.0}}
 
 
-class StubServer:
+class StubServer(harness.StubServer):
     """Answers GET /health, and POST /solve from `answer(body)`: a str/None answer or
     an (HTTP status, message) error."""
 
     def __init__(self, answer) -> None:
-        self.bodies: list[dict] = []
-        stub = self
+        def respond(request: tuple) -> tuple:
+            method, _, _, body = request
+            if method == "GET":
+                return json_reply(200, {"status": "ready"})
+            got = answer(body)
+            if isinstance(got, tuple):
+                return json_reply(got[0], {"error": {"message": got[1], "type": "x"}})
+            return json_reply(200, response(got))
+        super().__init__(respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, obj: dict) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send(200, {"status": "ready"})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                stub.bodies.append(body)
-                got = answer(body)
-                if isinstance(got, tuple):
-                    self._send(got[0], {"error": {"message": got[1], "type": "x"}})
-                else:
-                    self._send(200, response(got))
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @property
+    def bodies(self) -> list[dict]:
+        return [body for method, _, _, body in self.requests if method == "POST"]
 
 
 def run_eval(url: str, out, *extra: str) -> int:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, build_tiny
+from harness import REPO, build_tiny
 from rationalyst.supervisor.models import ModelError, build_default, check_can_generate, resolve
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from conftest import read_items
+from harness import read_items
 
 pytestmark = pytest.mark.vllm
 

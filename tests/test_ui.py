@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO, read_items
+from harness import REPO, read_items
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

