@@ -52,10 +52,10 @@ def decayed(logprobs: Sequence[float], decay: float) -> float:
 async def score_triple(engine: Engine, triple: dict, decay: float) -> dict:
     prefix, conts = split_requests(engine, triple)
     scores = await engine.score(prefix, conts, f"filter-{triple['id']}")
-    # The following text is the tail of each continuation.
-    n_follow = [engine.count_tokens(c) - engine.count_tokens(c[:len(c) - len(triple["following"])])
-                for c in conts]
-    tails = [row[-n:] if n else [] for row, n in zip(scores.token_logprobs, n_follow)]
+    # The following text is the tail of each continuation (after the chat template's
+    # generation prompt, which ends on a separator, so its tokens stand alone).
+    n_follow = engine.count_tokens(triple["following"])
+    tails = [row[-n_follow:] if n_follow else [] for row in scores.token_logprobs]
     without, with_r = (decayed(t, decay) for t in tails)
     ideal = engine.count_tokens(prefix) + sum(engine.count_tokens(c) for c in conts)
     return {**triple, "score_without": without, "score_with": with_r,

@@ -99,7 +99,7 @@ def is_leak(rationale: str, following: str, threshold: float) -> bool:
     if not r or not f:
         return False
     score = max(fuzz.ratio(r, f), fuzz.token_sort_ratio(r, f))
-    if len(r) >= 20:  # a long rationale that is a chunk of the following text
+    if 20 <= len(r) <= len(f):  # a rationale that is a chunk of the following text
         score = max(score, fuzz.partial_ratio(r, f))
     return score >= 100 * threshold
 

@@ -1,0 +1,157 @@
+"""extract and filter on the scripted engine (a fake with known outputs and
+log-probs, so decisions can be checked exactly), resume after a torn line, and the
+CLI's answers to bad input (which fail before any model loads)."""
+
+import json
+
+import pytest
+
+from rationalyst.clients.cli import main
+from rationalyst.making import extract, filter as filt
+from rationalyst.making.documents import Document
+from rationalyst.supervisor.scripted_engine import ScriptedEngine
+
+
+def _following_scores(per_rationale: dict[str, list[float]]):
+    """Log-probs of a continuation's tokens: the list of the first rationale word found
+    in it, else the 'none' list; padded with -9 in front for the template tokens."""
+    def fn(prefix: str, continuation: str) -> list[float]:
+        words = continuation.split()
+        key = next((k for k in per_rationale if k in continuation), "none")
+        lps = per_rationale[key]
+        return [-9.0] * (len(words) - len(lps)) + lps
+    return fn
+
+
+def _triple(i: int, rationale: str) -> dict:
+    return {"id": f"d#{i}", "doc_id": "d", "preceding": "Tom has 3 boxes of 12.",
+            "rationale": rationale, "following": "He has 36."}
+
+
+async def test_filter_keeps_by_decayed_gain_with_one_prefix_shared(tmp_path):
+    # Same mean log-prob with HURT as without, but worse early tokens: the 0.9^i decay
+    # weights early tokens more, so HURT must be rejected and HELP kept.
+    eng = ScriptedEngine(scores=_following_scores({
+        "none": [-1.0, -1.0, -5.0], "HELP": [-0.5, -0.5, -0.5], "HURT": [-5.0, -1.0, -1.0]}))
+    rows = [_triple(0, "HELP multiply first"), _triple(1, "HURT think of cats")]
+    (tmp_path / "triples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = await filt.run(eng, tmp_path, min_gain=0.0, decay=0.9, progress=False)
+    kept = [json.loads(x) for x in (tmp_path / "kept.jsonl").read_text().splitlines()]
+    rejected = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in kept] == ["d#0"] and [r["id"] for r in rejected] == ["d#1"]
+    without = -1 - 0.9 - 5 * 0.81
+    assert kept[0]["score_without"] == pytest.approx(without)
+    assert kept[0]["score_with"] == pytest.approx(-0.5 * (1 + 0.9 + 0.81))
+    assert rejected[0]["gain"] == pytest.approx(-5 - 0.9 - 0.81 - without)
+    assert summary["kept"] == 1 and summary["kept_fraction"] == 0.5
+    assert (tmp_path / "gains.png").stat().st_size > 0
+    assert "kept: 1 (50.0%)" in (tmp_path / "filter_summary.md").read_text()
+    # One score call per triple: the prefix holds the system prompt and the preceding
+    # text once; the two continuations differ only by the rationale.
+    calls = [inputs for kind, _, inputs in eng.requests if kind == "score"]
+    assert len(calls) == 2
+    prefix, conts = calls[0]["prefix"], calls[0]["continuations"]
+    assert "Tom has 3 boxes of 12" in prefix and "generate future text" in prefix
+    assert len(conts) == 2 and "HELP" not in conts[0] and "HELP multiply first" in conts[1]
+    assert all(c.endswith("He has 36.") and "Tom has" not in c for c in conts)
+
+
+async def test_filter_min_gain_raises_the_bar(tmp_path):
+    eng = ScriptedEngine(scores=_following_scores({"none": [-2.0], "HELP": [-1.5]}))
+    (tmp_path / "triples.jsonl").write_text(json.dumps(
+        {**_triple(0, "HELP"), "following": "Done."}) + "\n")
+    await filt.run(eng, tmp_path, min_gain=1.0, progress=False)
+    assert (tmp_path / "kept.jsonl").read_text() == ""
+    assert json.loads((tmp_path / "rejected.jsonl").read_text())["gain"] == pytest.approx(0.5)
+
+
+def _rationale_for(prompt: str) -> str:
+    """Insert mode: a rationale naming the next sentence's first word; 'leak' copies it."""
+    nxt = prompt.rsplit("Next sentence:\n", 1)[1].split("\n")[0]
+    if nxt.startswith("Copy"):
+        return nxt
+    return f"Rationale: think about {nxt.split()[0].lower()} first\nextra line"
+
+
+DOCS = [Document("a", "Alpha is one. Beta is two. Copy this sentence please.", "x:1"),
+        Document("b", "Gamma is three. Delta is four.", "x:2"),
+        Document("c", "   ", "x:3"),
+        Document("d", None, "x:4"),
+        Document("e", "Only one sentence here.", "x:5")]
+
+
+async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tmp_path):
+    eng = ScriptedEngine(generate=_rationale_for)
+    cfg = extract.ExtractConfig(mode="insert")
+    stats = await extract.run(eng, DOCS, tmp_path, cfg, concurrency=2, progress=False)
+    triples = [json.loads(x) for x in (tmp_path / "triples.jsonl").read_text().splitlines()]
+    assert {(t["doc_id"], t["rationale"], t["following"]) for t in triples} == {
+        ("a", "think about beta first", "Beta is two."),
+        ("b", "think about delta first", "Delta is four.")}
+    assert stats["skipped"] == {"empty": 1, "not UTF-8": 1, "text modified": 0,
+                                "unpaired markers": 0, "no rationale": 1, "leak": 0}
+    assert stats["rationales_leak"] == 1 and stats["kept"] == 2 and stats["triples"] == 2
+    assert json.loads((tmp_path / "extract_stats.json").read_text()) == stats
+    n_calls = eng.calls["generate"]
+
+    # An interrupt tore document b's record in half, after its triple was written.
+    recs = (tmp_path / "documents.jsonl").read_text().splitlines(keepends=True)
+    b = next(i for i, r in enumerate(recs) if json.loads(r)["id"] == "b")
+    torn = recs[:b] + recs[b + 1:] + [recs[b][:20]]
+    (tmp_path / "documents.jsonl").write_text("".join(torn))
+    stats2 = await extract.run(eng, DOCS, tmp_path, cfg, concurrency=2, progress=False)
+    assert eng.calls["generate"] == n_calls + 1  # only b's one boundary again
+    again = [json.loads(x) for x in (tmp_path / "triples.jsonl").read_text().splitlines()]
+    assert sorted(t["id"] for t in again) == sorted(t["id"] for t in triples)  # no duplicate
+    assert stats2 == stats
+
+
+async def test_extract_rewrite_mode_checks_the_text_and_markers(tmp_path):
+    outputs = {
+        "Alpha is one. Beta is two.": "Alpha is one. <BOT>count on<EOT> Beta is two.",
+        "Gamma is three. Delta is four.": "Gamma is 3 and Delta 4, <BOT>x<EOT> roughly.",
+        "Eps is five. Zeta is six.": "Eps is five. <BOT>unclosed Zeta is six.",
+        "Eta is seven. Theta is eight.": "Eta is seven. Theta is eight.",
+        "Iota is nine. Kappa is ten.": "Iota is nine. <BOT>Kappa is ten<EOT> Kappa is ten.",
+    }
+    docs = [Document(str(i), t, f"x:{i}") for i, t in enumerate(outputs)]
+    eng = ScriptedEngine(generate=lambda p: next(o for t, o in outputs.items()
+                                                 if p.rstrip().endswith(t + "\nassistant:")))
+    stats = await extract.run(eng, docs, tmp_path, extract.ExtractConfig(mode="rewrite"),
+                              progress=False)
+    assert stats["skipped"]["text modified"] == 1
+    assert stats["skipped"]["unpaired markers"] == 1
+    assert stats["skipped"]["no rationale"] == 1
+    assert stats["skipped"]["leak"] == 1
+    t = json.loads((tmp_path / "triples.jsonl").read_text())
+    assert (t["preceding"], t["rationale"], t["following"]) == (
+        "Alpha is one.", "count on", "Beta is two.")
+
+
+def test_cli_missing_file_and_jsonl_without_text_exit_2(tmp_path, capsys):
+    assert main(["extract", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "ok"}) + "\n" + json.dumps({"body": "x"}) + "\n")
+    assert main(["extract", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2" in err and "'text'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_an_out_with_another_runs_files(tmp_path, capsys):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("A is one. B is two.\n\nC is three. D is four.\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "extract_run.json").write_text(json.dumps({"inputs": ["/elsewhere.jsonl"]}))
+    assert main(["extract", str(docs), "--out", str(out)]) == 2
+    assert "holds another extract run" in capsys.readouterr().err
+    (out / "extract_run.json").unlink()
+    (out / "triples.jsonl").write_text("")
+    assert main(["extract", str(docs), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["filter", str(tmp_path)]) == 2
+    assert "no triples.jsonl" in capsys.readouterr().err
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "ck")]) == 2
+    assert "no kept.jsonl" in capsys.readouterr().err

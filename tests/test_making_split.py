@@ -1,0 +1,85 @@
+"""Parsing, splitting and the leak guard of the making pipeline, on tricky model
+outputs (pure text functions: no model)."""
+
+import pytest
+
+from rationalyst.making import split
+
+
+def test_markers_any_case_and_spaces_split_into_triples():
+    out = ("Tom has 3 boxes. < bot >He must multiply.<  EOT > He has 36 pencils. "
+           "<Bot>Giving away means subtracting.</bot> He has 26 left.")
+    pieces = split.parse_markers(out)
+    assert [p.is_rationale for p in pieces] == [False, True, False, True, False]
+    triples, drops = split.triples_from_pieces(pieces)
+    assert [(t.preceding, t.rationale, t.following) for t in triples] == [
+        ("Tom has 3 boxes.", "He must multiply.", "He has 36 pencils."),
+        ("Tom has 3 boxes. He has 36 pencils.", "Giving away means subtracting.",
+         "He has 26 left.")]
+    assert drops == {"empty": 0, "at_edge": 0}
+    assert split.strip_rationales(pieces).split() == "Tom has 3 boxes. He has 36 pencils. He has 26 left.".split()
+
+
+@pytest.mark.parametrize("out", [
+    "A. <BOT>r1 B.",                      # never closed
+    "A. r1<EOT> B.",                      # closed, never opened
+    "A. <BOT>r1 <BOT>r2<EOT><EOT> B.",    # nested
+])
+def test_unpaired_or_nested_markers_raise(out):
+    with pytest.raises(split.MarkerError):
+        split.parse_markers(out)
+
+
+def test_empty_rationales_and_rationales_at_the_edges_give_no_triple():
+    out = "<BOT>at the start<EOT>A is big. <BOT>  <EOT> B is small. <BOT>ok<EOT> C. <BOT>at the end<EOT>"
+    triples, drops = split.triples_from_pieces(split.parse_markers(out))
+    assert [(t.preceding, t.rationale, t.following) for t in triples] == [
+        ("A is big. B is small.", "ok", "C.")]
+    assert drops == {"empty": 1, "at_edge": 2}
+
+
+def test_rewritten_text_fails_the_similarity_check():
+    original = "Tom has 3 boxes of 12 pencils. He gives away 10. He has 26 left."
+    kept = "Tom has 3 boxes of 12 pencils. <BOT>multiply<EOT> He gives away 10. He has 26 left."
+    rewritten = "Tom owns three boxes with twelve pencils each, gives ten away, keeps 26."
+    assert split.similarity(split.strip_rationales(split.parse_markers(kept)), original) >= 0.99
+    assert split.similarity(rewritten, original) < 0.9
+
+
+def test_sentences_rebuild_the_text_and_respect_the_answer_header():
+    text = "Question: Can a cat fly?\nAnswer: No. Cats have no wings.\nSo they cannot fly."
+    segs = split.sentences(text)
+    assert "".join(segs) == text
+    assert split.boundaries(text) == [
+        ("Question: Can a cat fly?\nAnswer:", "No."),
+        ("Question: Can a cat fly?\nAnswer: No.", "Cats have no wings."),
+        ("Question: Can a cat fly?\nAnswer: No. Cats have no wings.", "So they cannot fly.")]
+
+
+def test_no_boundary_inside_display_maths():
+    text = "We expand.\n\\begin{align*}\na &= b.\n&= c.\n\\end{align*}\nDone."
+    segs = split.sentences(text)
+    assert "".join(segs) == text
+    assert any(s.startswith("\\begin{align*}") and "\\end{align*}" in s for s in segs)
+
+
+@pytest.mark.parametrize("rationale", [
+    "He has 26 pencils left.",                  # a copy
+    "he has 26 pencils left",                   # copy, other case, no punctuation
+    "26 pencils left he has.",                  # reordered words
+    "So he has 26 pencils left over now.",      # paraphrase padding the sentence
+])
+def test_leak_guard_rejects_copies_and_paraphrases(rationale):
+    assert split.is_leak(rationale, "He has 26 pencils left.", 0.7)
+
+
+@pytest.mark.parametrize("rationale", [
+    "Giving pencils away means subtracting them from the total.",
+    "Subtract the 10 given away from the 36.",
+])
+def test_leak_guard_keeps_real_rationales(rationale):
+    assert not split.is_leak(rationale, "He has 36 - 10 = 26 pencils left.", 0.7)
+
+
+def test_clean_rationale_drops_label_markers_and_newlines():
+    assert split.clean_rationale("Rationale:  multiply <EOT>\n first") == "multiply first"
