@@ -1,6 +1,12 @@
 """What the test modules share (they import this, never each other): paths and data,
 servers (a subprocess through clients.local_server.LocalServer, uvicorn in a thread,
-one stub HTTP server), SSE reading through httpx-sse, bounded polling, metrics."""
+one stub HTTP server), SSE reading through httpx-sse, bounded polling, metrics.
+
+The operations tests (test_ops, _schema_fuzz, _load, _disconnect, _engine_faults,
+_shutdown, _limits) run on the scripted engine (supervisor/scripted_engine.py): no
+model code; its sample_s/generate_s/score_s latencies are the simulated GPU work.
+Servers listen on 127.0.0.1 only. Waiting is bounded polling of an observable
+condition, never a sleep standing in for one."""
 
 from __future__ import annotations
 

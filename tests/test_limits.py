@@ -1,9 +1,7 @@
 """Limits: 429 with Retry-After, 413 (declared and chunked), the deadline, the
 context length, parameter bounds.
 
-Servers listen on 127.0.0.1 only, on the scripted engine (supervisor/scripted_engine.py):
-no model code; its sample_s/generate_s/score_s latencies are the simulated GPU work.
-Waiting is bounded polling of an observable condition, never a sleep standing in for one."""
+Scripted engine, 127.0.0.1 only, bounded polling: see tests/harness.py."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """Load: 200 concurrent streams against a scripted server process end with `done`
 or a clear 429 (figures printed).
 
-Servers listen on 127.0.0.1 only, on the scripted engine (supervisor/scripted_engine.py):
-no model code; its sample_s/generate_s/score_s latencies are the simulated GPU work.
-Waiting is bounded polling of an observable condition, never a sleep standing in for one."""
+Scripted engine, 127.0.0.1 only, bounded polling: see tests/harness.py."""
 
 from __future__ import annotations
 

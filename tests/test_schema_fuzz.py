@@ -1,9 +1,7 @@
 """Schemathesis against /openapi.json: generated requests, valid and invalid, get
 no 5xx and every response is as declared.
 
-Servers listen on 127.0.0.1 only, on the scripted engine (supervisor/scripted_engine.py):
-no model code; its sample_s/generate_s/score_s latencies are the simulated GPU work.
-Waiting is bounded polling of an observable condition, never a sleep standing in for one."""
+Scripted engine, 127.0.0.1 only, bounded polling: see tests/harness.py."""
 
 from __future__ import annotations
 
