@@ -9,9 +9,7 @@ import asyncio
 
 import httpx
 
-from harness import (LoopServer, asse_events, blocking_engine, current_request, metric, poll,
-                     step_of)
-from rationalyst.supervisor.scripted_engine import ScriptedEngine
+from harness import LoopServer, asse_events, blocking_engine, metric, poll, step_of
 
 
 N_STORM = 50
