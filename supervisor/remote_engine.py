@@ -57,6 +57,7 @@ class RemoteEngine(ChatTokens):
         # cached one. False: always the /v1/completions way (benchmarks compare).
         self.scoring, self.scoring_note = remote_scoring.FULL, None
         self.score_from_prefix_cache = True
+        self.garbage_retries = 0  # see remote_scoring
 
     async def connect(self) -> "RemoteEngine":
         """Check at start-up that the server is up and serves the configured model."""

@@ -30,6 +30,9 @@ NO_COUNT = ("the server does not report cached tokens: add "
 # detokenize False: detokenizing the log-probs of cached positions crashes vLLM.
 _PRIME = {"max_tokens": 1, "temperature": 0.0, "detokenize": False}
 _SCORE = {**_PRIME, "prompt_logprobs": 0}
+# vLLM's answer when the garbage log-probs at cached positions hold a NaN or inf.
+_GARBAGE = "Out of range float values are not JSON compliant"
+_TRIES = 3
 
 
 def _cached_tokens(data: dict) -> int | None:
@@ -70,13 +73,29 @@ async def score(eng: "RemoteEngine", pids: list[int], conts: list[list[int]],
         data = await _generate(eng, pids, _PRIME, f"{request_id}-prime")
         return p - (_cached_tokens(data) or 0)
 
+    seen_hit = 0  # the largest cache hit of this call so far, to count failed tries
+
     async def one(name: str, cont: list[int], cached: bool):
-        ids = pids + cont
-        data = await _generate(eng, ids, {**_SCORE, "skip_reading_prefix_cache": not cached},
-                               f"{request_id}-{name}")
-        hit = _cached_tokens(data) if cached else 0
-        lps = data.get("prompt_logprobs") or []
-        row = usable(lambda i, t: lps[i][str(t)]["logprob"], p, cont, hit)
-        return row, len(ids) - (hit or 0)
+        nonlocal seen_hit
+        ids, wasted = pids + cont, 0
+        for attempt in range(_TRIES if cached else 1):
+            try:
+                data = await _generate(eng, ids, {**_SCORE,
+                                                  "skip_reading_prefix_cache": not cached},
+                                       f"{request_id}-{name}-{attempt}")
+            except EngineError as exc:
+                if not (cached and _GARBAGE in str(exc)):
+                    raise
+                # The garbage at cached positions held a NaN or inf, which vLLM cannot
+                # put in JSON; the next try gets other garbage (docs/performance.md).
+                eng.garbage_retries += 1
+                wasted += len(ids) - min(seen_hit, p)
+                continue
+            hit = _cached_tokens(data) if cached else 0
+            seen_hit = max(seen_hit, hit or 0)
+            lps = data.get("prompt_logprobs") or []
+            row = usable(lambda i, t: lps[i][str(t)]["logprob"], p, cont, hit)
+            return row, wasted + len(ids) - (hit or 0)
+        return [None] * len(cont), wasted  # re-scored without the cache
 
     return await score_cached(conts, prime, one)
