@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Sequence
 
 import httpx
@@ -25,6 +26,24 @@ log = logging.getLogger(__name__)
 # from the same distribution and the same seed gives the same steps.
 _NEUTRAL = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0,
             "presence_penalty": 0.0, "frequency_penalty": 0.0}
+
+
+# The loop's request ids are "<solve id>-<step>-<kind>" (loop.py, strategies.py), and
+# scoring appends its own suffixes ("-prime", "-0-0").
+_STEP_ID = re.compile(r"^(.+)-\d+-(?:sample|rationale|score|greedy)(?:-[\w-]*)?$")
+SESSION_HEADER = "X-Session-Id"
+
+
+def solve_key(request_id: str) -> str:
+    """The solve a request belongs to: what keeps it on one replica."""
+    m = _STEP_ID.match(request_id)
+    return m.group(1) if m else request_id
+
+
+def session_header(request_id: str | None) -> dict:
+    # For a gateway in front of several replicas: hashing on it keeps a solve on one
+    # replica, and so on its prefix cache.
+    return {SESSION_HEADER: solve_key(request_id)} if request_id else {}
 
 
 class Unreachable(EngineError):
@@ -84,9 +103,11 @@ class RemoteEngine(ChatTokens):
 
     async def _request(self, method: str, path: str, body: dict | None = None,
                        raw: bool = False):
+        rid = (body or {}).get("request_id")
         try:
             async with self._slots:
-                r = await self.client.request(method, path, json=body)
+                r = await self.client.request(method, path, json=body,
+                                              headers=session_header(rid))
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
             raise Unreachable(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
         except httpx.TimeoutException as exc:
@@ -134,8 +155,9 @@ class RemoteEngine(ChatTokens):
         body.pop("logprobs")
         n_tokens, reason = 0, None
         try:
-            async with self._slots, self.client.stream("POST", "/v1/completions",
-                                                       json=body) as r:
+            async with self._slots, self.client.stream(
+                    "POST", "/v1/completions", json=body,
+                    headers=session_header(request_id)) as r:
                 if r.status_code >= 400:
                     await r.aread()
                     self._check_status(r)

@@ -12,24 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import zlib
 from typing import Sequence
 
 from .chat_tokens import ChatTokens
 from .engine import EngineError, Generation, SampleParams, Scores
-from .remote_engine import RemoteEngine, Unreachable
+from .remote_engine import RemoteEngine, Unreachable, solve_key
 
 log = logging.getLogger(__name__)
-
-# The loop's request ids are "<solve id>-<step>-<kind>" (loop.py, strategies.py).
-_STEP_ID = re.compile(r"^(.+)-\d+-[a-z]+$")
-
-
-def solve_key(request_id: str) -> str:
-    m = _STEP_ID.match(request_id)
-    return m.group(1) if m else request_id
 
 
 class Replicas(ChatTokens):
