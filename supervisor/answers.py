@@ -11,11 +11,13 @@ _LETTER = re.compile(r"\(?\b([A-J])\b\)?")
 _TRUTH = re.compile(r"\b(true|false|unknown)\b", re.I)
 
 
-def has_answer(task: str, text: str) -> bool:
-    """Whether a step states the final answer, so the loop can stop after it."""
-    if task == "math_boxed":
-        return "\\boxed" in text
-    return _PHRASE.search(text) is not None
+def has_answer(task: str, text: str, choices: Sequence[str] | None = None) -> bool:
+    """Whether a step states a final answer that parses, so the loop can stop after it.
+
+    A phrase with nothing parseable after it ("the answer is not given.") is a
+    normal step: stopping there would end the solve with no answer.
+    """
+    return extract(task, text, choices) is not None
 
 
 def _after_phrase(text: str) -> str | None:

@@ -9,7 +9,7 @@ import uuid
 from typing import AsyncIterator
 
 from . import prompts
-from .answers import extract, has_answer
+from .answers import extract
 from .engine import Engines, PromptTooLong
 from .strategies import STRATEGIES, StepState
 from .types import Problem, Result, SolveParams, Step, Timings, Usage
@@ -66,10 +66,11 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
                                     total_ms=elapsed))
         steps.append(step)
         yield step
-        # Checked on the chosen step, so no round is spent after the answer.
-        if has_answer(problem.task, step.text):
+        # Checked on the chosen step, so no round is spent after the answer. Only an
+        # answer that parses ends the solve (see answers.has_answer).
+        answer = extract(problem.task, step.text, problem.choices)
+        if answer is not None:
             finish = "answer"
-            answer = extract(problem.task, step.text, problem.choices)
             break
 
     timings.total_ms = (time.perf_counter() - t_start) * 1e3
