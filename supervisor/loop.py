@@ -57,6 +57,10 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
                 raise  # not ours
             finish = "timeout"
             break
+        except PromptTooLong:
+            # The trajectory outgrew a model's context: the steps so far stand.
+            finish = "length"
+            break
         elapsed = (time.perf_counter() - t0) * 1e3
         step = Step(index=index, text=choice.text, rationale=choice.rationale,
                     candidates=choice.candidates, elapsed_ms=elapsed,
@@ -89,11 +93,22 @@ async def solve_all(problem: Problem, params: SolveParams, engines: Engines,
 
 
 def check_fits(problem: Problem, params: SolveParams, engines: Engines) -> None:
-    """Raise PromptTooLong before any work when the first step cannot fit."""
-    agent = engines.agent
-    need = agent.count_tokens(agent.render(prompts.agent_messages(problem, [])))
-    if need + params.step_max_tokens > agent.max_model_len:
-        raise PromptTooLong(
-            f"the question needs {need} prompt tokens (with the few-shot prompt) plus "
-            f"{params.step_max_tokens} per step, over {agent.name}'s context of "
-            f"{agent.max_model_len} tokens: shorten the question")
+    """Raise PromptTooLong before any work when the first step cannot fit: the agent's
+    prompt and step, and (strategies with a rationale) RATIONALYST's prompt and
+    rationale, and the scorer's prompt with that rationale and a candidate. Later
+    steps that outgrow the context end the solve with finish_reason "length"."""
+    step, rat = params.step_max_tokens, params.rationale_max_tokens
+    checks = [(engines.agent, prompts.agent_messages(problem, []), step, "a step")]
+    if params.strategy in ("rationalyst", "explicit"):
+        checks.append((engines.rationale, prompts.rationale_messages(problem, []), rat,
+                       "a rationale"))
+    if params.strategy == "rationalyst":
+        checks.append((engines.scorer, prompts.scorer_messages(problem, [], ""), rat + step,
+                       "a rationale and a candidate step"))
+    for engine, messages, extra, what in checks:
+        need = engine.count_tokens(engine.render(messages))
+        if need + extra > engine.max_model_len:
+            raise PromptTooLong(
+                f"the question needs {need} prompt tokens (with the prompt around it) plus "
+                f"{extra} for {what}, over {engine.name}'s context of "
+                f"{engine.max_model_len} tokens: shorten the question")
