@@ -9,7 +9,7 @@ reaches /solve, /v1 extra_body, the client and the CLI flags) or to SolveRequest
 
 from __future__ import annotations
 
-from typing import Literal, Sequence, get_args
+from typing import Annotated, Literal, Sequence, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,7 +19,8 @@ STRATEGIES = ("rationalyst", "explicit", "random", "greedy")
 TASKS = ("math", "math_boxed", "multiple_choice", "true_false")
 StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
 Task = Literal[TASKS]  # type: ignore[valid-type]
-FinishReason = Literal["answer", "max_steps", "budget", "timeout"]
+# "length": the context ran out mid-solve; the steps so far come back.
+FinishReason = Literal["answer", "max_steps", "budget", "timeout", "length"]
 FINISH_REASONS: tuple[str, ...] = get_args(FinishReason)
 
 # The /v1 model name of each strategy; a strategy not listed is served under its own.
@@ -35,6 +36,22 @@ DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 1.0
 
 SEED_LIMIT = 2**31 - 1  # seeds are 0 <= seed < SEED_LIMIT
+MAX_QUESTION_CHARS = 20_000
+MAX_CHOICE_CHARS = 2_000
+# Below this a temperature is greedy decoding (vLLM's _SAMPLING_EPS).
+GREEDY_TEMPERATURE = 1e-5
+
+
+def check_sampling(strategy: str, temperature: float, num_candidates: int) -> None:
+    """Temperature 0 is greedy decoding: one candidate, nothing to choose between, and
+    vLLM refuses n > 1 with it. Refused, naming `temperature`, rather than quietly run
+    unsupervised (see the README)."""
+    if strategy != "greedy" and num_candidates > 1 and temperature < GREEDY_TEMPERATURE:
+        raise ValueError(
+            f"temperature {temperature:g} is greedy decoding, which gives one candidate, "
+            f"but strategy {strategy!r} samples num_candidates={num_candidates}: send a "
+            "temperature above 0 (the default is 0.7), or use strategy 'greedy' (model "
+            "'greedy' on /v1) for deterministic decoding")
 
 
 def pick_task(task: str | None, choices: Sequence[str] | None) -> str:
@@ -72,19 +89,28 @@ class SolveOptions(StrictJSON):
     num_candidates: int = Field(DEFAULT_NUM_CANDIDATES, ge=1, le=16,
                                 description="candidate steps sampled per step")
     max_steps: int = Field(DEFAULT_MAX_STEPS, ge=1, le=64, description="most reasoning steps")
-    choices: list[str] | None = Field(None, min_length=2, max_length=10,
-                                      description="answer options, lettered A, B, ...")
+    choices: list[Annotated[str, Field(max_length=MAX_CHOICE_CHARS)]] | None = Field(
+        None, min_length=2, max_length=10,
+        description="answer options, lettered A, B, ...")
     task: Task | None = Field(None, description=(
         "task family; default: multiple_choice when choices are given, else math"))
     timeout_s: float | None = Field(None, gt=0, description=(
         "deadline of the solve in seconds (server maximum if unset); when it passes the "
         "steps so far come back with finish_reason 'timeout'"))
 
+    @field_validator("choices")
+    @classmethod
+    def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and any(not c.strip() for c in v):
+            raise ValueError("every choice must contain some text")
+        return v
+
 
 class SolveRequest(SolveOptions):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=20_000, description="the question to solve")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
+                          description="the question to solve")
     strategy: StrategyName = Field(DEFAULT_STRATEGY, description="how each step is chosen")
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
     top_p: float = Field(DEFAULT_TOP_P, gt=0.0, le=1.0)
@@ -102,16 +128,10 @@ class SolveRequest(SolveOptions):
             raise ValueError("question must contain some text")
         return v
 
-    @field_validator("choices")
-    @classmethod
-    def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and any(not c.strip() for c in v):
-            raise ValueError("every choice must contain some text")
-        return v
-
     @model_validator(mode="after")
     def _task_fits_choices(self) -> "SolveRequest":
         self.task = pick_task(self.task, self.choices)
+        check_sampling(self.strategy, self.temperature, self.num_candidates)
         return self
 
 
