@@ -17,7 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 STRATEGIES = ("rationalyst", "explicit", "random", "greedy")
 TASKS = ("math", "math_boxed", "multiple_choice", "true_false")
+# Prompt profiles: "generic" (one prompt per task family, for users' own questions) and
+# "reference" (the paper's per-dataset prompts; see supervisor/profiles.py).
+PROFILES = ("generic", "reference")
+# Where a step ends: at a newline, or at the end of the agent's chat turn (the reference).
+STEP_ENDS = ("line", "turn")
+# MMLU-Pro's categories: the reference profile shows that category's own examples.
+CATEGORIES = ("biology", "business", "chemistry", "computer science", "economics",
+              "engineering", "health", "history", "law", "math", "other", "philosophy",
+              "physics", "psychology")
 StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
+Profile = Literal[PROFILES]  # type: ignore[valid-type]
+StepEnd = Literal[STEP_ENDS]  # type: ignore[valid-type]
 Task = Literal[TASKS]  # type: ignore[valid-type]
 # "length": the context ran out mid-solve; the steps so far come back.
 FinishReason = Literal["answer", "max_steps", "budget", "timeout", "length"]
@@ -34,6 +45,7 @@ DEFAULT_NUM_CANDIDATES = 3
 DEFAULT_MAX_STEPS = 15
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 1.0
+DEFAULT_SCORE_DECAY = 1.0  # the reference's inference_no_length.py; 0.9 is inference.py
 
 SEED_LIMIT = 2**31 - 1  # seeds are 0 <= seed < SEED_LIMIT
 MAX_QUESTION_CHARS = 20_000
@@ -66,6 +78,26 @@ def pick_task(task: str | None, choices: Sequence[str] | None) -> str:
     return task
 
 
+def default_step_end(profile: str) -> str:
+    """The reference profile ends a step with the turn, as the reference does."""
+    return "turn" if profile == "reference" else "line"
+
+
+def check_category(profile: str, task: str | None, choices: Sequence[str] | None,
+                   category: str | None) -> None:
+    """`category` picks MMLU-Pro's examples: only with the reference profile and choices."""
+    if category is None:
+        return
+    if profile != "reference":
+        raise ValueError("'category' is used only by profile 'reference'; add "
+                         "\"profile\": \"reference\" or drop it")
+    if not choices or (task not in (None, "multiple_choice")):
+        raise ValueError("'category' (an MMLU-Pro category) needs a multiple-choice "
+                         "question with 'choices'")
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}; choose from {', '.join(CATEGORIES)}")
+
+
 # ---- requests ---------------------------------------------------------------------
 
 class StrictJSON(BaseModel):
@@ -94,9 +126,22 @@ class SolveOptions(StrictJSON):
         description="answer options, lettered A, B, ...")
     task: Task | None = Field(None, description=(
         "task family; default: multiple_choice when choices are given, else math"))
+    profile: Profile = Field("generic", description=(
+        "prompt profile: 'generic' (one prompt per task family) or 'reference' (the "
+        "paper's per-dataset prompts: GSM8K for math, MATH for math_boxed, ARC for "
+        "multiple_choice, MMLU-Pro's with a category, ProofWriter's for true_false)"))
+    category: str | None = Field(None, description=(
+        "MMLU-Pro category of the question (profile 'reference'): its examples are shown"))
+    step_end: StepEnd | None = Field(None, description=(
+        "where a step ends: 'line' (at a newline) or 'turn' (the agent's whole chat "
+        "turn, up to its end-of-turn token); default: the profile's (generic: line, "
+        "reference: turn)"))
     timeout_s: float | None = Field(None, gt=0, description=(
         "deadline of the solve in seconds (server maximum if unset); when it passes the "
         "steps so far come back with finish_reason 'timeout'"))
+    score_decay: float = Field(DEFAULT_SCORE_DECAY, gt=0.0, le=1.0, description=(
+        "candidate score = mean of decay**i * logp(token i) (rationalyst, explicit): "
+        "1.0 the plain mean, 0.9 the reference's inference.py"))
 
     @field_validator("choices")
     @classmethod
@@ -117,8 +162,8 @@ class SolveRequest(SolveOptions):
     seed: int | None = Field(None, ge=0, lt=SEED_LIMIT,
                              description="repeat a solve exactly (default: random)")
     max_tokens: int | None = Field(None, ge=1, le=1_000_000, description=(
-        "token budget over all generated tokens (steps and rationales); "
-        "server default if unset"))
+        "token budget over all generated tokens (steps and rationales); unset or "
+        "null: the server default with profile 'generic', no budget with 'reference'"))
     stream: bool = False
 
     @field_validator("question")
@@ -131,6 +176,7 @@ class SolveRequest(SolveOptions):
     @model_validator(mode="after")
     def _task_fits_choices(self) -> "SolveRequest":
         self.task = pick_task(self.task, self.choices)
+        check_category(self.profile, self.task, self.choices, self.category)
         check_sampling(self.strategy, self.temperature, self.num_candidates)
         return self
 

@@ -26,6 +26,8 @@ class SampleParams:
     max_tokens: int = 64
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # Token ids that end the completion too: the end-of-turn ids, for turn steps.
+    stop_token_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Completion:
     # Mean log-probability of the sampled tokens under the sampling prompt.
     mean_logprob: float | None = None
     finish_reason: str | None = None
+    # Per-token log-probs of the sampled tokens, where the backend returns them.
+    token_logprobs: list[float] | None = None
 
 
 @dataclass
@@ -59,6 +63,16 @@ class Scores:
 
     def __post_init__(self) -> None:
         self.means = [sum(t) / len(t) if t else float("-inf") for t in self.token_logprobs]
+
+
+def decayed_mean(logprobs: Sequence[float], decay: float = 1.0) -> float:
+    """mean over i of decay**i * logprobs[i]: 1.0 is the plain mean (the reference's
+    inference_no_length.py), 0.9 its inference.py (early tokens weigh more)."""
+    if not logprobs:
+        return float("-inf")
+    if decay == 1.0:
+        return sum(logprobs) / len(logprobs)
+    return sum(decay ** i * lp for i, lp in enumerate(logprobs)) / len(logprobs)
 
 
 @runtime_checkable

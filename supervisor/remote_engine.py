@@ -129,6 +129,7 @@ class RemoteEngine(ChatTokens):
         return {"model": self.served, "prompt": ids, "n": params.n,
                 "temperature": params.temperature, "top_p": params.top_p,
                 "max_tokens": params.max_tokens, "stop": list(params.stop),
+                "stop_token_ids": list(params.stop_token_ids),
                 "seed": params.seed, "logprobs": 0, "request_id": request_id, **_NEUTRAL}
 
     # -- Engine protocol ------------------------------------------------------------
@@ -141,7 +142,7 @@ class RemoteEngine(ChatTokens):
             lps = [x for x in (ch.get("logprobs") or {}).get("token_logprobs") or []
                    if x is not None]
             comps.append(Completion(ch["text"], len(lps), sum(lps) / len(lps) if lps else None,
-                                    ch.get("finish_reason")))
+                                    ch.get("finish_reason"), lps))
         return Generation(comps, len(ids), _cached_tokens(data))
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],

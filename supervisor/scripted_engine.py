@@ -106,7 +106,7 @@ class ScriptedEngine:
             text, reason = self._cut(raw, params.max_tokens, params.stop)
             lps = self.scores(prompt, text)
             comps.append(Completion(text, self.count_tokens(text),
-                                    sum(lps) / len(lps) if lps else None, reason))
+                                    sum(lps) / len(lps) if lps else None, reason, lps))
         return Generation(comps, self.count_tokens(prompt))
 
     async def stream(self, prompt: str, params: SampleParams, request_id: str):

@@ -12,10 +12,25 @@ from rationalyst import protocol
 
 from . import prompts
 from .concurrency import gather_or_cancel
-from .engine import Engines, Generation, SampleParams
+from .engine import Engines, Generation, SampleParams, decayed_mean
 from .types import Candidate, Problem, SolveParams, Timings, Usage
 
 STEP_STOP = ("\n",)  # one step is one line; the chat turn end also stops it
+
+
+def _turns(state: "StepState") -> bool:
+    return state.params.step_end == "turn"
+
+
+def _ends(state: "StepState", engine, prompt: str, want: int) -> dict:
+    """SampleParams fields for where a step (or a turn-mode rationale) ends: at a
+    newline, or (turn) only at the engine's end-of-turn ids, passed explicitly, with
+    the length capped by the room left in the context."""
+    if not _turns(state):
+        return {"stop": STEP_STOP, "max_tokens": want}
+    room = engine.max_model_len - engine.count_tokens(prompt)
+    return {"stop": (), "stop_token_ids": tuple(getattr(engine, "end_of_turn_ids", ())),
+            "max_tokens": max(1, min(want, room))}
 
 
 @dataclass
@@ -61,7 +76,7 @@ async def _sample(state: StepState, engines: Engines,
     prompt = agent.render(prompts.agent_messages(state.problem, state.steps, rationale))
     p = state.params
     params = SampleParams(n=p.num_candidates, temperature=p.temperature, top_p=p.top_p,
-                          max_tokens=state.step_tokens, stop=STEP_STOP, seed=state.seed)
+                          seed=state.seed, **_ends(state, agent, prompt, state.step_tokens))
     gen = await _timed(agent.sample(prompt, params, f"{state.request_id}-sample"),
                        state.timings, "sample_ms")
     _count_agent(state.usage, gen)
@@ -77,8 +92,13 @@ async def _rationale(state: StepState, engines: Engines) -> str:
     eng = engines.rationale
     prompt = eng.render(prompts.rationale_messages(state.problem, state.steps))
     max_tokens = max(1, min(state.params.rationale_max_tokens, state.budget))
-    gen = await _timed(eng.generate(prompt, max_tokens, (), f"{state.request_id}-rationale"),
-                       state.timings, "rationale_ms")
+    rid = f"{state.request_id}-rationale"
+    if _turns(state):  # greedy up to the end of turn, the ids passed explicitly
+        call = eng.sample(prompt, SampleParams(n=1, temperature=0.0, **_ends(
+            state, eng, prompt, max_tokens)), rid)
+    else:
+        call = eng.generate(prompt, max_tokens, (), rid)
+    gen = await _timed(call, state.timings, "rationale_ms")
     state.usage.rationale_tokens += gen.completion_tokens
     return gen.completions[0].text.strip()
 
@@ -112,7 +132,8 @@ async def rationalyst(state: StepState, engines: Engines) -> StepChoice:
         scores = await _timed(scorer.score(prefix, unique, f"{state.request_id}-score"),
                               state.timings, "score_ms")
         state.usage.scored_tokens += scores.computed_tokens
-        by_text = dict(zip(unique, scores.means))
+        decay = state.params.score_decay  # from the same log-probs: no extra call
+        by_text = {t: decayed_mean(lps, decay) for t, lps in zip(unique, scores.token_logprobs)}
         for c in cands:
             c.score = by_text.get(c.text)
     _choose(cands, _best(cands))
@@ -125,8 +146,10 @@ async def explicit(state: StepState, engines: Engines) -> StepChoice:
     rationale = await _rationale(state, engines)
     gen = await _sample(state, engines, rationale)
     cands = _candidates(gen)
+    decay = state.params.score_decay
     for c, comp in zip(cands, gen.completions):
-        c.score = comp.mean_logprob
+        c.score = (decayed_mean(comp.token_logprobs, decay) if comp.token_logprobs
+                   else comp.mean_logprob)
     _choose(cands, _best(cands))
     return StepChoice(cands, rationale)
 
@@ -143,9 +166,13 @@ async def greedy(state: StepState, engines: Engines) -> StepChoice:
     """Plain chain-of-thought, one greedy step per turn."""
     agent = engines.agent
     prompt = agent.render(prompts.agent_messages(state.problem, state.steps))
-    gen = await _timed(agent.generate(prompt, state.step_tokens, STEP_STOP,
-                                      f"{state.request_id}-greedy"),
-                       state.timings, "sample_ms")
+    rid = f"{state.request_id}-greedy"
+    if _turns(state):
+        call = agent.sample(prompt, SampleParams(n=1, temperature=0.0, **_ends(
+            state, agent, prompt, state.step_tokens)), rid)
+    else:
+        call = agent.generate(prompt, state.step_tokens, STEP_STOP, rid)
+    gen = await _timed(call, state.timings, "sample_ms")
     _count_agent(state.usage, gen)
     cands = _candidates(gen)
     _choose(cands, 0)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rationalyst.protocol import (DEFAULT_MAX_STEPS, DEFAULT_NUM_CANDIDATES, DEFAULT_STRATEGY,
-                                  DEFAULT_TEMPERATURE, DEFAULT_TOP_P, STRATEGIES, Candidate,
+from rationalyst.protocol import (DEFAULT_MAX_STEPS, DEFAULT_NUM_CANDIDATES,
+                                  DEFAULT_SCORE_DECAY, DEFAULT_STRATEGY, DEFAULT_TEMPERATURE,
+                                  DEFAULT_TOP_P, STRATEGIES, Candidate,
                                   FinishReason, Step, Timings, Usage)
 from rationalyst.protocol import SolveResult as Result
 
@@ -23,6 +24,9 @@ class Problem:
     choices: tuple[str, ...] | None = None
     # A caller's system message (OpenAI proxy), kept at the head of the agent's prompt.
     system: str | None = None
+    # Prompt profile ("generic" or "reference") and, for MMLU-Pro, the category.
+    profile: str = "generic"
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,13 @@ class SolveParams:
     seed: int | None = None
     step_max_tokens: int = 64
     rationale_max_tokens: int = 64
-    # Token budget over everything the solve generates (agent steps + rationales).
-    max_tokens: int = 2048
+    # Token budget over everything the solve generates (agent steps + rationales);
+    # None: no budget (the reference profile's default).
+    max_tokens: int | None = 2048
+    # "line": a step ends at a newline; "turn": at the agent's end of turn.
+    step_end: str = "line"
     # Wall-clock deadline of the whole solve; when it passes, the steps so far are
     # returned with finish_reason "timeout".
     timeout_s: float | None = None
+    # Candidate score = mean of score_decay**i * logp_i (1.0: the plain mean).
+    score_decay: float = DEFAULT_SCORE_DECAY

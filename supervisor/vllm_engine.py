@@ -107,6 +107,7 @@ class VLLMEngine(ChatTokens):
         sp = SamplingParams(**{"n": params.n, "temperature": params.temperature,
                                "top_p": params.top_p, "max_tokens": params.max_tokens,
                                "stop": list(params.stop), "seed": params.seed,
+                               "stop_token_ids": list(params.stop_token_ids),
                                "output_kind": _FINAL, **overrides})
         return ids, sp
 
@@ -135,7 +136,9 @@ class VLLMEngine(ChatTokens):
         for o in out.outputs:
             n = len(o.token_ids)
             mean = o.cumulative_logprob / n if n and o.cumulative_logprob is not None else None
-            comps.append(Completion(o.text, n, mean, o.finish_reason))
+            lps = ([o.logprobs[i][t].logprob for i, t in enumerate(o.token_ids)]
+                   if o.logprobs else None)
+            comps.append(Completion(o.text, n, mean, o.finish_reason, lps))
         return Generation(comps, n_prompt, out.num_cached_tokens or 0)
 
     async def score(self, prefix: str, continuations: Sequence[str],
