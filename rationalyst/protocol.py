@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # ---- names ------------------------------------------------------------------------
 
-STRATEGIES = ("rationalyst", "explicit", "random", "greedy")
+STRATEGIES = ("rationalyst", "explicit", "random", "greedy", "judge", "prm")
+PRM_AGGREGATIONS = ("last", "min", "prod")  # over a trajectory's step scores
 TASKS = ("math", "math_boxed", "multiple_choice", "true_false")
 # Prompt profiles: "generic" (one prompt per task family, for users' own questions) and
 # "reference" (the paper's per-dataset prompts; see supervisor/profiles.py).
@@ -27,6 +28,7 @@ CATEGORIES = ("biology", "business", "chemistry", "computer science", "economics
               "engineering", "health", "history", "law", "math", "other", "philosophy",
               "physics", "psychology")
 StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
+PRMAggregation = Literal[PRM_AGGREGATIONS]  # type: ignore[valid-type]
 Profile = Literal[PROFILES]  # type: ignore[valid-type]
 StepEnd = Literal[STEP_ENDS]  # type: ignore[valid-type]
 Task = Literal[TASKS]  # type: ignore[valid-type]
@@ -142,6 +144,9 @@ class SolveOptions(StrictJSON):
     score_decay: float = Field(DEFAULT_SCORE_DECAY, gt=0.0, le=1.0, description=(
         "candidate score = mean of decay**i * logp(token i) (rationalyst, explicit): "
         "1.0 the plain mean, 0.9 the reference's inference.py"))
+    prm_aggregation: PRMAggregation = Field("last", description=(
+        "prm: a candidate's score from the PRM's per-step probabilities of its "
+        "trajectory: 'last' (its own step), 'min' or 'prod' over all steps"))
 
     @field_validator("choices")
     @classmethod
@@ -201,8 +206,16 @@ class WireModel(BaseModel):
 
 class Candidate(WireModel):
     text: str
-    score: float | None = Field(None, description="mean token log-prob; None for greedy")
+    score: float | None = Field(None, description=(
+        "rationalyst, explicit: mean token log-prob; judge: the verifier's reward 0-3 "
+        "(None when its reply did not parse); prm: the aggregated step probability; "
+        "None for greedy and random"))
     chosen: bool = False
+    reply: str | None = Field(None, description="judge: the verifier's raw reply")
+    logprob: float | None = Field(None, description=(
+        "judge: the agent's own mean log-prob of the candidate, which breaks ties"))
+    step_scores: list[float] | None = Field(None, description=(
+        "prm: the PRM's probability that each step of the trajectory is good"))
 
 
 class Timings(WireModel):
@@ -227,6 +240,9 @@ class Usage(WireModel):
     agent_completion_tokens: int = 0
     rationale_tokens: int = 0
     scored_tokens: int = Field(0, description="prompt tokens the scorer really computed")
+    verifier_prompt_tokens: int = Field(0, description="judge's or PRM's prompt tokens")
+    verifier_completion_tokens: int = Field(0, description="judge's reply tokens")
+    verifier_unparsed: int = Field(0, description="judge replies with no reward 0-3 in them")
 
     @property
     def generated(self) -> int:

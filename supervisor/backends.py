@@ -98,7 +98,41 @@ async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
         for e in loaded.values():  # nothing half-started is left behind
             await e.close()
         raise
-    return Engines(agent, rationale, scorer), describe(settings, agent_path, rationale_path)
+    try:
+        judge, prm = await load_verifiers(settings)
+    except BaseException:
+        for e in loaded.values():
+            await e.close()
+        raise
+    return (Engines(agent, rationale, scorer, judge, prm),
+            describe(settings, agent_path, rationale_path))
+
+
+async def load_verifiers(settings: Settings):
+    """The judge's remote verifier (None: the agent judges) and the PRM (None: none)."""
+    judge = prm = None
+    if settings.judge_url:
+        from .verifiers import HTTPJudge
+
+        judge = HTTPJudge(split_urls(settings.judge_url)[0], settings.judge_model,
+                          settings.judge_api_key, settings.remote_timeout_s)
+    if settings.prm_model:
+        from .prm import InProcessPRM, RemotePRM
+
+        # Not `resolve`: a PRM has no LM head to check for. A hub id is vLLM's to fetch.
+        local = Path(settings.prm_model).expanduser()
+        path = str(local.resolve()) if local.exists() else settings.prm_model
+        if settings.prm_url:
+            from transformers import AutoTokenizer
+
+            prm = RemotePRM(split_urls(settings.prm_url)[0], path,
+                            AutoTokenizer.from_pretrained(path), settings.prm_preset,
+                            display_name(path), settings.prm_api_key,
+                            settings.remote_timeout_s)
+        else:
+            prm = InProcessPRM.load(path, display_name(path), settings.prm_preset,
+                                    dtype=settings.dtype)
+    return judge, prm
 
 
 def backend_status(engines: Engines) -> dict:

@@ -18,6 +18,11 @@ class PromptTooLong(ValueError):
     """The prompt does not fit the model's context. Servers map this to 400."""
 
 
+class NotConfigured(PromptTooLong):
+    """The request needs a backend this server was not started with (a PRM). A 400,
+    handled as any request the server cannot take as sent."""
+
+
 @dataclass(frozen=True)
 class SampleParams:
     n: int = 1
@@ -120,11 +125,17 @@ class Engines:
     agent: Engine
     rationale: Engine
     scorer: Engine
+    # The `judge` strategy's verifier (None: the agent itself) and the `prm`
+    # strategy's process reward model (None: not configured); see verifiers.py.
+    judge: object | None = None
+    prm: object | None = None
 
     def distinct(self) -> list[Engine]:
+        """Every backend to check (/health) and close, each once."""
         seen: dict[int, Engine] = {}
-        for e in (self.agent, self.rationale, self.scorer):
-            seen.setdefault(id(e), e)
+        for e in (self.agent, self.rationale, self.scorer, self.judge, self.prm):
+            if e is not None:
+                seen.setdefault(id(e), e)
         return list(seen.values())
 
     async def close(self) -> None:

@@ -10,8 +10,9 @@ from typing import AsyncIterator
 
 from . import prompts
 from .answers import extract
-from .engine import Engines, PromptTooLong
+from .engine import Engines, NotConfigured, PromptTooLong
 from .strategies import STRATEGIES, StepState
+from .verifiers import PRM_MISSING
 from .types import Problem, Result, SolveParams, Step, Timings, Usage
 
 
@@ -97,6 +98,8 @@ def check_fits(problem: Problem, params: SolveParams, engines: Engines) -> None:
     prompt and step, and (strategies with a rationale) RATIONALYST's prompt and
     rationale, and the scorer's prompt with that rationale and a candidate. Later
     steps that outgrow the context end the solve with finish_reason "length"."""
+    if params.strategy == "prm" and engines.prm is None:
+        raise NotConfigured(PRM_MISSING)
     step, rat = params.step_max_tokens, params.rationale_max_tokens
     checks = [(engines.agent, prompts.agent_messages(problem, []), step, "a step")]
     if params.strategy in ("rationalyst", "explicit"):

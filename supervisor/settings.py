@@ -49,6 +49,21 @@ class Settings(BaseSettings):
     rationale_gpu_memory: float = Field(0.45, gt=0, le=1,
                                         description="GPU memory fraction for the rationale engine")
 
+    judge_url: str | None = Field(None, description=(
+        "strategy 'judge': an OpenAI-compatible chat API base URL for the verifier, "
+        "e.g. https://api.openai.com/v1 or a vllm serve's http://host:port/v1; "
+        "default: the agent engine judges its own candidates"))
+    judge_model: str = Field("gpt-4-turbo", description="the verifier's model name at judge_url")
+    judge_api_key: str | None = None
+    prm_model: str | None = Field(None, description=(
+        "strategy 'prm': a process reward model checkpoint (local directory or hub "
+        "id), e.g. Qwen/Qwen2.5-Math-PRM-7B; unset: no 'prm'"))
+    prm_url: str | None = Field(None, description=(
+        "serve the PRM from this `vllm serve --runner pooling` instead of in-process"))
+    prm_api_key: str | None = None
+    prm_preset: Literal["qwen2.5-math-prm", "math-shepherd"] = Field(
+        "qwen2.5-math-prm", description="the PRM's step tag and good/bad labels")
+
     step_max_tokens: int = Field(64, ge=1, description="tokens per candidate step")
     rationale_max_tokens: int = Field(64, ge=1, description="tokens per rationale")
     max_tokens: int = Field(2048, ge=1, description="default token budget of one solve")

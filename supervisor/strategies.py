@@ -185,4 +185,7 @@ STRATEGIES: dict[str, Strategy] = {
     "random": random_choice,
     "greedy": greedy,
 }
+from .verifiers import VERIFIERS  # noqa: E402  (built on the helpers above)
+
+STRATEGIES.update(VERIFIERS)
 assert set(STRATEGIES) == set(protocol.STRATEGIES), "a strategy needs its name in rationalyst.protocol"

@@ -49,3 +49,5 @@ class SolveParams:
     timeout_s: float | None = None
     # Candidate score = mean of score_decay**i * logp_i (1.0: the plain mean).
     score_decay: float = DEFAULT_SCORE_DECAY
+    # prm: how a trajectory's step probabilities make the candidate's score.
+    prm_aggregation: str = "last"
