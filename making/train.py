@@ -116,7 +116,11 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
 
 
 def plot_loss(log: list[dict], path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # GPU images may lack it: the log still has every figure
+        print("matplotlib missing: no loss.png (train_log.jsonl has the losses)")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
