@@ -128,17 +128,27 @@ class Benchmark:
     file: str
     task: str  # the task family sent to the server
     match: Callable[[str, str | None], bool]
+    # Whether the server's reference profile has this dataset's prompt; the others
+    # (no few-shot split here, e.g. ECQA's explanations) are sent with the generic one.
+    reference: bool = False
 
-    def request(self, item: dict) -> dict:
-        """The /solve fields for one item: question, task and choices."""
+    def profile(self, wanted: str) -> str:
+        return wanted if self.reference else "generic"
+
+    def request(self, item: dict, profile: str = "generic") -> dict:
+        """The /solve fields for one item: question, task, choices and the profile
+        (with MMLU-Pro's category under the reference profile)."""
+        fields = {"task": self.task, "profile": self.profile(profile)}
+        if self.name == "mmlu_pro" and fields["profile"] == "reference":
+            fields["category"] = item.get("category")
         if self.name == "strategyqa":
-            return {"question": item["question"], "task": self.task, "choices": ["Yes", "No"]}
+            return {"question": item["question"], "choices": ["Yes", "No"], **fields}
         if self.name == "proofwriter":  # its question is already context + statement
             question = item.get("question") or (
                 item["context"] + "\n" + item["statement_prompt"])
-            return {"question": question, "task": self.task, "choices": None}
+            return {"question": question, "choices": None, **fields}
         choices = item.get("choices") if self.task == "multiple_choice" else None
-        return {"question": item["question"], "task": self.task, "choices": choices}
+        return {"question": item["question"], "choices": choices, **fields}
 
     def gold(self, item: dict) -> str:
         """The gold answer in the form the server returns its prediction."""
@@ -154,14 +164,15 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
-    Benchmark("gsm8k", "gsm8k.jsonl", "math", number_equal),
-    Benchmark("math", "math500.jsonl", "math_boxed", math_equal),
-    Benchmark("math_full", "math.jsonl", "math_boxed", math_equal),
+    Benchmark("gsm8k", "gsm8k.jsonl", "math", number_equal, reference=True),
+    Benchmark("math", "math500.jsonl", "math_boxed", math_equal, reference=True),
+    Benchmark("math_full", "math.jsonl", "math_boxed", math_equal, reference=True),
     Benchmark("commonsenseqa", "commonsenseqa.jsonl", "multiple_choice", letter_equal),
     Benchmark("hellaswag", "hellaswag.jsonl", "multiple_choice", letter_equal),
-    Benchmark("proofwriter", "proofwriter.jsonl", "true_false", truth_equal),
-    Benchmark("arc_challenge", "arc_challenge.jsonl", "multiple_choice", letter_equal),
-    Benchmark("mmlu_pro", "mmlu_pro.jsonl", "multiple_choice", letter_equal),
+    Benchmark("proofwriter", "proofwriter.jsonl", "true_false", truth_equal, reference=True),
+    Benchmark("arc_challenge", "arc_challenge.jsonl", "multiple_choice", letter_equal,
+              reference=True),
+    Benchmark("mmlu_pro", "mmlu_pro.jsonl", "multiple_choice", letter_equal, reference=True),
     Benchmark("strategyqa", "strategyqa.jsonl", "multiple_choice", letter_equal),
 ]}
 

@@ -18,10 +18,10 @@ import time
 import typing
 from pathlib import Path
 
-from rationalyst.clients import datasets, flags
+from rationalyst.clients import datasets, flags, grading
 from rationalyst.clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
 from rationalyst.clients.local_server import LocalServer, ServerStartError
-from rationalyst.protocol import DEFAULT_STRATEGY, STRATEGIES, SolveRequest
+from rationalyst.protocol import DEFAULT_STRATEGY, PROFILES, STRATEGIES, SolveRequest
 
 HELP = "grade strategies on benchmark files against a running server (HTTP client)"
 DESCRIPTION = (
@@ -71,6 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=datasets.default_data_dir(),
                    help="benchmark JSONL folder [env RATIONALYST_DATA_DIR, "
                         "default ../shared/data/benchmarks beside the repo]")
+    p.add_argument("--profile", choices=PROFILES, default="reference", help=(
+        "prompt profile sent with each item; datasets without a reference prompt "
+        "(commonsenseqa, hellaswag, strategyqa) always go as generic "
+        "[default %(default)s]"))
+    p.add_argument("--grading", choices=grading.GRADINGS, default="reference", help=(
+        "reference: re-read each answer from the steps by the reference code's rules "
+        "(GSM8K after the first '=', cut at the decimal point; MATH's last \\boxed "
+        "anywhere; strict letters); lenient: the server's own answer [default %(default)s]"))
     flags.add_field_flags(p, SolveRequest, REQUEST_FLAGS)
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="item i is solved with seed N+i [default %(default)s]")
@@ -102,18 +110,23 @@ def _tokens(usage: dict) -> int:
 async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, item: dict,
                     strategy: str, seed: int, args: argparse.Namespace) -> dict:
     record = {"dataset": bench.name, "strategy": strategy, "id": str(item["id"]),
+              "profile": bench.profile(args.profile), "grading": args.grading,
               "gold": bench.gold(item), "prediction": None, "correct": False,
               "no_answer": False, "tokens": 0, "time_s": 0.0, "error": None, "trace": None}
     start = time.perf_counter()
     try:
-        result = await client.solve(**bench.request(item), strategy=strategy, seed=seed,
+        result = await client.solve(**bench.request(item, args.profile), strategy=strategy,
+                                    seed=seed,
                                     **flags.set_fields(args, REQUEST_FLAGS))
     except RationalystError as exc:
         status = f"HTTP {exc.status_code}: " if exc.status_code else ""
         record.update(error=status + exc.message, time_s=time.perf_counter() - start)
         return record
-    record.update(prediction=result.answer, correct=bench.correct(item, result.answer),
-                  no_answer=result.answer is None, tokens=_tokens(result.raw.get("usage", {})),
+    request = bench.request(item)
+    answer = grading.prediction(args.grading, bench.task, result.raw, request["choices"])
+    record.update(prediction=answer, server_answer=result.answer,
+                  correct=bench.correct(item, answer), no_answer=answer is None,
+                  tokens=_tokens(result.raw.get("usage", {})),
                   time_s=result.timings.total_ms / 1e3, wall_s=time.perf_counter() - start,
                   trace=result.raw)
     return record

@@ -20,6 +20,8 @@ class Row:
     errors: int
     tokens: float  # mean per graded item
     time_s: float  # mean server time per graded item
+    profile: str = "generic"
+    grading: str = "lenient"  # records from before grading modes were the server's answer
 
     @property
     def accuracy(self) -> float:
@@ -42,20 +44,25 @@ def rows(out: Path) -> list[Row]:
         result.append(Row(dataset, strategy, n, sum(bool(r["correct"]) for r in ok),
                           sum(bool(r["no_answer"]) for r in ok), len(recs) - n,
                           sum(r["tokens"] for r in ok) / n if n else 0.0,
-                          sum(r["time_s"] for r in ok) / n if n else 0.0))
+                          sum(r["time_s"] for r in ok) / n if n else 0.0,
+                          "/".join(sorted({r.get("profile", "generic") for r in recs})),
+                          "/".join(sorted({r.get("grading", "lenient") for r in recs}))))
     return result
 
 
 def markdown(table: list[Row]) -> str:
+    gradings = sorted({r.grading for r in table})
     lines = ["# rationalyst eval", "",
+             f"Grading: {', '.join(gradings) or '-'} (reference: answers re-read from the "
+             "steps by the reference code's rules; lenient: the server's own answer).", "",
              "| dataset | strategy | n | accuracy | 95% CI (Wilson) | no answer | errors "
-             "| tokens / item | s / item |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|"]
+             "| tokens / item | s / item | profile |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---|"]
     for r in table:
         lo, hi = r.interval
         lines.append(f"| {r.dataset} | {r.strategy} | {r.n} | {r.accuracy:.3f} | "
                      f"[{lo:.3f}, {hi:.3f}] | {r.no_answer} | {r.errors} | "
-                     f"{r.tokens:.0f} | {r.time_s:.2f} |")
+                     f"{r.tokens:.0f} | {r.time_s:.2f} | {r.profile} |")
     lines += ["", "n: items graded. A missing answer counts as wrong (\"no answer\"). Items "
               "the server failed on are listed under errors, left out of n and accuracy, "
               "and retried when the run is resumed. Tokens: agent prompt + completion + "

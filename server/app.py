@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from rationalyst.supervisor import profiles
 from rationalyst.supervisor.backends import ModelInfo, backend_status, load_engines
 from rationalyst.supervisor.engine import Engines
 from rationalyst.protocol import HealthResponse
@@ -35,6 +36,7 @@ def create_app(settings: ServerSettings | None = None, engines: Engines | None =
     """Build the app. Pass `engines` (and `info`) to serve engines built elsewhere,
     e.g. a scripted engine in tests; otherwise they load from `settings` at start-up."""
     settings = settings or ServerSettings()
+    profiles.configure(settings.fewshot_dir, settings.benchmark_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from rationalyst.protocol import (DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SUPERVISED_MODELS,
-                                  ErrorResponse, pick_task)
+                                  ErrorResponse, check_category, pick_task)
 from rationalyst.supervisor.engine import SampleParams
 from rationalyst.supervisor.loop import check_fits
 from rationalyst.supervisor.types import Problem, Result, Usage
@@ -114,13 +114,14 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     engines = request.app.state.engines
     try:
         task = pick_task(req.task, req.choices)
+        check_category(req.profile, task, req.choices, req.category)
     except ValueError as exc:
         raise APIError(400, str(exc), param="task") from exc
     problem = Problem(question=req.question().strip(), task=task,
                       choices=tuple(req.choices) if req.choices else None,
-                      system=req.system())
+                      system=req.system(), profile=req.profile, category=req.category)
     params = solve_params(
-        request, req.token_budget, req.timeout_s,
+        request, req.token_budget, req.timeout_s, req.profile,
         **{**request_params(req), "strategy": SUPERVISED_MODELS[req.model],
            "temperature": DEFAULT_TEMPERATURE if req.temperature is None else req.temperature,
            "top_p": req.top_p or DEFAULT_TOP_P})

@@ -14,7 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, ErrorResponse,
-                                  SolveRequest, SolveResult, pick_task)
+                                  SolveRequest, SolveResult, default_step_end, pick_task)
 from rationalyst.supervisor.engine import EngineError, PromptTooLong
 from rationalyst.supervisor.loop import check_fits, solve
 from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
@@ -36,15 +36,22 @@ def request_params(req) -> dict:
 
 
 def solve_params(request: Request, max_tokens: int | None, timeout_s: float | None,
-                 **fields) -> SolveParams:
-    """Request fields plus the server's per-call token settings, budget and deadline."""
+                 profile: str = "generic", **fields) -> SolveParams:
+    """Request fields plus the server's per-call token settings, budget and deadline.
+    Turn steps (the reference profile's default) get turn_max_tokens per step and per
+    rationale; the reference profile has no budget unless the request sets one."""
     s = request.app.state.settings
+    fields["step_end"] = fields.get("step_end") or default_step_end(profile)
+    turn = fields["step_end"] == "turn"
+    if max_tokens is None and profile != "reference":
+        max_tokens = s.max_tokens
     if timeout_s is not None and timeout_s > s.max_timeout_s:
         raise APIError(422, f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
                             f"got {timeout_s:g}", param="timeout_s")
-    return SolveParams(step_max_tokens=s.step_max_tokens,
-                       rationale_max_tokens=s.rationale_max_tokens,
-                       max_tokens=max_tokens or s.max_tokens,
+    return SolveParams(step_max_tokens=s.turn_max_tokens if turn else s.step_max_tokens,
+                       rationale_max_tokens=(s.turn_max_tokens if turn
+                                             else s.rationale_max_tokens),
+                       max_tokens=max_tokens,
                        timeout_s=timeout_s or s.max_timeout_s, **fields)
 
 
@@ -70,8 +77,10 @@ async def sse_response(request: Request, events: AsyncIterator[dict]) -> EventSo
 
 def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
     problem = Problem(question=req.question.strip(), task=pick_task(req.task, req.choices),
-                      choices=tuple(req.choices) if req.choices else None)
-    return problem, solve_params(request, req.max_tokens, req.timeout_s, **request_params(req))
+                      choices=tuple(req.choices) if req.choices else None,
+                      profile=req.profile, category=req.category)
+    return problem, solve_params(request, req.max_tokens, req.timeout_s, req.profile,
+                                 **request_params(req))
 
 
 def run_solve(request: Request, problem: Problem, params: SolveParams,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-_PHRASE = re.compile(r"(?:the\s+(?:correct\s+)?answer\s+is)(?:\s+indeed)?\s*:?\s*", re.I)
+# GSM8K's own "#### 72" counts as the phrase too.
+_PHRASE = re.compile(r"(?:the\s+(?:correct\s+)?answer\s+is|####)(?:\s+indeed)?\s*:?\s*", re.I)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _LETTER = re.compile(r"\(?\b([A-J])\b\)?")
 _TRUTH = re.compile(r"\b(true|false|unknown)\b", re.I)
+# ProofWriter's reference layout answers with a letter: A) True B) False C) Unknown.
+_TRUTH_LETTER = re.compile(r"\s*\(?([ABC])\s*(?:\)|\.|$)")
 
 
 def has_answer(task: str, text: str, choices: Sequence[str] | None = None) -> bool:
@@ -78,5 +81,8 @@ def extract(task: str, text: str, choices: Sequence[str] | None = None) -> str |
         return None
     if task == "true_false":
         m = _TRUTH.search(tail)
-        return m.group(1).capitalize() if m else None
+        if m:
+            return m.group(1).capitalize()
+        m = _TRUTH_LETTER.match(tail)
+        return ("True", "False", "Unknown")["ABC".index(m.group(1))] if m else None
     raise ValueError(f"unknown task family {task!r}")

@@ -39,7 +39,9 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
     deadline = loop.time() + params.timeout_s if params.timeout_s else None
 
     for index in range(params.max_steps):
-        budget = params.max_tokens - usage.generated
+        # No budget (max_tokens None, the reference profile): only steps and the deadline.
+        budget = (params.max_tokens - usage.generated if params.max_tokens is not None
+                  else 1 << 30)
         if budget <= 0:
             finish = "budget"
             break

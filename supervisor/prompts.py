@@ -1,4 +1,5 @@
-"""Few-shot, step-per-turn chat prompts for each task family.
+"""Few-shot, step-per-turn chat prompts: the generic profile per task family here, the
+reference profile (per dataset, from the datasets' splits) in profiles.py.
 
 As in the reference code, every reasoning step is its own assistant turn, so
 the agent learns to write one sentence per turn and the loop can cut steps on
@@ -12,6 +13,7 @@ from typing import Sequence
 from rationalyst import protocol
 from rationalyst.protocol import pick_task  # noqa: F401 (re-exported)
 
+from . import profiles
 from .types import Problem
 
 ANSWER_PHRASE = "The answer is:"
@@ -96,19 +98,24 @@ EXPLICIT_NOTE = (" If you find text enclosed in <BOT> and <EOT>, that is a ratio
                  "that may or may not help you with the next step.")
 
 
-def question_text(question: str, choices: Sequence[str] | None) -> str:
-    text = "Question: " + question.strip()
-    if choices:
-        text += "\nChoices: " + " ".join(f"{chr(65 + i)} - {c}" for i, c in enumerate(choices))
-    return text + "\nAnswer:"
+question_text = profiles.question_text
 
 
-def _history(problem: Problem, steps: Sequence[str]) -> list[dict]:
+def layout(problem: Problem) -> profiles.Prompt:
+    """The agent prompt's parts under the problem's profile."""
+    if problem.profile == "reference":
+        return profiles.reference_prompt(problem)
+    shots = tuple((question_text(q, c), tuple(s)) for q, c, s in _SHOTS[problem.task])
+    return profiles.Prompt(_SYSTEM[problem.task], shots,
+                           question_text(problem.question, problem.choices))
+
+
+def _history(prompt: profiles.Prompt, steps: Sequence[str]) -> list[dict]:
     msgs: list[dict] = []
-    for q, choices, shot_steps in _SHOTS[problem.task]:
-        msgs.append({"role": "user", "content": question_text(q, choices)})
+    for user, shot_steps in prompt.shots:
+        msgs.append({"role": "user", "content": user})
         msgs.extend({"role": "assistant", "content": s} for s in shot_steps)
-    msgs.append({"role": "user", "content": question_text(problem.question, problem.choices)})
+    msgs.append({"role": "user", "content": prompt.user})
     msgs.extend({"role": "assistant", "content": s} for s in steps)
     return msgs
 
@@ -116,21 +123,23 @@ def _history(problem: Problem, steps: Sequence[str]) -> list[dict]:
 def agent_messages(problem: Problem, steps: Sequence[str],
                    rationale: str | None = None) -> list[dict]:
     """The agent's prompt; with a rationale, the explicit-supervision variant."""
-    system = _SYSTEM[problem.task]
+    prompt = layout(problem)
+    system = prompt.system or ""
     if problem.system:
-        system = problem.system.strip() + "\n\n" + system
-    msgs = _history(problem, steps)
+        system = problem.system.strip() + ("\n\n" + system if system else "")
+    msgs = _history(prompt, steps)
     if rationale is not None:
-        system += EXPLICIT_NOTE
+        system = system + EXPLICIT_NOTE if system else EXPLICIT_NOTE.strip()
         last = dict(msgs[-1])
         last["content"] += f" <BOT>{rationale}<EOT>"
         msgs[-1] = last
-    return [{"role": "system", "content": system}, *msgs]
+    # No system turn when the profile has none (the reference's GSM8K prompt).
+    return [{"role": "system", "content": system}, *msgs] if system else msgs
 
 
 def trajectory(problem: Problem, steps: Sequence[str]) -> str:
     """T = 'Question: q\\nAnswer: s1 s2 ...', what RATIONALYST reads."""
-    return " ".join([question_text(problem.question, problem.choices), *steps])
+    return " ".join([layout(problem).user, *steps])
 
 
 def rationale_chat(text: str) -> list[dict]:
@@ -147,5 +156,5 @@ def rationale_messages(problem: Problem, steps: Sequence[str]) -> list[dict]:
 def scorer_messages(problem: Problem, steps: Sequence[str], rationale: str) -> list[dict]:
     """History plus 'Rationale: ...'; the candidate follows as the next assistant turn."""
     return [{"role": "system", "content": RATIONALE_SCORER_SYSTEM},
-            *_history(problem, steps),
+            *_history(layout(problem), steps),
             {"role": "assistant", "content": "Rationale: " + rationale}]

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .models import DEFAULT_MODEL, default_cache_dir
 
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RATIONALYST_", extra="ignore")
@@ -66,4 +68,14 @@ class Settings(BaseSettings):
 
     step_max_tokens: int = Field(64, ge=1, description="tokens per candidate step")
     rationale_max_tokens: int = Field(64, ge=1, description="tokens per rationale")
-    max_tokens: int = Field(2048, ge=1, description="default token budget of one solve")
+    max_tokens: int = Field(2048, ge=1, description=(
+        "default token budget of one solve (profile 'generic'; 'reference' has none)"))
+    turn_max_tokens: int = Field(1000, ge=1, description=(
+        "tokens per step and per rationale when a step is a whole turn (the reference's "
+        "1,000)"))
+    fewshot_dir: Path = Field(_SHARED_DATA / "fewshot", description=(
+        "the few-shot splits of the reference profile (gsm8k_train.jsonl, "
+        "mmlu_pro_validation.jsonl)"))
+    benchmark_dir: Path = Field(_SHARED_DATA / "benchmarks", description=(
+        "the benchmark files; the reference profile draws MATH shots from math.jsonl "
+        "items not in math500.jsonl"))
