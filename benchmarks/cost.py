@@ -6,7 +6,10 @@ of the runs does not matter), in-process on the default model (or
 RATIONALYST_AGENT_MODEL / RATIONALYST_RATIONALE_MODEL). Per solve it reports the
 tokens prefilled (prompt tokens not read from the prefix cache; scoring counted
 apart), decoded (agent steps + rationales) and scored (prompt tokens the scorer
-really prefilled), the wall time, and each as a ratio to `greedy`.
+really prefilled), the wall time, and each as a ratio to `greedy`. `judge` has
+the agent judge its own candidates (its verifier calls are counted as the agent's
+prefill and decode, and apart as "verifier"); `prm` runs when RATIONALYST_PRM_MODEL
+names a PRM checkpoint (in-process, pooling runner).
 
 Part 2 replays the scoring calls that part 1's rationalyst solves made (prefix =
 trajectory + rationale, 1-3 distinct candidates), each from an empty prefix cache,
@@ -45,7 +48,7 @@ from rationalyst.supervisor.loop import solve_all  # noqa: E402
 from rationalyst.supervisor.settings import Settings  # noqa: E402
 from rationalyst.supervisor.types import Problem, SolveParams  # noqa: E402
 
-STRATEGIES = ("greedy", "random", "explicit", "rationalyst")
+STRATEGIES = ("greedy", "random", "explicit", "rationalyst", "judge")
 SEED = 14  # the reference scripts' seed
 CACHED_TARGET, DIFF_TARGET = 1.2, 1e-3
 
@@ -90,9 +93,10 @@ async def strategy_costs(engines: Engines, counter: Counting, items: list[dict],
                          bench) -> dict[str, dict]:
     rows = {}
     with Progress() as bar:
-        for strategy in STRATEGIES:
+        for strategy in STRATEGIES + (("prm",) if engines.prm else ()):
             task = bar.add_task(f"{strategy:>11}", total=len(items))
-            tally = {"prefilled": [], "decoded": [], "scored": [], "wall_s": []}
+            tally = {"prefilled": [], "decoded": [], "scored": [], "verifier": [],
+                     "wall_s": []}
             for i, item in enumerate(items):
                 req = bench.request(item)
                 problem = Problem(req["question"], req["task"], req["choices"])
@@ -100,8 +104,10 @@ async def strategy_costs(engines: Engines, counter: Counting, items: list[dict],
                 counter.reset()
                 await counter.inner.llm.reset_prefix_cache()  # each solve starts cold
                 t0 = time.perf_counter()
-                await solve_all(problem, params, engines, f"{strategy}-{i}")
+                result = await solve_all(problem, params, engines, f"{strategy}-{i}")
                 tally["wall_s"].append(time.perf_counter() - t0)
+                u = result.usage
+                tally["verifier"].append(u.verifier_prompt_tokens + u.verifier_completion_tokens)
                 for kind in ("prefilled", "decoded", "scored"):
                     tally[kind].append(getattr(counter, kind))
                 bar.advance(task)
@@ -137,14 +143,16 @@ def report(rows: dict, sc: dict, n_items: int, model: str) -> bool:
     print(f"\n## Cost per solve: {n_items} GSM8K items, {model}, N=3, temperature 0.7, "
           f"15 steps max, one solve at a time\n")
     g = rows["greedy"]
-    print("| strategy | prefilled | decoded | scored | wall s | prefilled x | decoded x "
-          "| all tokens x | wall x |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| strategy | prefilled | decoded | scored | verifier | wall s | prefilled x "
+          "| decoded x | all tokens x | wall x |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     g_all = g["prefilled"] + g["decoded"] + g["scored"]
     for name, r in rows.items():
-        every = r["prefilled"] + r["decoded"] + r["scored"]
+        # The judge's tokens are the agent's own (in prefilled/decoded); the PRM's are not.
+        every = r["prefilled"] + r["decoded"] + r["scored"] + (
+            r["verifier"] if name == "prm" else 0)
         print(f"| {name} | {r['prefilled']:.0f} | {r['decoded']:.0f} | {r['scored']:.0f} "
-              f"| {r['wall_s']:.2f} | {r['prefilled'] / g['prefilled']:.2f} "
+              f"| {r['verifier']:.0f} | {r['wall_s']:.2f} | {r['prefilled'] / g['prefilled']:.2f} "
               f"| {r['decoded'] / g['decoded']:.2f} | {every / g_all:.2f} "
               f"| {r['wall_s'] / g['wall_s']:.2f} |")
     naive_x, cached_x = sc["naive"] / sc["ideal"], sc["cached"] / sc["ideal"]
@@ -181,11 +189,11 @@ async def main() -> int:
         sys.exit("cost.py needs the in-process vLLM engine (no RATIONALYST_*_URL)")
     counter = Counting(engines.agent)
     try:
-        rows = await strategy_costs(Engines(counter, counter, counter), counter, items,
-                                    bench)
+        rows = await strategy_costs(Engines(counter, counter, counter, prm=engines.prm),
+                                    counter, items, bench)
         sc = await scoring_costs(engines.scorer, counter.score_calls)
     finally:
-        await engines.agent.close()
+        await engines.close()
     return 0 if report(rows, sc, len(items), info.agent) else 1
 
 

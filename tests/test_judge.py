@@ -219,3 +219,15 @@ def test_judge_end_to_end_on_the_default_model(server):
         assert r.status_code == 400 and "RATIONALYST_PRM_MODEL" in r.json()["error"]["message"]
         models = {m["id"] for m in c.get("/v1/models").json()["data"]}
         assert {"judge", "prm"} <= models
+
+
+def test_the_trace_viewer_menus_offer_every_strategy():
+    import re
+    from pathlib import Path
+
+    from rationalyst.protocol import STRATEGIES
+
+    html = (Path(__file__).resolve().parents[1] / "server/static/index.html").read_text()
+    for menu in ("strategy", "compare"):
+        block = re.search(rf'<select id="{menu}">(.*?)</select>', html, re.S).group(1)
+        assert set(re.findall(r"<option>(\w+)</option>", block)) == set(STRATEGIES)
