@@ -22,7 +22,13 @@ It reports the tokens each computes against the ideal (prefix once + candidates)
 the largest log-prob difference between the two, and their wall times.
 Targets: cached <= 1.2x ideal, |diff| <= 1e-3.
 
+Part 3 (--profiles N): the rationalyst strategy on the first N GSM8K and N ARC items
+twice, with the generic profile's line steps (64 tokens, 2,048-token budget) and with
+the reference profile's turn steps (up to 1,000 tokens each, no budget): tokens and
+wall time per solve, and their ratios (reference / generic).
+
 Run from the repo root: .venv/bin/python benchmarks/cost.py [--items 20]
+    [--profiles N] [--only-profiles]
 """
 
 from __future__ import annotations
@@ -115,6 +121,61 @@ async def strategy_costs(engines: Engines, counter: Counting, items: list[dict],
     return rows
 
 
+PROFILE_RUNS = {  # the server's settings for each (see server/solve.py)
+    "generic, line": dict(profile="generic", step_end="line", step_max_tokens=64,
+                          rationale_max_tokens=64, max_tokens=2048),
+    "reference, turn": dict(profile="reference", step_end="turn", step_max_tokens=1000,
+                            rationale_max_tokens=1000, max_tokens=None),
+}
+
+
+async def profile_costs(engines: Engines, counter: Counting, n: int, data_dir) -> dict:
+    """rationalyst per profile on the same items, one solve at a time, cold cache."""
+    rows: dict[str, dict] = {}
+    with Progress() as bar:
+        for name in ("gsm8k", "arc_challenge"):
+            bench = datasets.get(name)
+            items = datasets.load_items(bench, data_dir, n)
+            for label, run in PROFILE_RUNS.items():
+                task = bar.add_task(f"{name} {label}", total=len(items))
+                tally = {k: [] for k in ("prefilled", "decoded", "scored", "steps",
+                                         "answered", "wall_s")}
+                for i, item in enumerate(items):
+                    req = bench.request(item, run["profile"])
+                    problem = Problem(req["question"], req["task"],
+                                      tuple(req["choices"]) if req["choices"] else None,
+                                      profile=req["profile"], category=req.get("category"))
+                    params = SolveParams(strategy="rationalyst", seed=SEED + i,
+                                         **{k: v for k, v in run.items() if k != "profile"})
+                    counter.reset()
+                    await counter.inner.llm.reset_prefix_cache()
+                    t0 = time.perf_counter()
+                    result = await solve_all(problem, params, engines, f"{label}-{i}")
+                    tally["wall_s"].append(time.perf_counter() - t0)
+                    tally["steps"].append(len(result.steps))
+                    tally["answered"].append(result.answer is not None)
+                    for kind in ("prefilled", "decoded", "scored"):
+                        tally[kind].append(getattr(counter, kind))
+                    bar.advance(task)
+                rows[f"{name} | {label}"] = {k: statistics.mean(v) for k, v in tally.items()}
+    return rows
+
+
+def profile_report(rows: dict, n: int) -> None:
+    print(f"\n## rationalyst per profile: first {n} items of each, one solve at a time\n")
+    print("| dataset | profile, steps | prefilled | decoded | scored | steps | answered "
+          "| wall s | all tokens x | wall x |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key, r in rows.items():
+        base = rows[key.split(" | ")[0] + " | generic, line"]
+        every = r["prefilled"] + r["decoded"] + r["scored"]
+        base_every = base["prefilled"] + base["decoded"] + base["scored"]
+        print(f"| {key} | {r['prefilled']:.0f} | {r['decoded']:.0f} | {r['scored']:.0f} "
+              f"| {r['steps']:.1f} | {r['answered']:.2f} | {r['wall_s']:.1f} "
+              f"| {every / base_every:.2f} | {r['wall_s'] / base['wall_s']:.2f} |")
+    print(json.dumps({"profiles": rows}))
+
+
 async def scoring_costs(engine, calls: list[tuple[str, list[str]]]) -> dict:
     """Each call naive and cached, from an empty prefix cache; the same tokens."""
     tot = {"ideal": 0, "naive": 0, "cached": 0, "naive_s": 0.0, "cached_s": 0.0}
@@ -179,6 +240,9 @@ async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--items", type=int, default=20, help="GSM8K items [20]")
     p.add_argument("--data-dir", help="benchmark folder [as `rationalyst eval`]")
+    p.add_argument("--profiles", type=int, default=0, metavar="N",
+                   help="part 3: N GSM8K and N ARC items per profile [0: skip]")
+    p.add_argument("--only-profiles", action="store_true", help="run part 3 alone")
     args = p.parse_args()
     bench = datasets.get("gsm8k")
     items = datasets.load_items(bench, args.data_dir, args.items)
@@ -188,13 +252,19 @@ async def main() -> int:
     if not hasattr(engines.scorer, "llm"):
         sys.exit("cost.py needs the in-process vLLM engine (no RATIONALYST_*_URL)")
     counter = Counting(engines.agent)
+    counted = Engines(counter, counter, counter, prm=engines.prm)
+    ok = True
     try:
-        rows = await strategy_costs(Engines(counter, counter, counter, prm=engines.prm),
-                                    counter, items, bench)
-        sc = await scoring_costs(engines.scorer, counter.score_calls)
+        if not args.only_profiles:
+            rows = await strategy_costs(counted, counter, items, bench)
+            sc = await scoring_costs(engines.scorer, counter.score_calls)
+            ok = report(rows, sc, len(items), info.agent)
+        if args.profiles:
+            profile_report(await profile_costs(counted, counter, args.profiles,
+                                               args.data_dir), args.profiles)
     finally:
         await engines.close()
-    return 0 if report(rows, sc, len(items), info.agent) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

