@@ -155,3 +155,20 @@ def test_cli_refuses_an_out_with_another_runs_files(tmp_path, capsys):
     assert "no triples.jsonl" in capsys.readouterr().err
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "ck")]) == 2
     assert "no kept.jsonl" in capsys.readouterr().err
+
+
+def test_cli_base_model_without_lm_head_gets_the_servers_message(default_model, tmp_path,
+                                                                 capsys):
+    from harness import build_tiny
+
+    headless = build_tiny(default_model, tmp_path / "headless", lm_head=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "kept.jsonl").write_text(json.dumps({"preceding": "A.", "rationale": "b"}) + "\n")
+    assert main(["train", str(run), "--base", str(headless), "--out", str(tmp_path / "ck")]) == 2
+    assert "cannot generate text" in capsys.readouterr().err
+    docs = tmp_path / "d.txt"
+    docs.write_text("A is one. B is two.\n")
+    assert main(["extract", str(docs), "--out", str(tmp_path / "x"),
+                 "--model", str(headless)]) == 2
+    assert "cannot generate text" in capsys.readouterr().err
