@@ -7,6 +7,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -62,7 +63,13 @@ def create_app(settings: ServerSettings | None = None, engines: Engines | None =
     app.state.admission = Admission(settings.max_concurrent_solves,
                                     settings.max_queued_solves, app.state.metrics.queue_depth)
     app.add_middleware(RequestContext, metrics=app.state.metrics,
-                       api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes)
+                       api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
+                       routes=app.router.routes)
+    if settings.cors_origins:  # outermost, so preflights need no key
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+                           allow_headers=["authorization", "content-type", "x-request-id"],
+                           expose_headers=["x-request-id", "retry-after"])
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -44,25 +44,62 @@ def _json(status: int, body: dict, headers: dict | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+_SHOWN_CHARS = 80  # an input echoed back in a message is cut to this
+
+
+def _got(value) -> str:
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return f" (got {len(value)} characters)"  # never echo a 50 KB input back
+    return f" (got {value!r})"
+
+
+def _model_param(msg: str, fields) -> str | None:
+    # A whole-model check names its parameter first ("temperature 0 is ...").
+    first = msg.split(" ", 1)[0].strip("'\"`:,")
+    return first if first in fields else None
+
+
+def validation_message(exc: RequestValidationError,
+                       fields=()) -> tuple[str, str | None]:
     parts, param = [], None
     for err in exc.errors():
         if err.get("type") == "json_invalid":
-            return "the request body is not valid JSON", None
+            return "the request body is not valid JSON", "body"
         loc = [str(x) for x in err.get("loc", ()) if x != "body"]
         where = ".".join(loc)
-        param = param or where or None
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+        if not loc and err.get("loc") == ("body",) and err.get("type") == "missing":
+            msg, where = "the request body is empty: send a JSON object", ""
+            param = param or "body"
+        param = param or where or _model_param(msg, fields) or None
         shown = loc and "input" in err and not isinstance(err["input"], (dict, list))
-        got = f" (got {err['input']!r})" if shown else ""
+        got = _got(err["input"]) if shown else ""
         parts.append(f"{where}: {msg}{got}" if where else msg)
     return "; ".join(parts), param
+
+
+def _not_json(request: Request) -> str | None:
+    """Why a body was not read as JSON: its Content-Type (curl -d sends a form)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() in ("", "application/json") or \
+            ctype.split(";")[0].strip().lower().endswith("+json"):
+        return None
+    return (f"the request body must be JSON sent with 'Content-Type: application/json' "
+            f"(got Content-Type {ctype!r}; with curl add -H 'Content-Type: application/json')")
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        message, param = validation_message(exc)
+        fields = ()
+        route = request.scope.get("route")
+        body_field = getattr(route, "body_field", None)
+        if body_field is not None:  # the body model: its field names become `param`
+            annotation = getattr(getattr(body_field, "field_info", None), "annotation", None)
+            fields = getattr(annotation, "model_fields", ())
+        message, param = validation_message(exc, fields)
+        if (why := _not_json(request)) is not None:
+            message, param = why, "Content-Type"
         # OpenAI answers bad parameters with 400; /solve keeps FastAPI's 422.
         bad_json = message.endswith("not valid JSON")
         status = 400 if bad_json or request.url.path.startswith("/v1/") else 422

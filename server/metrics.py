@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -35,8 +35,8 @@ class Metrics:
                                  registry=r)
         self.engine_errors = Counter("rationalyst_engine_errors", "solves ended by an engine "
                                      "failure", registry=r)
-        self.aborted = Counter("rationalyst_aborted", "solves cancelled before the end "
-                               "(client gone)", registry=r)
+        self.aborted = Counter("rationalyst_aborted", "requests cancelled before the end "
+                               "(client gone, queued or running)", registry=r)
 
     def observe_step(self, step: Step) -> None:
         t = step.timings
@@ -57,12 +57,19 @@ class Metrics:
                         ("rationale", u.rationale_tokens), ("scored", u.scored_tokens)):
             self.tokens.labels(kind).inc(n)
 
-    async def track(self, events: AsyncIterator[Step | Result]) -> AsyncIterator[Step | Result]:
-        """Pass a solve's events through, recording them."""
+    async def track(self, events: AsyncIterator[Step | Result],
+                    on_start: Callable[[], None] = lambda: None
+                    ) -> AsyncIterator[Step | Result]:
+        """Pass a solve's events through, recording them. A solve closed or cancelled
+        before its Result counts as aborted; one closed after it (a JSON response
+        stops reading at the Result) does not."""
+        on_start()
         self.in_flight.inc()
+        finished = False
         try:
             async for ev in events:
                 if isinstance(ev, Result):
+                    finished = True
                     self.observe_result(ev)
                 else:
                     self.observe_step(ev)
@@ -71,7 +78,8 @@ class Metrics:
             self.engine_errors.inc()
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            self.aborted.inc()
+            if not finished:
+                self.aborted.inc()
             raise
         finally:
             self.in_flight.dec()

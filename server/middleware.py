@@ -19,6 +19,9 @@ access_log = logging.getLogger("rationalyst.access")
 # Open without a key: probes, metrics, and the static viewer page (it holds no data
 # and must load so that a user can type a key into it).
 OPEN_PATHS = frozenset({"/health", "/metrics", "/", "/ui"})
+# The request counter's label for a path no route matches: random paths (scanners,
+# typos) must not grow /metrics without bound.
+UNMATCHED = "unmatched"
 
 
 def key_matches(given: str, keys: list[str]) -> bool:
@@ -30,9 +33,22 @@ def key_matches(given: str, keys: list[str]) -> bool:
 
 
 class RequestContext:
-    def __init__(self, app, metrics: Metrics, api_keys: list[str], max_body_bytes: int):
+    def __init__(self, app, metrics: Metrics, api_keys: list[str], max_body_bytes: int,
+                 routes: list = ()):
         self.app, self.metrics, self.api_keys = app, metrics, api_keys
         self.max_body_bytes = max_body_bytes
+        self.routes = routes  # the app's (filled after this is built)
+
+    def _endpoint(self, scope) -> str:
+        """The route template that served the request (/v1/models/{model}), never the
+        raw path; a path answered before routing (401, 413) by its literal route."""
+        route = scope.get("route")
+        if route is not None and getattr(route, "path", None):
+            return route.path
+        path = scope["path"]
+        literal = any(getattr(r, "path", None) == path and "{" not in path
+                      for r in self.routes)
+        return path if literal else UNMATCHED
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -45,6 +61,9 @@ class RequestContext:
         path = scope["path"]
         status = {"code": 500}
         t0 = time.perf_counter()
+        head = scope["method"] == "HEAD" and path in OPEN_PATHS
+        if head:  # probes and load balancers send HEAD: answer as GET, without the body
+            scope = {**scope, "method": "GET"}
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
@@ -52,6 +71,8 @@ class RequestContext:
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"],
                                       (b"x-request-id", request_id.encode("latin-1"))]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -68,7 +89,8 @@ class RequestContext:
                 await self.app(scope, receive, send_with_id)
         finally:
             strategy = state.get("strategy", "none")
-            self.metrics.requests.labels(path, strategy, str(status["code"])).inc()
+            self.metrics.requests.labels(self._endpoint(scope), strategy,
+                                         str(status["code"])).inc()
             access_log.info("request", extra={
                 "request_id": request_id, "method": scope["method"], "path": path,
                 "status": status["code"], "strategy": strategy,

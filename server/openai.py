@@ -5,6 +5,7 @@ pass-through with real token streaming."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -14,20 +15,21 @@ from fastapi import APIRouter, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from rationalyst.protocol import (DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SUPERVISED_MODELS,
-                                  ErrorResponse, check_category, pick_task)
+                                  ErrorResponse, check_category, check_sampling, pick_task)
 from rationalyst.supervisor.engine import SampleParams
 from rationalyst.supervisor.loop import check_fits
 from rationalyst.supervisor.types import Problem, Result, Usage
 
-from .errors import APIError, engine_error_body
+from .errors import APIError, engine_error_body, error_body
 from .openai_protocol import (AssistantMessage, ChatCompletion, ChatCompletionChunk,
                               ChatCompletionRequest, ChunkChoice, CompletionChoice,
                               CompletionUsage, ModelCard, ModelList, now)
-from .solve import (admitted, final_result, request_params, run_solve, solve_params,
-                    sse_response)
+from .solve import (SHUTDOWN_MESSAGE, TOKENIZE, admitted, fits, json_solve, request_params, run_solve,
+                    solve_params, sse_response, unless_disconnected)
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
+MAX_MESSAGES_CHARS = 100_000
 
 # Statuses any /v1 route may answer with (auth and the body-size limit are middleware).
 _COMMON = {401: {"model": ErrorResponse, "description": "missing or wrong API key"},
@@ -44,6 +46,47 @@ async def list_models(request: Request):
     return ModelList(object="list", data=[
         ModelCard(id=m, object="model", created=created, owned_by="rationalyst-server")
         for m in model_names(request)])
+
+
+def _no_model(request: Request, model: str) -> APIError:
+    return APIError(404, f"The model '{model}' does not exist. Available models: "
+                         f"{', '.join(model_names(request))}", "NotFoundError", "model",
+                    "model_not_found")
+
+
+@router.get("/models/{model:path}", response_model=ModelCard,
+            responses={**_COMMON, 404: {"model": ErrorResponse}})
+async def retrieve_model(model: str, request: Request):
+    if model not in model_names(request):
+        raise _no_model(request, model)
+    return ModelCard(id=model, object="model", created=now(), owned_by="rationalyst-server")
+
+
+# OpenAI parameters a supervised model cannot honour: refused, never silently dropped.
+_UNSUPPORTED = {"logprobs": "log-probs of a supervised solve are in rationalyst.steps",
+                "top_logprobs": "log-probs of a supervised solve are in rationalyst.steps",
+                "response_format": "a solve writes free-text steps",
+                "tools": "a solve calls no tools", "tool_choice": "a solve calls no tools",
+                "functions": "a solve calls no tools", "function_call": "a solve calls no tools"}
+
+
+def check_messages(req: ChatCompletionRequest) -> None:
+    """Content parts must carry string text: 400 naming the part, not a TypeError."""
+    for i, m in enumerate(req.messages):
+        if not isinstance(m.content, list):
+            continue
+        for j, part in enumerate(m.content):
+            where = f"messages.{i}.content.{j}"
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise APIError(400, f"{where} must be an object with a 'type'", param=where)
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise APIError(400, f"{where}.text must be a string (got "
+                                    f"{type(part.get('text')).__name__})",
+                               param=f"{where}.text")
+    if sum(len(m.text()) for m in req.messages) > MAX_MESSAGES_CHARS:
+        raise APIError(400, f"the messages hold over {MAX_MESSAGES_CHARS} characters, this "
+                            "server's limit: shorten them", param="messages",
+                       code="context_length_exceeded")
 
 
 def _usage(prompt: int, completion: int) -> CompletionUsage:
@@ -88,7 +131,9 @@ async def _stream(events, request: Request) -> EventSourceResponse:
             log.warning("chat stream failed: %s", exc)
             yield {"data": json.dumps(engine_error_body(exc))}
         yield {"data": "[DONE]"}
-    return await sse_response(request, wrapped())
+    farewell = [{"data": json.dumps(error_body(SHUTDOWN_MESSAGE, "server_shutdown",
+                                               code="shutting_down"))}, {"data": "[DONE]"}]
+    return await sse_response(request, wrapped(), farewell)
 
 
 @router.post("/chat/completions", responses={
@@ -101,13 +146,12 @@ async def _stream(events, request: Request) -> EventSourceResponse:
     429: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
     503: {"model": ErrorResponse, "description": "a model engine failed"}})
 async def chat_completions(req: ChatCompletionRequest, request: Request):
+    check_messages(req)
     if req.model in SUPERVISED_MODELS:
         return await _supervised(req, request)
     if req.model == request.app.state.info.agent:
         return await _passthrough(req, request)
-    raise APIError(404, f"The model '{req.model}' does not exist. Available models: "
-                        f"{', '.join(model_names(request))}", "NotFoundError", "model",
-                   "model_not_found")
+    raise _no_model(request, req.model)
 
 
 async def _supervised(req: ChatCompletionRequest, request: Request):
@@ -117,50 +161,80 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
         check_category(req.profile, task, req.choices, req.category)
     except ValueError as exc:
         raise APIError(400, str(exc), param="task") from exc
+    extra = req.model_extra or {}
+    for name, why in _UNSUPPORTED.items():
+        if extra.get(name) not in (None, False, [], {"type": "text"}):
+            raise APIError(400, f"{name} is not supported by supervised model "
+                                f"{req.model!r}: {why}", param=name,
+                           code="unsupported_parameter")
+    if not req.question().strip():
+        raise APIError(400, "the last user message is the question, and it has no text",
+                       param="messages")
+    temperature = DEFAULT_TEMPERATURE if req.temperature is None else req.temperature
+    try:
+        check_sampling(SUPERVISED_MODELS[req.model], temperature, req.num_candidates)
+    except ValueError as exc:
+        raise APIError(400, str(exc), param="temperature") from exc
     problem = Problem(question=req.question().strip(), task=task,
                       choices=tuple(req.choices) if req.choices else None,
                       system=req.system(), profile=req.profile, category=req.category)
     params = solve_params(
         request, req.token_budget, req.timeout_s, req.profile,
         **{**request_params(req), "strategy": SUPERVISED_MODELS[req.model],
-           "temperature": DEFAULT_TEMPERATURE if req.temperature is None else req.temperature,
+           "temperature": temperature,
            "top_p": req.top_p or DEFAULT_TOP_P})
-    check_fits(problem, params, engines)
+    await fits(check_fits, problem, params, engines)
     solve_id = "solve-" + uuid.uuid4().hex
 
-    def finish(result: Result) -> str:  # max_steps, budget and timeout all cut it short
+    stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or ())
+
+    def finish(result: Result) -> str:  # max_steps, budget, timeout, length cut it short
         return "stop" if result.finish_reason == "answer" else "length"
 
     events = run_solve(request, problem, params, solve_id)
     if not req.stream:
-        async with admitted(request):
-            result = await final_result(events)
-        content = "\n".join(s.text for s in result.steps)
-        return _completion(req.model, content, finish(result), solve_usage(result.usage),
-                           rationalyst=result)
+        result = await unless_disconnected(request, json_solve(request, events))
+        if isinstance(result, Response):
+            return result  # the client went away
+        content, stopped = cut_at_stop("\n".join(s.text for s in result.steps), stops)
+        return _completion(req.model, content, "stop" if stopped else finish(result),
+                           solve_usage(result.usage), rationalyst=result)
 
     chunk = _Chunks(req.model)
 
     async def chunks():
+        sent, stopped = "", False
         async for ev in events:
             if isinstance(ev, Result):
-                yield chunk({}, finish(ev))
+                yield chunk({}, "stop" if stopped else finish(ev))
                 if req.include_usage:
                     yield chunk(None, usage=solve_usage(ev.usage))
-            else:
-                delta = {"content": ev.text if ev.index == 0 else "\n" + ev.text}
+            elif not stopped:
+                text = ev.text if ev.index == 0 else "\n" + ev.text
+                cut, stopped = cut_at_stop(sent + text, stops)
+                delta = {"content": cut[len(sent):]}
+                sent = cut
                 if ev.index == 0:
                     delta = {"role": "assistant", **delta}
                 yield chunk(delta, rationalyst=ev)
-    return await _stream(chunks(), request)
+    return await unless_disconnected(request, _stream(chunks(), request))
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """The text up to the first stop sequence (OpenAI leaves the stop out)."""
+    at = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return (text[:at], True) if at >= 0 else (text, False)
 
 
 async def _passthrough(req: ChatCompletionRequest, request: Request):
     agent = request.app.state.engines.agent
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                 for m in req.messages]
-    prompt = agent.render(messages)
-    n_prompt = agent.count_tokens(prompt)
+
+    def tokenize() -> tuple[str, int]:
+        prompt = agent.render(messages)
+        return prompt, agent.count_tokens(prompt)
+    prompt, n_prompt = await asyncio.get_running_loop().run_in_executor(TOKENIZE, tokenize)
     room = agent.max_model_len - n_prompt
     if room < 1:
         raise APIError(400, f"the messages take {n_prompt} tokens, the whole context of "
@@ -176,9 +250,14 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
     def finish(reason: str | None) -> str:
         return "length" if reason == "length" else "stop"
 
-    if not req.stream:
+    async def one() -> object:
         async with admitted(request):
-            comp = (await agent.sample(prompt, params, rid)).completions[0]
+            return (await agent.sample(prompt, params, rid)).completions[0]
+
+    if not req.stream:
+        comp = await unless_disconnected(request, one())
+        if isinstance(comp, Response):
+            return comp  # the client went away
         return _completion(req.model, comp.text, finish(comp.finish_reason),
                            _usage(n_prompt, comp.num_tokens))
 
@@ -194,4 +273,4 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
         yield chunk({}, finish(reason))
         if req.include_usage:
             yield chunk(None, usage=_usage(n_prompt, n_tokens))
-    return await _stream(events(), request)
+    return await unless_disconnected(request, _stream(events(), request))

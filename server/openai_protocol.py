@@ -18,7 +18,8 @@ class ChatMessage(BaseModel):
 
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: keep the text ones
-            return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
+            return "".join(p["text"] for p in self.content
+                           if p.get("type") == "text" and isinstance(p.get("text"), str))
         return self.content or ""
 
 
@@ -48,9 +49,8 @@ class ChatCompletionRequest(SolveOptions):
         if self.n != 1:
             raise ValueError("n must be 1: each request runs one solve; send n requests "
                              "(with different seeds) for n independent solves")
-        if not any(m.role == "user" and m.text().strip() for m in self.messages):
-            raise ValueError("messages must contain a user message with text: the last "
-                             "one is the question")
+        # The content parts and the question are checked by the route, where a bad
+        # part can be named (messages.0.content.0.text) and the model is known.
         return self
 
     @property
@@ -62,7 +62,8 @@ class ChatCompletionRequest(SolveOptions):
         return self.max_completion_tokens or self.max_tokens
 
     def question(self) -> str:
-        return next(m.text() for m in reversed(self.messages) if m.role == "user")
+        """The last user message's text ("" when there is none)."""
+        return next((m.text() for m in reversed(self.messages) if m.role == "user"), "")
 
     def system(self) -> str | None:
         parts = [m.text() for m in self.messages if m.role in ("system", "developer")]

@@ -24,10 +24,13 @@ class ServerSettings(Settings):
     max_timeout_s: float = Field(600.0, gt=0, description=(
         "longest per-request deadline (timeout_s), and the default"))
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "comma-separated origins a browser app may call the API from ('*' for any); "
+        "empty: no CORS headers (the default)"))
     shutdown_grace_s: float = Field(30.0, ge=0, description=(
         "on SIGTERM, how long in-flight solves may run before they are cancelled"))
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, v):
         if isinstance(v, str):

@@ -42,4 +42,4 @@ class ChatTokens:
             raise PromptTooLong(
                 f"prompt of {n_prompt} tokens plus {max_tokens} new tokens exceeds "
                 f"{self.name}'s context of {self.max_model_len} tokens: shorten the "
-                "question or lower max_steps")
+                "input")

@@ -122,8 +122,10 @@ def test_question_too_long_for_the_context_is_400():
     short = Problem(question="What is 3 + 4?", task="math")
     probe = ScriptedEngine()
     need = probe.count_tokens(probe.render(prompts.agent_messages(short, [])))
-    # Room for the short question and one step (64 tokens), plus a little.
-    engine = answering_engine(max_model_len=need + 64 + 20)
+    scorer = probe.count_tokens(probe.render(prompts.scorer_messages(short, [], "")))
+    # Room for the short question and one step (64 tokens), and for the scorer's
+    # prompt with a rationale and a step (64 + 64), plus a little.
+    engine = answering_engine(max_model_len=max(need + 64, scorer + 128) + 20)
     long_q = "why " * 200
     with LoopServer(engine) as srv:
         assert httpx.post(srv.url + "/solve", json={"question": short.question}).status_code == 200
