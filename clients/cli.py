@@ -1,4 +1,4 @@
-"""The `rationalyst` command: serve | prepare | solve | eval | extract | filter | train."""
+"""The `rationalyst` command: serve | prepare | solve | eval | extract | filter | train | rank."""
 
 from __future__ import annotations
 
@@ -113,6 +113,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     from rationalyst.making import cli as making_cli  # argparse only; work imports lazily
 
     making_cli.add_parsers(sub)
+    from rationalyst.making import rank_cli
+
+    rank_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

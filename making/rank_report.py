@@ -1,0 +1,177 @@
+"""The rank run's figures: top-1 rate of the gold step per source with a 95% Wilson
+interval, chance (mean 1/candidates), paired wins against `none`, summary.md and a
+plot. Only finished items count, and every source is scored on the same steps."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .rank import DECAYS, SOURCES
+from .store import read_jsonl
+
+
+def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate k/n (k may be fractional: ties)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial p-value of wins vs losses (ties dropped)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(0, min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def load(out: Path) -> list[dict]:
+    done = {r["item"] for r in read_jsonl(out / "items.jsonl")}
+    return [r for r in read_jsonl(out / "steps.jsonl") if r["item"] in done]
+
+
+def _rows(steps: list[dict], decay: str, sources: list[str]) -> list[dict]:
+    rows = []
+    for src in sources:
+        hits = [s["top1"][src][decay] for s in steps]
+        n, k = len(hits), sum(hits)
+        lo, hi = wilson(k, n)
+        row = {"source": src, "n": n, "top1": k / n if n else float("nan"), "lo": lo,
+               "hi": hi}
+        if src != "none":
+            base = [s["top1"]["none"][decay] for s in steps]
+            row["wins"] = sum(a > b for a, b in zip(hits, base))
+            row["losses"] = sum(a < b for a, b in zip(hits, base))
+            row["p"] = sign_test(row["wins"], row["losses"])
+        # Gold's mean score margin over the best other candidate (log-prob units).
+        row["margin"] = (sum(s["scores"][src][decay][0] - max(s["scores"][src][decay][1:])
+                             for s in steps) / n) if n else float("nan")
+        rows.append(row)
+    return rows
+
+
+def summarize(out: Path) -> dict:
+    all_steps = load(out)
+    steps = [s for s in all_steps if "skipped" not in s]
+    sources = [s for s in SOURCES if steps and s in steps[0]["scores"]]
+    groups = {ds: [s for s in steps if s["dataset"] == ds]
+              for ds in dict.fromkeys(s["dataset"] for s in steps)}
+    if len(groups) > 1:
+        groups["all"] = steps
+    result = {"items": len({s["item"] for s in all_steps}), "steps": len(all_steps),
+              "skipped_steps": len(all_steps) - len(steps), "sources": sources,
+              "groups": {}}
+    for name, g in groups.items():
+        chance = sum(1 / len(s["candidates"]) for s in g) / len(g) if g else float("nan")
+        clean = [s for s in g if not s["oracle_leak"]]
+        result["groups"][name] = {
+            "steps": len(g), "items": len({s["item"] for s in g}), "chance": chance,
+            "candidates_mean": sum(len(s["candidates"]) for s in g) / max(1, len(g)),
+            "oracle_leaks": len(g) - len(clean),
+            "by_decay": {d: _rows(g, d, sources) for d in map(str, DECAYS)},
+            "oracle_no_leak": {d: _rows(clean, d, ["oracle"])[0] if clean else None
+                               for d in map(str, DECAYS)},
+        }
+    dropped = {k: sum(s["dropped"][k] for s in all_steps)
+               for k in ("equal_gold", "duplicate", "empty")}
+    result["dropped_samples"] = dropped
+    result["scored_tokens"] = {src: sum(s["scored_tokens"][src] for s in steps)
+                               for src in sources}
+    result["candidate_tokens"] = sum(sum(s["candidate_tokens"]) for s in steps)
+    return result
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = ["| source | steps | top-1 | 95% interval | vs none: wins / losses (sign p) "
+             "| gold margin |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        vs = (f"{r['wins']} / {r['losses']} (p={r['p']:.3g})" if "wins" in r else "-")
+        lines.append(f"| {r['source']} | {r['n']} | {r['top1']:.3f} | "
+                     f"[{r['lo']:.3f}, {r['hi']:.3f}] | {vs} | {r['margin']:+.3f} |")
+    return lines
+
+
+def write_markdown(out: Path, summary: dict, config: dict, timing: dict) -> Path:
+    lines = [f"# Gold-step ranking: {config.get('name', out.name)}", "",
+             f"Agent and scorer: `{config.get('agent_model')}`; stand-in rationale model: "
+             f"the agent model; trained: `{config.get('rationale_model') or 'not run'}`.",
+             f"{summary['items']} items, {summary['steps']} gold steps "
+             f"({summary['skipped_steps']} skipped: every sample equalled the gold step). "
+             f"Candidates: the gold step + {config['num_candidates'] - 1} samples "
+             f"(temperature {config['temperature']}, seed {config['seed']} + item index, "
+             f"profile `{config['profile']}`), samples equal to the gold step, empty or "
+             f"repeated dropped: {summary['dropped_samples']}.",
+             "Top-1: the gold step scores highest (a tie with t others counts 1/(1+t)). "
+             "Interval: Wilson 95%. Wins/losses: steps where the source puts the gold "
+             "step first and `none` does not, and the reverse (exact sign test). Gold "
+             "margin: mean of gold score - best other score.", ""]
+    for name, g in summary["groups"].items():
+        lines += [f"## {name}: {g['items']} items, {g['steps']} steps, "
+                  f"{g['candidates_mean']:.2f} candidates on average, chance "
+                  f"{g['chance']:.3f}", ""]
+        for d, rows in g["by_decay"].items():
+            lines += [f"score_decay {d}:", "", *_table(rows), ""]
+        nl = g["oracle_no_leak"]["1.0"]
+        if nl is not None:
+            lines += [f"Oracle rationales that restate the gold step (leak guard "
+                      f"{config.get('leak_threshold', 0.7)}): {g['oracle_leaks']} of "
+                      f"{g['steps']}; oracle top-1 without them: {nl['top1']:.3f} "
+                      f"[{nl['lo']:.3f}, {nl['hi']:.3f}] over {nl['n']} steps "
+                      f"(decay 1.0).", ""]
+    lines += ["## Cost", "",
+              "Prompt tokens the engine really prefilled to score (prefix-cache hits "
+              "excluded), per source: " + ", ".join(
+                  f"{k} {v:,}" for k, v in summary["scored_tokens"].items())
+              + f"; candidate tokens scored per source: {summary['candidate_tokens']:,}.",
+              "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timing.items())
+              + ".", ""]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot(out: Path, summary: dict) -> Path | None:
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(summary["groups"].items())
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, (name, g) in zip(axes[0], groups):
+        for j, (d, rows) in enumerate(g["by_decay"].items()):
+            xs = [i + (j - 0.5) * 0.38 for i in range(len(rows))]
+            ys = [r["top1"] for r in rows]
+            err = [[y - r["lo"] for y, r in zip(ys, rows)], [r["hi"] - y for y, r in zip(ys, rows)]]
+            ax.bar(xs, ys, 0.36, yerr=err, capsize=3, label=f"decay {d}")
+        ax.axhline(g["chance"], color="k", ls="--", lw=1, label="chance")
+        ax.set_xticks(range(len(g["by_decay"]["1.0"])))
+        ax.set_xticklabels([r["source"] for r in g["by_decay"]["1.0"]], rotation=20)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{name} ({g['steps']} steps)")
+        ax.set_ylabel("gold step ranked first")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "summary.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report(out: Path) -> dict:
+    config = json.loads((out / "config.json").read_text())
+    timing = json.loads((out / "timing.json").read_text()) if (
+        out / "timing.json").exists() else {}
+    summary = summarize(out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_markdown(out, summary, config, timing)
+    plot(out, summary)
+    return summary
