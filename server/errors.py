@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from rationalyst.protocol import ErrorBody, ErrorResponse
-from rationalyst.supervisor.engine import EngineError, PromptTooLong
+from rationalyst.supervisor.engine import EngineError, InvalidParams, PromptTooLong
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ def engine_error_body(exc: Exception) -> dict:
     """The body for an exception raised while a solve runs (JSON or stream)."""
     if isinstance(exc, PromptTooLong):
         return error_body(str(exc), "invalid_request_error")
+    if isinstance(exc, InvalidParams):
+        return error_body(f"the model engine refused a parameter: {exc}",
+                          "invalid_request_error", exc.param)
     if isinstance(exc, EngineError):
         return error_body(f"the model engine failed: {exc}", "engine_error")
     return error_body("internal error; see the server log", "internal_error")
@@ -113,6 +116,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PromptTooLong)
     async def _too_long(request: Request, exc: PromptTooLong):
         return _json(400, engine_error_body(exc))
+
+    @app.exception_handler(InvalidParams)
+    async def _bad_params(request: Request, exc: InvalidParams):
+        status = 400 if request.url.path.startswith("/v1/") else 422
+        return _json(status, engine_error_body(exc))
 
     @app.exception_handler(EngineError)
     async def _engine(request: Request, exc: EngineError):

@@ -19,7 +19,7 @@ from starlette.background import BackgroundTask
 
 from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, ErrorResponse,
                                   SolveRequest, SolveResult, default_step_end, pick_task)
-from rationalyst.supervisor.engine import EngineError, PromptTooLong
+from rationalyst.supervisor.engine import EngineError, InvalidParams, PromptTooLong
 from rationalyst.supervisor.loop import check_fits, solve
 from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
 
@@ -233,7 +233,7 @@ async def post_solve(req: SolveRequest, request: Request):
                     yield {"event": DONE_EVENT, "data": ev.model_dump_json()}
                 else:
                     yield {"event": STEP_EVENT, "data": ev.model_dump_json()}
-        except (PromptTooLong, EngineError) as exc:
+        except (PromptTooLong, InvalidParams, EngineError) as exc:
             log.warning("solve %s failed: %s", solve_id, exc)
             yield error_event(exc)
         except Exception as exc:  # a bug: log it, tell the client without a trace

@@ -18,6 +18,15 @@ class PromptTooLong(ValueError):
     """The prompt does not fit the model's context. Servers map this to 400."""
 
 
+class InvalidParams(ValueError):
+    """The backend refused a sampling parameter (vLLM's validation); `param` names it.
+    Servers map this to 400 (/v1) or 422 (/solve), never 500."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
 class NotConfigured(PromptTooLong):
     """The request needs a backend this server was not started with (a PRM). A 400,
     handled as any request the server cannot take as sent."""

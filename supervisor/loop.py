@@ -60,7 +60,9 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
                 raise  # not ours
             finish = "timeout"
             break
-        except PromptTooLong:
+        except PromptTooLong as exc:
+            if type(exc) is not PromptTooLong:
+                raise  # a subclass (NotConfigured) is the request's fault, not the length
             # The trajectory outgrew a model's context: the steps so far stand.
             finish = "length"
             break

@@ -8,7 +8,8 @@ import os
 from typing import Sequence
 
 from .chat_tokens import ChatTokens
-from .engine import Completion, EngineError, Generation, PromptTooLong, SampleParams, Scores
+from .engine import (Completion, EngineError, Generation, InvalidParams, PromptTooLong,
+                     SampleParams, Scores)
 from .prefix_scoring import score_cached, score_uncached, usable
 
 
@@ -114,11 +115,14 @@ class VLLMEngine(ChatTokens):
     def _prepare(self, prompt: str, params: SampleParams, **overrides):
         ids = self._ids(prompt)
         self._check_fits(len(ids), params.max_tokens)
-        sp = SamplingParams(**{"n": params.n, "temperature": params.temperature,
-                               "top_p": params.top_p, "max_tokens": params.max_tokens,
-                               "stop": list(params.stop), "seed": params.seed,
-                               "stop_token_ids": list(params.stop_token_ids),
-                               "output_kind": _FINAL, **overrides})
+        try:
+            sp = SamplingParams(**{"n": params.n, "temperature": params.temperature,
+                                   "top_p": params.top_p, "max_tokens": params.max_tokens,
+                                   "stop": list(params.stop), "seed": params.seed,
+                                   "stop_token_ids": list(params.stop_token_ids),
+                                   "output_kind": _FINAL, **overrides})
+        except ValueError as exc:  # vLLM's parameter validation: the request's fault
+            raise InvalidParams(str(exc), getattr(exc, "parameter", None)) from exc
         return ids, sp
 
     # -- Engine protocol ------------------------------------------------------------
