@@ -92,7 +92,8 @@ def test_score_decay_out_of_range_is_422_naming_the_field():
         r = httpx.post(srv.url + "/v1/chat/completions",
                        json={"model": "rationalyst", "score_decay": 2,
                              "messages": [{"role": "user", "content": "q"}]})
-        assert r.status_code == 422 and "score_decay" in r.text
+        # /v1 answers bad parameters with 400, as OpenAI does.
+        assert r.status_code == 400 and r.json()["error"]["param"] == "score_decay"
         ok = httpx.post(srv.url + "/solve", json={"question": "q", "score_decay": 0.5,
                                                   "max_steps": 1})
         assert ok.status_code == 200
