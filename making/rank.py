@@ -88,9 +88,17 @@ def load_items(data_dir: Path, gsm8k: int, math: int, seed: int,
         shots = {it["id"] for it in random.Random(profiles.SHOT_SEED).sample(
             pool, profiles.MATH_SHOTS)}
         pool = [it for it in pool if it["id"] not in shots]
-        for r in random.Random(seed).sample(pool, min(math, len(pool))):
-            items.append(Item(r["id"], "math", "math_boxed", r["question"],
-                              tuple(math_steps(r["solution"])[:max_steps])))
+        drawn = [Item(r["id"], "math", "math_boxed", r["question"],
+                      tuple(math_steps(r["solution"])[:max_steps]))
+                 for r in random.Random(seed).sample(pool, min(math, len(pool)))]
+        # Interleaved, so that a run cut short still holds both datasets.
+        every = max(1, len(items) // len(drawn))
+        mixed = []
+        for i, it in enumerate(items):
+            mixed.append(it)
+            if (i + 1) % every == 0 and drawn:
+                mixed.append(drawn.pop(0))
+        items = mixed + drawn
     return [it for it in items if it.steps]
 
 
@@ -227,8 +235,8 @@ async def _scored(engine: Engine, state, cands: list[str], rationale: str):
             state.usage.scored_tokens, [len(x) for x in lps])
 
 
-async def rank_step(engine: Engine, cfg: RankConfig, item: Item, k: int, item_seed: int,
-                    trained: str | None) -> dict | None:
+async def rank_step(engine: Engine, cfg: RankConfig, item: Item, k: int,
+                    item_seed: int) -> dict:
     """One gold step ranked under every source; None when no distinct sample is left."""
     rid = f"{item.id}-{k}"
     state = _state(cfg, item, k, item_seed, rid)
@@ -243,8 +251,6 @@ async def rank_step(engine: Engine, cfg: RankConfig, item: Item, k: int, item_se
         strategies._rationale(state, Engines(engine, engine, engine)),
         oracle_rationale(engine, cfg, state, gold))
     rationales = {"blank": "", "stand-in": stand_in, "oracle": oracle}
-    if trained is not None:
-        rationales["trained"] = trained
     none = await engine.score(engine.render(prompts.agent_messages(state.problem,
                                                                    state.steps)),
                               cands, f"{rid}-none")
@@ -270,76 +276,129 @@ def _seed(cfg: RankConfig, index: int) -> int:
     return cfg.seed + index  # item i gets seed + i, as `rationalyst eval`
 
 
-async def _each_item(items, done: set[str], work, concurrency: int, desc: str,
-                     progress: bool) -> None:
+def _key(item_id: str, k: int) -> str:
+    return f"{item_id}#{k}"
+
+
+async def _phase(out: Path, walls: dict, name: str, open_engine: Opener, todo: list, work,
+                 concurrency: int, progress: bool) -> None:
+    """Open one engine, run `work(engine, job)` over `todo`, close it; time it."""
+    if not todo:
+        return
     from tqdm import tqdm
 
-    pending = iter([(i, it) for i, it in enumerate(items) if it.id not in done])
-    bar = tqdm(total=len(items), initial=len(done & {it.id for it in items}), desc=desc,
-               unit="item", disable=not progress)
+    t0, eng = time.perf_counter(), await open_engine()
+    jobs = iter(todo)
+    bar = tqdm(total=len(todo), desc=name, unit="item", disable=not progress)
 
     async def worker():
-        for i, it in pending:
-            await work(i, it)
+        for job in jobs:  # one shared iterator: each job goes to one worker
+            await work(eng, job)
             bar.update(1)
 
     try:
         await gather_or_cancel(*(worker() for _ in range(max(1, concurrency))))
     finally:
         bar.close()
+        await eng.close()
+        walls[name] = walls.get(name, 0) + time.perf_counter() - t0
+        (out / "timing.json").write_text(json.dumps(walls, indent=1) + "\n")
 
 
 async def run(items: list[Item], out: Path, cfg: RankConfig, open_agent: Opener,
               open_trained: Opener | None = None, concurrency: int = 4,
               progress: bool = True) -> dict:
-    """Phase 1 (if a trained model): its rationales for every gold prefix. Phase 2: the
-    agent samples, writes the stand-in and oracle rationales, and scores every source.
-    One engine at a time; both phases append per item and resume where they stopped."""
+    """Phase `rank` (the agent): sample, write the stand-in and oracle rationales, score
+    those sources. With a trained model, on the same steps and candidates: phase
+    `trained rationales` (that model), then `trained scoring` (the agent again). One
+    engine at a time; every phase appends per item and resumes where it stopped, so a
+    trained model can also be added to a finished run."""
     out.mkdir(parents=True, exist_ok=True)
-    walls = json.loads((out / "timing.json").read_text()) if (out / "timing.json").exists() \
-        else {}
-    trained: dict[str, str] = {}
-    if open_trained is not None:
-        path = out / "trained_rationales.jsonl"
-        trained = {r["key"]: r["rationale"] for r in read_jsonl(path)}
-        done = {it.id for it in items if all(f"{it.id}#{k}" in trained
-                                             for k in range(len(it.steps)))}
-        if len(done) < len(items):
-            t0, eng, app = time.perf_counter(), await open_trained(), Appender(path)
-            try:
-                async def work(i, it):
-                    outs = await gather_or_cancel(*(trained_rationale(
-                        eng, cfg, it, k, _seed(cfg, i)) for k in range(len(it.steps))))
-                    rows = [{"key": f"{it.id}#{k}", "rationale": r}
-                            for k, r in enumerate(outs)]
-                    app.write(rows)
-                    trained.update({r["key"]: r["rationale"] for r in rows})
-                await _each_item(items, done, work, concurrency, "trained rationales",
-                                 progress)
-            finally:
-                app.close()
-                await eng.close()
-            walls["trained_s"] = walls.get("trained_s", 0) + time.perf_counter() - t0
-    path = out / "steps.jsonl"
+    timing = out / "timing.json"
+    walls = json.loads(timing.read_text()) if timing.exists() else {}
+    seeds = {it.id: _seed(cfg, i) for i, it in enumerate(items)}
     done = {r["item"] for r in read_jsonl(out / "items.jsonl")}
-    t0, eng = time.perf_counter(), await open_agent()
-    steps_app, items_app = Appender(path), Appender(out / "items.jsonl")
+    steps_app, items_app = Appender(out / "steps.jsonl"), Appender(out / "items.jsonl")
+
+    async def rank_item(eng, it):
+        rows = await gather_or_cancel(*(rank_step(eng, cfg, it, k, seeds[it.id])
+                                        for k in range(len(it.steps))))
+        steps_app.write(rows)  # steps first, then the record that marks the item done
+        items_app.write([{"item": it.id, "steps": len(rows)}])
+
     try:
-        async def work(i, it):
-            rows = await gather_or_cancel(*(rank_step(
-                eng, cfg, it, k, _seed(cfg, i),
-                trained.get(f"{it.id}#{k}") if open_trained else None)
-                for k in range(len(it.steps))))
-            steps_app.write(rows)  # steps first, then the record that marks the item done
-            items_app.write([{"item": it.id, "steps": len(rows)}])
-        await _each_item(items, done, work, concurrency, "rank", progress)
+        await _phase(out, walls, "rank", open_agent, [it for it in items if it.id not in done],
+                     rank_item, concurrency, progress)
     finally:
         steps_app.close()
         items_app.close()
-        await eng.close()
-        walls["agent_s"] = walls.get("agent_s", 0) + time.perf_counter() - t0
-        (out / "timing.json").write_text(json.dumps(walls, indent=1) + "\n")
+    if open_trained is None:
+        return walls
+    await add_trained(items, out, cfg, open_agent, open_trained, walls, concurrency,
+                      progress)
     return walls
+
+
+async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurrency,
+                      progress) -> None:
+    done = {r["item"] for r in read_jsonl(out / "items.jsonl")}
+    by_id = {it.id: it for it in items}
+    seeds = {it.id: _seed(cfg, i) for i, it in enumerate(items)}
+    steps = [r for r in read_jsonl(out / "steps.jsonl")
+             if r["item"] in done and r["item"] in by_id and "skipped" not in r]
+    rat_path, score_path = out / "trained_rationales.jsonl", out / "trained_scores.jsonl"
+    rats = {r["key"]: r["rationale"] for r in read_jsonl(rat_path)}
+
+    def jobs(have) -> list[list[dict]]:
+        per: dict[str, list[dict]] = {}
+        for r in steps:
+            if _key(r["item"], r["k"]) not in have:
+                per.setdefault(r["item"], []).append(r)
+        return list(per.values())
+
+    app = Appender(rat_path)
+
+    async def rationales(eng, rows):
+        outs = await gather_or_cancel(*(trained_rationale(
+            eng, cfg, by_id[r["item"]], r["k"], seeds[r["item"]]) for r in rows))
+        new = [{"key": _key(r["item"], r["k"]), "rationale": t} for r, t in zip(rows, outs)]
+        app.write(new)
+        rats.update({n["key"]: n["rationale"] for n in new})
+
+    try:
+        await _phase(out, walls, "trained rationales", open_trained, jobs(rats), rationales,
+                     concurrency, progress)
+    finally:
+        app.close()
+    scored = {r["key"] for r in read_jsonl(score_path)}
+    app = Appender(score_path)
+
+    async def score(eng, rows):
+        async def one(r):
+            it, key = by_id[r["item"]], _key(r["item"], r["k"])
+            st = _state(cfg, it, r["k"], seeds[it.id], f"{key}-trained")
+            sc, tok, _ = await _scored(eng, st, r["candidates"], rats[key])
+            return {"key": key, "rationale": rats[key], "scores": sc, "scored_tokens": tok}
+        app.write(await gather_or_cancel(*(one(r) for r in rows)))
+
+    try:
+        await _phase(out, walls, "trained scoring", open_agent, jobs(scored), score,
+                     concurrency, progress)
+    finally:
+        app.close()
+
+
+def merge_trained(out: Path, steps: list[dict]) -> list[dict]:
+    """Step records with the trained source's scores folded in, where scored."""
+    extra = {r["key"]: r for r in read_jsonl(out / "trained_scores.jsonl")}
+    for s in steps:
+        t = extra.get(_key(s["item"], s["k"]))
+        if t is not None and "scores" in s:
+            s["rationales"]["trained"] = t["rationale"]
+            s["scores"]["trained"] = t["scores"]
+            s["scored_tokens"]["trained"] = t["scored_tokens"]
+            s["top1"]["trained"] = {d: top1(v) for d, v in t["scores"].items()}
+    return steps
 
 
 def config_record(cfg: RankConfig, **extra) -> dict:

@@ -70,7 +70,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
         items = rank.load_items(data, args.gsm8k, args.math, args.seed, args.max_steps)
         cache = default_cache_dir()
         agent_path = resolve(args.model, cache)
-        ckpt = resolve(args.rationale_model, cache) if args.rationale_model else None
+        if args.rationale_model:
+            resolve(args.rationale_model, cache)  # fails fast on a bad checkpoint
     except (OSError, ModelError) as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
         return 2
@@ -79,10 +80,19 @@ def cmd_rank(args: argparse.Namespace) -> int:
                                 math=args.math, max_steps=args.max_steps,
                                 leak_threshold=rank.LEAK_THRESHOLD)
     old = out / "config.json"
-    if old.is_file() and json.loads(old.read_text()) != config:
-        print(f"rationalyst: {out} holds a run with other settings; use another --out",
-              file=sys.stderr)
-        return 2
+    if old.is_file():
+        # A trained model may be added to a finished run (same steps and candidates).
+        before = json.loads(old.read_text())
+        if before.get("rationale_model") and args.rationale_model not in (
+                None, before["rationale_model"]):
+            print(f"rationalyst: {out} already holds trained scores of "
+                  f"{before['rationale_model']}; use another --out", file=sys.stderr)
+            return 2
+        config["rationale_model"] = args.rationale_model or before.get("rationale_model")
+        if {**before, "rationale_model": None} != {**config, "rationale_model": None}:
+            print(f"rationalyst: {out} holds a run with other settings; use another --out",
+                  file=sys.stderr)
+            return 2
     out.mkdir(parents=True, exist_ok=True)
     old.write_text(json.dumps(config, indent=1) + "\n")
 
@@ -92,7 +102,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(rank.run(items, out, cfg, opener(agent_path),
-                             opener(ckpt) if ckpt else None, args.concurrency,
+                             opener(resolve(config["rationale_model"], cache))
+                             if config["rationale_model"] else None, args.concurrency,
                              progress=not args.no_progress))
     except (EngineError, ModelError) as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)

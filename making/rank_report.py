@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from .rank import DECAYS, SOURCES
+from .rank import DECAYS, SOURCES, merge_trained
 from .store import read_jsonl
 
 
@@ -33,7 +33,7 @@ def sign_test(wins: int, losses: int) -> float:
 
 def load(out: Path) -> list[dict]:
     done = {r["item"] for r in read_jsonl(out / "items.jsonl")}
-    return [r for r in read_jsonl(out / "steps.jsonl") if r["item"] in done]
+    return merge_trained(out, [r for r in read_jsonl(out / "steps.jsonl") if r["item"] in done])
 
 
 def _rows(steps: list[dict], decay: str, sources: list[str]) -> list[dict]:
@@ -59,7 +59,8 @@ def _rows(steps: list[dict], decay: str, sources: list[str]) -> list[dict]:
 def summarize(out: Path) -> dict:
     all_steps = load(out)
     steps = [s for s in all_steps if "skipped" not in s]
-    sources = [s for s in SOURCES if steps and s in steps[0]["scores"]]
+    # A source counts only where it scored every step (a trained model added later).
+    sources = [s for s in SOURCES if steps and all(s in st["scores"] for st in steps)]
     groups = {ds: [s for s in steps if s["dataset"] == ds]
               for ds in dict.fromkeys(s["dataset"] for s in steps)}
     if len(groups) > 1:

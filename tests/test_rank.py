@@ -43,15 +43,15 @@ def test_gsm8k_steps_on_many_real_solutions():
 
 def test_math_items_are_outside_math500_and_split_into_sentences():
     items = rank.load_items(DATA, gsm8k=2, math=5, seed=14, max_steps=8)
-    assert [it.dataset for it in items] == ["gsm8k"] * 2 + ["math"] * 5
+    assert [it.dataset for it in items] == ["gsm8k", "math", "gsm8k"] + ["math"] * 4
     with open(DATA / "math500.jsonl", encoding="utf-8") as f:
         held_out = {" ".join(json.loads(line)["question"].split()) for line in f}
-    for it in items[2:]:
+    for it in [it for it in items if it.dataset == "math"]:
         assert " ".join(it.question.split()) not in held_out
         assert it.task == "math_boxed" and 1 <= len(it.steps) <= 8
         assert "\\boxed" in " ".join(it.steps)
     # same seed, same draw
-    assert rank.load_items(DATA, 0, 5, 14, 8) == items[2:]
+    assert rank.load_items(DATA, 0, 5, 14, 8) == [it for it in items if it.dataset == "math"]
 
 
 # ---- bookkeeping (pure) ----------------------------------------------------------
@@ -155,8 +155,10 @@ async def test_scripted_trained_source_goes_through_the_rationale_call(tmp_path)
     items = [rank.Item("q1", "gsm8k", "math", "Q1", ("GOLD",))]
     await rank.run(items, tmp_path, rank.RankConfig(num_candidates=5), open_agent,
                    open_trained, progress=False)
-    row = json.loads((tmp_path / "steps.jsonl").read_text())
+    # Added to the finished run on the same candidates, then merged into the steps.
+    [row] = rank_report.load(tmp_path)
     assert row["rationales"]["trained"] == "Rationale: KEY"
+    assert row["candidates"] == ["GOLD", "other one", "other two"]
     assert row["top1"]["trained"]["1.0"] == 1.0
     # RATIONALYST's input is the trajectory as one user turn (prompts.rationale_chat).
     kind, _, inputs = trained.requests[0]
@@ -195,7 +197,7 @@ async def test_real_model_sources_give_different_scores(tmp_path, default_model,
                           step_max_tokens=32)
     await rank.run(items, tmp_path, cfg, open_agent, open_trained, concurrency=3,
                    progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    rows = rank_report.load(tmp_path)
     assert len(rows) == 6
     ranked = [r for r in rows if "skipped" not in r]
     assert ranked, "every sample equalled the gold step"
