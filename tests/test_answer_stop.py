@@ -39,3 +39,22 @@ async def test_false_answer_step_does_not_end_the_solve():
                           SolveParams(strategy="greedy", max_steps=5, seed=1), e)
     assert [s.text for s in res.steps] == ["The answer is not given.", "The answer is: 7"]
     assert (res.finish_reason, res.answer) == ("answer", "7")
+
+
+@pytest.mark.asyncio
+async def test_context_running_out_mid_solve_returns_the_steps_with_length():
+    from rationalyst.supervisor.engine import PromptTooLong
+
+    calls = {"n": 0}
+
+    def steps(prompt, n, seed):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise PromptTooLong("prompt of 9000 tokens exceeds the context")
+        return [f"step {calls['n']}"] * n
+    eng = ScriptedEngine(steps=steps)
+    res = await solve_all(Problem(question="q", task="math"),
+                          SolveParams(strategy="random", max_steps=5, seed=1),
+                          Engines(eng, eng, eng))
+    assert res.finish_reason == "length"
+    assert [s.text for s in res.steps] == ["step 1", "step 2"]

