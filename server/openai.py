@@ -142,7 +142,6 @@ async def _stream(events, request: Request) -> EventSourceResponse:
     400: {"model": ErrorResponse, "description": "invalid request (OpenAI uses 400)"},
     **_COMMON,
     404: {"model": ErrorResponse, "description": "no such model"},
-    422: {"model": ErrorResponse, "description": "timeout_s over the server's maximum"},
     429: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
     503: {"model": ErrorResponse, "description": "a model engine failed"}})
 async def chat_completions(req: ChatCompletionRequest, request: Request):
