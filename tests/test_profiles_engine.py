@@ -95,3 +95,21 @@ def test_reference_profile_bad_category_is_a_clear_422(server):
         "question": "q", "choices": ["a", "b"], "profile": "reference",
         "category": "cooking"}, timeout=60)
     assert r.status_code == 422 and "unknown category" in r.text
+
+
+def test_v1_takes_profile_and_category_in_extra_body(server):
+    """The official openai client: a reference-profile solve through /v1, and a
+    category without the reference profile is a 400 naming the fix."""
+    import openai
+
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
+                       timeout=900) as client:
+        done = client.chat.completions.create(
+            model="greedy", messages=[{"role": "user", "content": "What is 2 + 3?"}],
+            extra_body={"profile": "reference", "max_steps": 2, "seed": 14})
+        assert done.choices[0].message.content
+        assert done.model_extra["rationalyst"]["steps"]
+        with pytest.raises(openai.BadRequestError, match="profile"):
+            client.chat.completions.create(
+                model="rationalyst", messages=[{"role": "user", "content": "Q?"}],
+                extra_body={"choices": ["a", "b"], "category": "law"})
