@@ -28,8 +28,9 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(SolveOptions):
-    # Unknown OpenAI fields (user, logit_bias, ...) are accepted and ignored, as vLLM does.
-    model_config = ConfigDict(extra="ignore")
+    # Kept (not dropped) so the route can refuse the ones a solve cannot honour
+    # (logprobs, tools, ...); the rest are ignored, as vLLM does.
+    model_config = ConfigDict(extra="allow")
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
