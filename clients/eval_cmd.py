@@ -104,7 +104,9 @@ def read_records(path: Path) -> dict[tuple[str, str, str], dict]:
 
 
 def _tokens(usage: dict) -> int:
-    return sum(int(v) for v in usage.values() if isinstance(v, (int, float)))
+    # Every *_tokens count (a verifier's too), not counts of other things.
+    return sum(int(v) for k, v in usage.items()
+               if k.endswith("_tokens") and isinstance(v, (int, float)))
 
 
 async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, item: dict,

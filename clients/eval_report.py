@@ -66,7 +66,7 @@ def markdown(table: list[Row]) -> str:
     lines += ["", "n: items graded. A missing answer counts as wrong (\"no answer\"). Items "
               "the server failed on are listed under errors, left out of n and accuracy, "
               "and retried when the run is resumed. Tokens: agent prompt + completion + "
-              "rationale + scored tokens. Time: the server's total time per solve.", ""]
+              "rationale + scored (+ judge/PRM verifier) tokens. Time: the server's total time per solve.", ""]
     return "\n".join(lines)
 
 
