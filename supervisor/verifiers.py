@@ -33,13 +33,14 @@ def judge_messages(question: str, steps: Sequence[str]) -> list[dict]:
 
 
 def parse_reward(reply: str) -> int | None:
-    """The integer after the last 'Reward:', else the first integer of the reply;
-    None unless it is 0-3 (the reference drew a random one instead)."""
+    """The integer the reply starts with, or that follows its last 'Reward:', as the
+    reference parses it; None unless it is 0-3 (the reference drew a random one).
+    Not any integer in the text: 'The answer is 1.' is no reward."""
     tail = reply.rsplit("Reward:", 1)[-1] if "Reward:" in reply else reply
-    m = re.search(r"-?\d+", tail)
+    m = re.match(r"\s*\**\s*(-?\d+)\b", tail)
     if not m:
         return None
-    value = int(m.group())
+    value = int(m.group(1))
     return value if 0 <= value <= 3 else None
 
 

@@ -39,7 +39,8 @@ def agent(replies: dict[str, str], scores=None, **kw) -> ScriptedEngine:
 
 
 @pytest.mark.parametrize("reply, reward", [
-    ("Reward: 3", 3), ("2", 2), ("I think... Reward: 0.", 0), ("reward 1 of 3", 1),
+    ("Reward: 3", 3), ("2", 2), ("I think... Reward: 0.", 0), ("Reward: **2**", 2),
+    (" 1\n", 1), ("reward 1 of 3", None), ("The answer is 1.", None), ("Reward: 12", None),
     ("Reward: 7", None), ("Reward: -1", None), ("no idea", None), ("", None)])
 def test_parse_reward(reply, reward):
     assert parse_reward(reply) == reward
