@@ -35,7 +35,7 @@ def test_real_engine_no_5xx_from_generated_requests(server, schema, path, mode):
 
     @given(case=schema[path]["POST"].as_strategy(generation_mode=GenerationMode(mode)),
            model=st.sampled_from([None, "rationalyst", "random", "greedy"]))
-    @settings(max_examples=12, deadline=timedelta(seconds=120), database=None,
+    @settings(max_examples=12, deadline=timedelta(seconds=300), database=None,
               suppress_health_check=list(HealthCheck))
     def run(case, model):
         if isinstance(case.body, dict):
@@ -43,12 +43,15 @@ def test_real_engine_no_5xx_from_generated_requests(server, schema, path, mode):
                 v = case.body.get(k)
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v > cap:
                     case.body[k] = cap
+            q = case.body.get("question")
+            if mode == "positive" and isinstance(q, str) and len(q) > 200:
+                case.body["question"] = q[:200] if q[:200].strip() else "q"  # CPU prefill
             if mode == "positive" and path.startswith("/v1") and model:
                 case.body["model"] = model
                 case.body.pop("n", None)
                 case.body["messages"] = [*case.body.get("messages", []),
                                          {"role": "user", "content": "What is 3 + 4?"}]
-        r = case.call_and_validate(base_url=server.url, timeout=120, checks=CHECKS)
+        r = case.call_and_validate(base_url=server.url, timeout=300, checks=CHECKS)
         seen[r.status_code] += 1
 
     run()
