@@ -34,7 +34,7 @@ def ask(text: str = QUESTION) -> list[dict]:
 
 def test_models_lists_strategies_and_agent(oai):
     ids = {m.id for m in oai.models.list()}
-    assert ids == {"rationalyst", "rationalyst-explicit", "random", "greedy", AGENT}
+    assert ids == {"rationalyst", "rationalyst-explicit", "random", "greedy", "judge", "prm", AGENT}
 
 
 def test_non_stream_rationalyst_with_trace(oai):
