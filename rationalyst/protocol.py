@@ -32,8 +32,9 @@ PRMAggregation = Literal[PRM_AGGREGATIONS]  # type: ignore[valid-type]
 Profile = Literal[PROFILES]  # type: ignore[valid-type]
 StepEnd = Literal[STEP_ENDS]  # type: ignore[valid-type]
 Task = Literal[TASKS]  # type: ignore[valid-type]
-# "length": the context ran out mid-solve; the steps so far come back.
-FinishReason = Literal["answer", "max_steps", "budget", "timeout", "length"]
+# "length": the context ran out mid-solve; the steps so far come back. "stop": a stop
+# string of the request (/v1's `stop`) appeared; the step is cut before it.
+FinishReason = Literal["answer", "max_steps", "budget", "timeout", "length", "stop"]
 FINISH_REASONS: tuple[str, ...] = get_args(FinishReason)
 
 # The /v1 model name of each strategy; a strategy not listed is served under its own.

@@ -17,7 +17,7 @@ from sse_starlette.sse import EventSourceResponse
 from rationalyst.protocol import (DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SUPERVISED_MODELS,
                                   ErrorResponse, check_category, check_sampling, pick_task)
 from rationalyst.supervisor.engine import SampleParams
-from rationalyst.supervisor.loop import check_fits
+from rationalyst.supervisor.loop import STEP_JOIN, check_fits, cut_at_stop
 from rationalyst.supervisor.types import Problem, Result, Usage
 
 from .errors import APIError, engine_error_body, error_body
@@ -169,6 +169,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     if not req.question().strip():
         raise APIError(400, "the last user message is the question, and it has no text",
                        param="messages")
+    stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or ())
     temperature = DEFAULT_TEMPERATURE if req.temperature is None else req.temperature
     try:
         check_sampling(SUPERVISED_MODELS[req.model], temperature, req.num_candidates)
@@ -180,22 +181,21 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     params = solve_params(
         request, req.token_budget, req.timeout_s, req.profile,
         **{**request_params(req), "strategy": SUPERVISED_MODELS[req.model],
-           "temperature": temperature,
+           "temperature": temperature, "stop": tuple(stops),
            "top_p": req.top_p or DEFAULT_TOP_P})
     await fits(check_fits, problem, params, engines)
     solve_id = "solve-" + uuid.uuid4().hex
 
-    stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or ())
-
     def finish(result: Result) -> str:  # max_steps, budget, timeout, length cut it short
-        return "stop" if result.finish_reason == "answer" else "length"
+        return "stop" if result.finish_reason in ("answer", "stop") else "length"
 
     events = run_solve(request, problem, params, solve_id)
     if not req.stream:
         result = await unless_disconnected(request, json_solve(request, events))
         if isinstance(result, Response):
             return result  # the client went away
-        content, stopped = cut_at_stop("\n".join(s.text for s in result.steps), stops)
+        # The loop cut the step; a stop that spans two steps is cut here.
+        content, stopped = cut_at_stop(STEP_JOIN.join(s.text for s in result.steps), stops)
         return _completion(req.model, content, "stop" if stopped else finish(result),
                            solve_usage(result.usage), rationalyst=result)
 
@@ -209,7 +209,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
                 if req.include_usage:
                     yield chunk(None, usage=solve_usage(ev.usage))
             elif not stopped:
-                text = ev.text if ev.index == 0 else "\n" + ev.text
+                text = ev.text if ev.index == 0 else STEP_JOIN + ev.text
                 cut, stopped = cut_at_stop(sent + text, stops)
                 delta = {"content": cut[len(sent):]}
                 sent = cut
@@ -217,12 +217,6 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
                     delta = {"role": "assistant", **delta}
                 yield chunk(delta, rationalyst=ev)
     return await unless_disconnected(request, _stream(chunks(), request))
-
-
-def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
-    """The text up to the first stop sequence (OpenAI leaves the stop out)."""
-    at = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
-    return (text[:at], True) if at >= 0 else (text, False)
 
 
 async def _passthrough(req: ChatCompletionRequest, request: Request):

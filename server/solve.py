@@ -30,9 +30,10 @@ router = APIRouter()
 T = TypeVar("T")
 
 # Request fields that are solve parameters under the same name (so a new one flows
-# through); the token budget and the deadline meet the server's settings below.
+# through); the token budget and the deadline meet the server's settings below, and
+# /v1's `stop` (a string or a list) is made a tuple by its route.
 _PARAMS = {f.name for f in dataclasses.fields(SolveParams)} - {
-    "max_tokens", "timeout_s", "step_max_tokens", "rationale_max_tokens"}
+    "max_tokens", "timeout_s", "step_max_tokens", "rationale_max_tokens", "stop"}
 
 
 def request_params(req) -> dict:

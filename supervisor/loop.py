@@ -16,6 +16,26 @@ from .verifiers import PRM_MISSING
 from .types import Problem, Result, SolveParams, Step, Timings, Usage
 
 
+# How /v1 joins the steps into the message content; stop strings are found in that text.
+STEP_JOIN = "\n"
+
+
+def cut_at_stop(text: str, stops) -> tuple[str, bool]:
+    """The text up to the first stop string (OpenAI leaves the stop out)."""
+    at = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return (text[:at], True) if at >= 0 else (text, False)
+
+
+def _cut_step(before: list[Step], step: Step, stops) -> bool:
+    """Cut `step` before the first stop string in the content so far; True if one is
+    there. (A stop that begins in an earlier step leaves this step empty.)"""
+    head = "".join(s.text + STEP_JOIN for s in before)
+    cut, stopped = cut_at_stop(head + step.text, stops)
+    if stopped:
+        step.text = cut[len(head):]
+    return stopped
+
+
 def step_seed(seed: int, index: int) -> int:
     # Distinct per step, yet a pure function of (seed, index): same request, same steps.
     return (seed * 1_000_003 + index) % (2**31 - 1)
@@ -39,6 +59,11 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
     deadline = loop.time() + params.timeout_s if params.timeout_s else None
 
     for index in range(params.max_steps):
+        # A stop string the separator completes: the next step would be cut away whole.
+        if params.stop and steps and cut_at_stop(
+                "".join(s.text + STEP_JOIN for s in steps), params.stop)[1]:
+            finish = "stop"
+            break
         # No budget (max_tokens None, the reference profile): only steps and the deadline.
         budget = (params.max_tokens - usage.generated if params.max_tokens is not None
                   else 1 << 30)
@@ -73,13 +98,15 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
                                     rationale_ms=timings.rationale_ms - before.rationale_ms,
                                     score_ms=timings.score_ms - before.score_ms,
                                     total_ms=elapsed))
+        # Cut before it is sent, so the stream and the result hold the same text.
+        stopped = bool(params.stop) and _cut_step(steps, step, params.stop)
         steps.append(step)
         yield step
         # Checked on the chosen step, so no round is spent after the answer. Only an
         # answer that parses ends the solve (see answers.has_answer).
         answer = extract(problem.task, step.text, problem.choices)
-        if answer is not None:
-            finish = "answer"
+        if stopped or answer is not None:
+            finish = "stop" if stopped else "answer"
             break
 
     timings.total_ms = (time.perf_counter() - t_start) * 1e3
