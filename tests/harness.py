@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -285,11 +286,40 @@ async def poll(condition, timeout: float = 10.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def poll_until(condition, timeout: float, what: str = "condition") -> None:
+    """Bounded polling of an observable condition, for synchronous tests."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def hang_up_when(url: str, path: str, body: dict, condition, timeout: float = 120) -> float:
+    """POST `body` as JSON on a raw connection, and close it, the response unread, once
+    `condition()` holds: a client that goes away at a known moment. Returns that
+    moment (time.perf_counter())."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    data = json.dumps(body).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: "
+                     f"application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                     + data)
+        poll_until(condition, timeout, "the request to be in flight")
+    return time.perf_counter()
+
+
 def metric(url: str, name: str, **labels) -> float:
+    return metrics(url, name, **labels)[0]
+
+
+def metrics(url: str, *names: str, **labels) -> list[float]:
+    """Each named sample's sum over label sets, from one scrape."""
     text = httpx.get(url + "/metrics").text
-    total = 0.0
+    totals = dict.fromkeys(names, 0.0)
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
+            if s.name in totals and all(s.labels.get(k) == v for k, v in labels.items()):
+                totals[s.name] += s.value
+    return list(totals.values())

