@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rationalyst.supervisor import profiles
-from rationalyst.supervisor.backends import ModelInfo, backend_status, load_engines
+from rationalyst.supervisor.backends import (ModelInfo, backend_status, load_engines,
+                                            verifier_models)
 from rationalyst.supervisor.engine import Engines
 from rationalyst.protocol import HealthResponse
 
@@ -89,7 +90,8 @@ def create_app(settings: ServerSettings | None = None, engines: Engines | None =
         status = "loading" if engines is None else "degraded" if problems else "ready"
         body = HealthResponse(
             status=status, rationale_is_stand_in=info.rationale_is_stand_in, errors=problems,
-            models={"agent": info.agent, "rationale": info.rationale, "scorer": info.scorer},
+            models={"agent": info.agent, "rationale": info.rationale, "scorer": info.scorer,
+                    **(verifier_models(engines, info.agent) if engines is not None else {})},
             note=STAND_IN_NOTE.format(name=info.rationale) if info.rationale_is_stand_in
             else None, **(backend_status(engines) if engines is not None else {}))
         return JSONResponse(body.model_dump(), status_code=200 if status == "ready" else 503)

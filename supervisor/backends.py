@@ -135,6 +135,15 @@ async def load_verifiers(settings: Settings):
     return judge, prm
 
 
+def verifier_models(engines: Engines, agent: str) -> dict[str, str]:
+    """For /health: who judges (the agent itself unless a verifier URL is set) and
+    the PRM, when one is configured."""
+    models = {"judge": getattr(engines.judge, "model", None) or agent}
+    if engines.prm is not None:
+        models["prm"] = engines.prm.name
+    return models
+
+
 def backend_status(engines: Engines) -> dict:
     """For /health: the scorer's scoring path, and each replica of the roles served
     by several."""

@@ -180,6 +180,7 @@ def test_unreachable_verifier_is_503_with_its_host_and_health_degraded():
         h = httpx.get(srv.url + "/health")
         assert h.status_code == 503 and h.json()["status"] == "degraded"
         assert any(f"127.0.0.1:{port}" in e for e in h.json()["errors"])
+        assert h.json()["models"]["judge"] == "gpt-4-turbo" and "prm" not in h.json()["models"]
         # The other strategies still serve.
         ok = httpx.post(srv.url + "/solve", json={"question": "q", "strategy": "random",
                                                   "max_steps": 1})

@@ -149,6 +149,17 @@ def test_prm_without_a_prm_configured_is_400_before_any_work():
         r = httpx.post(srv.url + "/solve", json={"question": "q", "strategy": "prm",
                                                  "prm_aggregation": "mean"})
         assert r.status_code == 422 and r.json()["error"]["param"] == "prm_aggregation"
+        models = httpx.get(srv.url + "/health").json()["models"]
+        assert "prm" not in models and models["judge"] == models["agent"]  # the agent judges
+
+        class NamedPRM:  # only what /health reads of a PRM
+            name = "tiny-prm"
+
+            async def check(self) -> None:
+                return None
+
+        srv.server.config.app.state.engines.prm = NamedPRM()
+        assert httpx.get(srv.url + "/health").json()["models"]["prm"] == "tiny-prm"
     assert not engine.requests
 
 
