@@ -12,19 +12,19 @@ import httpx
 import openai
 import pytest
 
-from harness import metric
+from harness import metric, metrics
 
 HEAVY = {"question": "Tom has 3 apples and buys 4 bags of 6 apples. How many now?",
          "max_steps": 64, "num_candidates": 8, "seed": 1}
 
 
 def idle(url: str) -> bool:
-    return (metric(url, "rationalyst_solves_in_flight") == 0
-            and metric(url, "rationalyst_queue_depth") == 0)
+    return sum(metrics(url, "rationalyst_solves_in_flight", "rationalyst_queue_depth")) == 0
 
 
 def wait_idle(url: str, timeout: float) -> float:
-    """Seconds until nothing runs or waits (bounded polling)."""
+    """Seconds until nothing runs or waits (bounded polling): an upper bound, the end
+    of the scrape that saw it (on a loaded CPU one takes 0.1-0.5 s)."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if idle(url):
