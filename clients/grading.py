@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import re
 
+from rationalyst.answer_text import ANSWER_PHRASE, TRUTH_VALUES, after_last, first_number, last_boxed
+
 GRADINGS = ("reference", "lenient")
 
-_PHRASE = re.compile(r"the\s+(?:correct\s+)?answer\s+is|####", re.I)
+_PHRASE = re.compile(ANSWER_PHRASE, re.I)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d*)?")
 _STRICT_LETTER = re.compile(r"[\s:]*\(?([A-Z])(?:\)|\.|:|\s|$)")
 _WORD = re.compile(r"[\s:]*(true|false|unknown)\b", re.I)
 
@@ -29,32 +32,19 @@ _WORD = re.compile(r"[\s:]*(true|false|unknown)\b", re.I)
 def _tail(steps: list[str]) -> str | None:
     """The text after the last answer phrase of the last step that has one."""
     for text in reversed(steps):
-        matches = list(_PHRASE.finditer(text))
-        if matches:
-            return text[matches[-1].end():]
-    return None
-
-
-def last_boxed(text: str) -> str | None:
-    start = text.rfind("\\boxed")
-    i = text.find("{", start) if start >= 0 else -1
-    if i < 0:
-        return None
-    depth = 0
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1:j].strip()
+        tail = after_last(_PHRASE, text)
+        if tail is not None:
+            return tail
     return None
 
 
 def gsm8k_number(tail: str) -> str | None:
     if "=" in tail:
         tail = tail.split("=", 1)[1]
-    m = re.search(r"-?\d[\d,]*(?:\.\d*)?", tail.replace("$", ""))
-    if not m:
+    num = first_number(_NUMBER, tail)
+    if num is None:
         return None
-    return m.group().replace(",", "").split(".")[0] or None
+    return num.split(".")[0] or None
 
 
 def strict_letter(tail: str, n_choices: int) -> str | None:
@@ -78,7 +68,7 @@ def reference_prediction(task: str, steps: list[str], choices: list[str] | None)
     if task == "true_false":
         letter = strict_letter(tail, 3)
         if letter:
-            return ("True", "False", "Unknown")[ord(letter) - 65]
+            return TRUTH_VALUES[ord(letter) - 65]
         m = _WORD.match(tail)
         return m.group(1).capitalize() if m else None
     raise ValueError(f"unknown task family {task!r}")

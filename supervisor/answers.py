@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-# GSM8K's own "#### 72" counts as the phrase too.
-_PHRASE = re.compile(r"(?:the\s+(?:correct\s+)?answer\s+is|####)(?:\s+indeed)?\s*:?\s*", re.I)
+from rationalyst.answer_text import ANSWER_PHRASE, TRUTH_VALUES, after_last, first_number, last_boxed
+
+_PHRASE = re.compile(rf"(?:{ANSWER_PHRASE})(?:\s+indeed)?\s*:?\s*", re.I)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _LETTER = re.compile(r"\(?\b([A-J])\b\)?")
 _TRUTH = re.compile(r"\b(true|false|unknown)\b", re.I)
@@ -23,35 +24,10 @@ def has_answer(task: str, text: str, choices: Sequence[str] | None = None) -> bo
     return extract(task, text, choices) is not None
 
 
-def _after_phrase(text: str) -> str | None:
-    matches = list(_PHRASE.finditer(text))
-    return text[matches[-1].end():] if matches else None
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...}, with nested braces balanced."""
-    start = text.rfind("\\boxed")
-    if start < 0:
-        return None
-    i = text.find("{", start)
-    if i < 0:
-        return None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1:j].strip()
-    return None
-
-
 def normalize_number(s: str) -> str | None:
-    m = _NUMBER.search(s.replace("$", ""))
-    if not m:
+    num = first_number(_NUMBER, s)
+    if num is None:
         return None
-    num = m.group().replace(",", "")
     if num.lstrip("-").startswith("."):
         num = num.replace(".", "0.", 1)  # ".5" and "0.5" must compare equal
     if "." in num:
@@ -63,7 +39,7 @@ def extract(task: str, text: str, choices: Sequence[str] | None = None) -> str |
     """The answer stated in `text`, or None when nothing parses (never a guess)."""
     if task == "math_boxed":
         return last_boxed(text)
-    tail = _after_phrase(text)
+    tail = after_last(_PHRASE, text)
     if tail is None:
         return None
     if task == "math":
@@ -84,5 +60,5 @@ def extract(task: str, text: str, choices: Sequence[str] | None = None) -> str |
         if m:
             return m.group(1).capitalize()
         m = _TRUTH_LETTER.match(tail)
-        return ("True", "False", "Unknown")["ABC".index(m.group(1))] if m else None
+        return TRUTH_VALUES["ABC".index(m.group(1))] if m else None
     raise ValueError(f"unknown task family {task!r}")
