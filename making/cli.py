@@ -85,14 +85,22 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
-async def _open(args):
+def _with_engine(args, work):
+    """Open the engine the flags name, run `await work(engine)` on it, and close it."""
     from rationalyst.supervisor.models import default_cache_dir
 
     from .engines import open_engine
 
-    return await open_engine(args.model, args.url, cache_dir=default_cache_dir(),
-                             api_key=args.api_key, max_model_len=args.max_model_len,
-                             max_concurrency=max(1, args.concurrency) * 8)
+    async def go():
+        engine = await open_engine(args.model, args.url, cache_dir=default_cache_dir(),
+                                   api_key=args.api_key, max_model_len=args.max_model_len,
+                                   max_concurrency=max(1, args.concurrency) * 8)
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
 
 
 def _guard(run):
@@ -123,16 +131,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
         config = {"inputs": [str(Path(p).resolve()) for p in args.inputs],
                   "shard": args.shard, "model": args.model, **vars(cfg)}
         open_run(args.out, "extract", config, args.overwrite, extract.FILES)
-
-        async def go():
-            engine = await _open(args)
-            try:
-                return await extract.run(engine, docs, args.out, cfg, args.concurrency,
-                                         progress=not args.no_progress)
-            finally:
-                await engine.close()
-
-        stats = asyncio.run(go())
+        stats = _with_engine(args, lambda engine: extract.run(
+            engine, docs, args.out, cfg, args.concurrency, progress=not args.no_progress))
         print(f"{stats['kept']}/{stats['read']} documents kept, {stats['triples']} triples "
               f"({stats['rationales_leak']} leaks rejected) -> {args.out / 'triples.jsonl'}")
         return 0
@@ -151,16 +151,9 @@ def cmd_filter(args: argparse.Namespace) -> int:
                              f"... --out {args.dir}` first")
         config = {"model": args.model, "min_gain": args.min_gain, "decay": args.decay}
         open_run(args.dir, "filter", config, args.overwrite, filt.FILES)
-
-        async def go():
-            engine = await _open(args)
-            try:
-                return await filt.run(engine, args.dir, args.min_gain, args.decay,
-                                      args.concurrency, progress=not args.no_progress)
-            finally:
-                await engine.close()
-
-        s = asyncio.run(go())
+        s = _with_engine(args, lambda engine: filt.run(
+            engine, args.dir, args.min_gain, args.decay, args.concurrency,
+            progress=not args.no_progress))
         print(f"kept {s['kept']}/{s['scored']} triples ({s['kept_fraction']:.0%}) -> "
               f"{args.dir / 'kept.jsonl'}")
         return 0
