@@ -59,18 +59,38 @@ def test_overlong_question_is_a_short_422_that_states_the_limit(server):
     assert r.status_code == 400 and err(r)["param"] == "messages"
 
 
-def test_unsupported_openai_parameters_are_400_and_stop_applies(server):
+def test_unsupported_openai_parameters_are_400(server):
     for name, value in (("logprobs", True), ("response_format", {"type": "json_object"}),
                         ("tools", [{"type": "function", "function": {"name": "f"}}])):
         r = chat(server.url, **{name: value})
         assert r.status_code == 400 and err(r)["param"] == name, (name, r.text)
-    r = chat(server.url, stop=["\n"], max_steps=3, seed=2)
-    assert r.status_code == 200
-    body = r.json()
-    steps = body["rationalyst"]["steps"]
-    assert body["choices"][0]["message"]["content"] == steps[0]["text"].split("\n")[0]
-    if len(steps) > 1:
-        assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stop_ends_a_supervised_solve_early(server):
+    # Greedy: the same steps with and without `stop`, so the runs compare step by step.
+    messages = [{"role": "user", "content": "Tom has 3 apples and buys 4 bags of 6 "
+                                            "apples. How many apples does he have now?"}]
+    full = chat(server.url, model="greedy", max_steps=3, messages=messages).json()
+    steps = [s["text"] for s in full["rationalyst"]["steps"]]
+    assert len(steps) == 3, steps  # the question takes more than one step
+    stop = steps[1][len(steps[1]) // 2:]  # the second half of the second step
+    runs = [chat(server.url, model="greedy", max_steps=3, messages=messages, stop=s)
+            for s in ("\n", [stop, "never in the text"])]
+    for r in runs:
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["finish_reason"] == "stop"
+    one, two = (r.json() for r in runs)
+    # "\n" (the newline between steps): the solve ended before a second step.
+    assert [s["text"] for s in one["rationalyst"]["steps"]] == steps[:1]
+    assert one["choices"][0]["message"]["content"] == steps[0]
+    # A stop inside the second step: two steps run, the second cut before it.
+    cut = steps[1][:len(steps[1]) // 2]
+    assert [s["text"] for s in two["rationalyst"]["steps"]] == [steps[0], cut]
+    assert two["choices"][0]["message"]["content"] == steps[0] + "\n" + cut
+    assert two["rationalyst"]["finish_reason"] == "stop"
+    # Fewer steps run, so fewer tokens generated.
+    tokens = [r["usage"]["completion_tokens"] for r in (one, two, full)]
+    assert tokens[0] < tokens[1] < tokens[2], tokens
 
 
 def test_body_and_parameter_errors_name_what_to_fix(server):
