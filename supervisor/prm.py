@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Sequence
-from urllib.parse import urlsplit
-
-import httpx
 
 from .engine import EngineError
+from .http_api import APIClient
 
 
 @dataclass(frozen=True)
@@ -177,38 +175,20 @@ class RemotePRM(PRMBase):
     def __init__(self, url: str, served: str, tokenizer, preset: str, name: str,
                  api_key: str | None = None, timeout_s: float = 300.0):
         super().__init__(tokenizer, preset, name)
-        self.url, self.served = url.rstrip("/"), served
-        self.host = urlsplit(self.url).netloc or self.url
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.AsyncClient(base_url=self.url, headers=headers,
-                                        timeout=httpx.Timeout(timeout_s, connect=10.0))
+        self.api = APIClient(url, "the PRM server", api_key, timeout_s)
+        self.url, self.served = self.api.url, served
 
     async def rows(self, ids: list[list[int]], request_id: str) -> list[list[list[float]]]:
         body = {"model": self.served, "input": ids, "task": "token_classify",
                 "add_special_tokens": False}
-        try:
-            r = await self.client.post("/pooling", json=body)
-        except httpx.HTTPError as exc:
-            raise EngineError(f"the PRM server at {self.host} is unreachable: "
-                              f"{type(exc).__name__}: {exc}") from exc
-        if r.status_code >= 400:
-            raise EngineError(f"the PRM server at {self.host} answered HTTP "
-                              f"{r.status_code}: {r.text[:200]}")
-        try:
-            data = sorted(r.json()["data"], key=lambda d: d["index"])
-            return [d["data"] for d in data]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise EngineError(f"the PRM server at {self.host} sent an unexpected reply: "
-                              f"{r.text[:200]!r}") from exc
+
+        def parse(reply) -> list[list[list[float]]]:
+            return [d["data"] for d in sorted(reply["data"], key=lambda d: d["index"])]
+
+        return await self.api.post_json("/pooling", body, parse, "sent an unexpected reply")
 
     async def check(self) -> None:
-        try:
-            r = await self.client.get("/health", timeout=5.0)
-        except httpx.HTTPError as exc:
-            raise EngineError(f"the PRM server at {self.host} is unreachable: "
-                              f"{type(exc).__name__}") from exc
-        if r.status_code >= 400:
-            raise EngineError(f"the PRM server at {self.host} answered HTTP {r.status_code}")
+        await self.api.probe("/health", bad_status=400)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.api.close()

@@ -8,12 +8,10 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Sequence
-from urllib.parse import urlsplit
-
-import httpx
 
 from .concurrency import gather_or_cancel
-from .engine import Engine, EngineError, NotConfigured
+from .engine import Engine, NotConfigured
+from .http_api import APIClient
 from .strategies import StepChoice, StepState, _candidates, _choose, _sample, _timed
 from .types import Candidate
 
@@ -71,44 +69,25 @@ class HTTPJudge:
 
     def __init__(self, url: str, model: str, api_key: str | None = None,
                  timeout_s: float = 300.0):
-        self.url, self.model = url.rstrip("/"), model
-        self.host = urlsplit(self.url).netloc or self.url
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.AsyncClient(base_url=self.url, headers=headers,
-                                        timeout=httpx.Timeout(timeout_s, connect=10.0))
-
-    def _fail(self, why: str) -> EngineError:
-        return EngineError(f"the judge verifier at {self.host} {why}")
+        self.api = APIClient(url, "the judge verifier", api_key, timeout_s)
+        self.url, self.model = self.api.url, model
 
     async def rate(self, messages: list[dict], request_id: str) -> Rating:
         body = {"model": self.model, "messages": messages, "temperature": 0.0,
                 "max_tokens": JUDGE_MAX_TOKENS}
-        try:
-            r = await self.client.post("/chat/completions", json=body)
-        except httpx.HTTPError as exc:
-            raise self._fail(f"is unreachable: {type(exc).__name__}: {exc}") from exc
-        if r.status_code >= 400:
-            raise self._fail(f"answered HTTP {r.status_code}: {r.text[:200]}")
-        try:
-            data = r.json()
-            reply = data["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise self._fail(f"sent a reply that is not an OpenAI chat completion: "
-                             f"{r.text[:200]!r}") from exc
+        reply, data = await self.api.post_json(
+            "/chat/completions", body,
+            lambda data: (data["choices"][0]["message"]["content"] or "", data),
+            "sent a reply that is not an OpenAI chat completion")
         usage = data.get("usage") or {}
         return Rating(parse_reward(reply), reply, int(usage.get("prompt_tokens") or 0),
                       int(usage.get("completion_tokens") or 0))
 
     async def check(self) -> None:
-        try:
-            r = await self.client.get("/models", timeout=5.0)
-        except httpx.HTTPError as exc:
-            raise self._fail(f"is unreachable: {type(exc).__name__}") from exc
-        if r.status_code >= 500:
-            raise self._fail(f"answered HTTP {r.status_code}")
+        await self.api.probe("/models", bad_status=500)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.api.close()
 
 
 def _tiebreak(c: Candidate, i: int):

@@ -1,0 +1,53 @@
+"""The HTTP plumbing of the remote verifiers (HTTPJudge, RemotePRM): one httpx client
+per API, and every way a call can fail read as an EngineError that names the host,
+so the server answers 503 with something an operator can act on."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import httpx
+
+from .engine import EngineError
+
+
+class APIClient:
+    def __init__(self, url: str, what: str, api_key: str | None = None,
+                 timeout_s: float = 300.0):
+        self.url = url.rstrip("/")
+        self.host = urlsplit(self.url).netloc or self.url
+        self.what = what  # "the PRM server": how messages name the other end
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.AsyncClient(base_url=self.url, headers=headers,
+                                        timeout=httpx.Timeout(timeout_s, connect=10.0))
+
+    def fail(self, why: str) -> EngineError:
+        return EngineError(f"{self.what} at {self.host} {why}")
+
+    async def post_json(self, path: str, body: dict, parse: Callable[[Any], Any],
+                        unexpected: str) -> Any:
+        """POST `body`; `parse` the JSON reply. A reply `parse` cannot read (it raises
+        KeyError and the like) fails as `unexpected`, with the start of the text."""
+        try:
+            r = await self.client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise self.fail(f"is unreachable: {type(exc).__name__}: {exc}") from exc
+        if r.status_code >= 400:
+            raise self.fail(f"answered HTTP {r.status_code}: {r.text[:200]}")
+        try:
+            return parse(r.json())
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise self.fail(f"{unexpected}: {r.text[:200]!r}") from exc
+
+    async def probe(self, path: str, bad_status: int) -> None:
+        """GET `path` quickly; fail if unreachable or it answers `bad_status` or above."""
+        try:
+            r = await self.client.get(path, timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise self.fail(f"is unreachable: {type(exc).__name__}") from exc
+        if r.status_code >= bad_status:
+            raise self.fail(f"answered HTTP {r.status_code}")
+
+    async def close(self) -> None:
+        await self.client.aclose()
