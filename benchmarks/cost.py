@@ -176,25 +176,37 @@ def profile_report(rows: dict, n: int) -> None:
     print(json.dumps({"profiles": rows}))
 
 
+def replay_totals() -> dict:
+    return {"ideal": 0, "naive": 0, "cached": 0, "naive_s": 0.0, "cached_s": 0.0}
+
+
+async def replay_call(engine, i: int, prefix: str, conts: list[str], reset, tot: dict) -> float:
+    """Score one call naive, then cached, each after `reset()` empties the prefix cache;
+    add tokens and seconds to `tot`; return the largest log-prob difference of the two."""
+    tot["ideal"] += engine.count_tokens(prefix) + sum(map(engine.count_tokens, conts))
+    got = {}
+    for way in ("naive", "cached"):
+        engine.score_from_prefix_cache = way == "cached"
+        await reset()
+        t0 = time.perf_counter()
+        got[way] = await engine.score(prefix, conts, f"replay-{way}-{i}")
+        tot[f"{way}_s"] += time.perf_counter() - t0
+        tot[way] += got[way].computed_tokens
+    diff = 0.0
+    for a, b in zip(got["naive"].token_logprobs, got["cached"].token_logprobs):
+        assert len(a) == len(b)
+        diff = max([diff, *(abs(x - y) for x, y in zip(a, b))])
+    return diff
+
+
 async def scoring_costs(engine, calls: list[tuple[str, list[str]]]) -> dict:
     """Each call naive and cached, from an empty prefix cache; the same tokens."""
-    tot = {"ideal": 0, "naive": 0, "cached": 0, "naive_s": 0.0, "cached_s": 0.0}
-    max_diff = 0.0
+    tot, max_diff = replay_totals(), 0.0
     with Progress() as bar:
         task = bar.add_task("    scoring", total=len(calls))
         for i, (prefix, conts) in enumerate(calls):
-            tot["ideal"] += engine.count_tokens(prefix) + sum(map(engine.count_tokens, conts))
-            got = {}
-            for way in ("naive", "cached"):
-                engine.score_from_prefix_cache = way == "cached"
-                await engine.llm.reset_prefix_cache()
-                t0 = time.perf_counter()
-                got[way] = await engine.score(prefix, conts, f"replay-{way}-{i}")
-                tot[f"{way}_s"] += time.perf_counter() - t0
-                tot[way] += got[way].computed_tokens
-            for a, b in zip(got["naive"].token_logprobs, got["cached"].token_logprobs):
-                assert len(a) == len(b)
-                max_diff = max([max_diff, *(abs(x - y) for x, y in zip(a, b))])
+            max_diff = max(max_diff, await replay_call(engine, i, prefix, conts,
+                                                       engine.llm.reset_prefix_cache, tot))
             bar.advance(task)
     engine.score_from_prefix_cache = True
     return {**tot, "calls": len(calls), "max_diff": max_diff}

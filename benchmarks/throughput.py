@@ -36,7 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from cost import Counting  # noqa: E402
+from cost import Counting, replay_call, replay_totals  # noqa: E402
 from rationalyst.clients import datasets  # noqa: E402
 from rationalyst.clients.local_server import LocalServer  # noqa: E402
 from rationalyst.supervisor.backends import load_engines  # noqa: E402
@@ -85,21 +85,9 @@ async def throughput(engines: Engines, problems, max_steps: int, tag: str, reset
 
 
 async def replay_scoring(engine, calls, reset) -> dict:
-    tot = {"ideal": 0, "naive": 0, "cached": 0, "naive_s": 0.0, "cached_s": 0.0}
-    max_diff = 0.0
+    tot, max_diff = replay_totals(), 0.0
     for i, (prefix, conts) in enumerate(calls):
-        tot["ideal"] += engine.count_tokens(prefix) + sum(map(engine.count_tokens, conts))
-        got = {}
-        for way in ("naive", "cached"):
-            engine.score_from_prefix_cache = way == "cached"
-            await reset()
-            t0 = time.perf_counter()
-            got[way] = await engine.score(prefix, conts, f"replay-{way}-{i}")
-            tot[f"{way}_s"] += time.perf_counter() - t0
-            tot[way] += got[way].computed_tokens
-        for a, b in zip(got["naive"].token_logprobs, got["cached"].token_logprobs):
-            assert len(a) == len(b)
-            max_diff = max([max_diff, *(abs(x - y) for x, y in zip(a, b))])
+        max_diff = max(max_diff, await replay_call(engine, i, prefix, conts, reset, tot))
     engine.score_from_prefix_cache = True
     return {**tot, "calls": len(calls), "max_diff": max_diff,
             "garbage_retries": engine.garbage_retries}
