@@ -8,8 +8,11 @@ a scripted server over real HTTP; the real-engine side is in test_input_edges.py
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from httpx_sse import EventSource
 
 from harness import ThreadServer
 from rationalyst.supervisor.engine import Engines
@@ -88,3 +91,17 @@ def test_v1_stop_ends_the_solve_and_says_stop():
     assert body["choices"][0]["message"]["content"] == "First, 3 apples.\nThen 4 more. "
     assert body["rationalyst"]["finish_reason"] == "stop"
     assert len(body["rationalyst"]["steps"]) == 2
+
+
+def test_v1_stream_with_stop_sends_the_cut_content():
+    with ThreadServer(engine()) as srv, httpx.Client(timeout=30) as c, c.stream(
+            "POST", srv.url + "/v1/chat/completions", json={
+                "model": "greedy", "stop": ["Done"], "max_steps": 4, "stream": True,
+                "messages": [{"role": "user", "content": "What is 3 + 4?"}]}) as r:
+        chunks = [json.loads(e.data) for e in EventSource(r).iter_sse() if e.data != "[DONE]"]
+    content = "".join(ch["choices"][0]["delta"].get("content", "")
+                      for ch in chunks if ch["choices"])
+    assert content == "First, 3 apples.\nThen 4 more. "
+    finals = [ch["choices"][0]["finish_reason"] for ch in chunks
+              if ch["choices"] and ch["choices"][0].get("finish_reason")]
+    assert finals == ["stop"]
