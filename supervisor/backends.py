@@ -67,7 +67,7 @@ async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
             return await engines[0].connect()
         from .replicas import Replicas
 
-        return await Replicas(engines).connect()
+        return await Replicas(engines, retry_s=settings.replica_retry_s).connect()
 
     async def engine(path: str, url: str | None, api_key: str | None,
                      gpu_memory: float) -> Engine:

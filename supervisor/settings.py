@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     scorer_api_key: str | None = None
     remote_timeout_s: float = Field(300.0, gt=0, description="per-request timeout, remote")
     remote_max_concurrency: int = Field(64, ge=1, description="requests in flight per server")
+    replica_retry_s: float = Field(5.0, gt=0, description=(
+        "with several URLs for a model: how long a replica that failed is skipped"))
 
     dtype: str = "auto"
     block_size: int | None = Field(None, ge=1, description=(
