@@ -176,7 +176,7 @@ class RemotePRM(PRMBase):
                  api_key: str | None = None, timeout_s: float = 300.0):
         super().__init__(tokenizer, preset, name)
         self.api = APIClient(url, "the PRM server", api_key, timeout_s)
-        self.url, self.served = self.api.url, served
+        self.served = served
 
     async def rows(self, ids: list[list[int]], request_id: str) -> list[list[list[float]]]:
         body = {"model": self.served, "input": ids, "task": "token_classify",

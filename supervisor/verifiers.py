@@ -70,7 +70,7 @@ class HTTPJudge:
     def __init__(self, url: str, model: str, api_key: str | None = None,
                  timeout_s: float = 300.0):
         self.api = APIClient(url, "the judge verifier", api_key, timeout_s)
-        self.url, self.model = self.api.url, model
+        self.model = model
 
     async def rate(self, messages: list[dict], request_id: str) -> Rating:
         body = {"model": self.model, "messages": messages, "temperature": 0.0,

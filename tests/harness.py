@@ -310,6 +310,11 @@ def hang_up_when(url: str, path: str, body: dict, condition, timeout: float = 12
     return time.perf_counter()
 
 
+def server_busy(url: str) -> float:
+    """Solves our server is running or has queued (its own gauges, one scrape)."""
+    return sum(metrics(url, "rationalyst_solves_in_flight", "rationalyst_queue_depth"))
+
+
 def metric(url: str, name: str, **labels) -> float:
     return metrics(url, name, **labels)[0]
 

@@ -12,14 +12,14 @@ import httpx
 import openai
 import pytest
 
-from harness import metric, metrics
+from harness import metric, server_busy
 
 HEAVY = {"question": "Tom has 3 apples and buys 4 bags of 6 apples. How many now?",
          "max_steps": 64, "num_candidates": 8, "seed": 1}
 
 
 def idle(url: str) -> bool:
-    return sum(metrics(url, "rationalyst_solves_in_flight", "rationalyst_queue_depth")) == 0
+    return server_busy(url) == 0
 
 
 def wait_idle(url: str, timeout: float) -> float:

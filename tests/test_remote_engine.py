@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from harness import (free_port, hang_up_when, metric, metrics, poll_until, serve, sse_events,
-                     vllm_server)
+from harness import (free_port, hang_up_when, metric, metrics, poll_until, serve,
+                     server_busy, sse_events, vllm_server)
 from rationalyst.supervisor.engine import EngineError, SampleParams
 
 pytestmark = pytest.mark.vllm
@@ -104,10 +104,6 @@ def remote_server(vllm_serve, tiny_model, tmp_path_factory):
 def vllm_busy(url: str) -> float:
     """Requests vLLM is running or has queued (its own gauges)."""
     return sum(metrics(url, "vllm:num_requests_running", "vllm:num_requests_waiting"))
-
-
-def server_busy(url: str) -> float:
-    return sum(metrics(url, "rationalyst_solves_in_flight", "rationalyst_queue_depth"))
 
 
 def test_json_solve_client_gone_frees_vllm(remote_server, vllm_serve):
