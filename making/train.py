@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -110,7 +111,10 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
         learning_rate=lr, lr_scheduler_type="cosine", num_train_epochs=args.epochs,
         max_steps=args.max_steps, logging_steps=args.logging_steps,
         eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps,
-        save_strategy="no", report_to=[], bf16=use_bf16, seed=args.seed,
+        # Checkpoints under --out/.trainer let a stopped run continue (Trainer's own
+        # resume); the last one is removed with the folder once the model is saved.
+        save_strategy="steps", save_steps=eval_steps, save_total_limit=1,
+        report_to=[], bf16=use_bf16, seed=args.seed,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
         **warmup)
 
@@ -140,8 +144,12 @@ def plot_loss(log: list[dict], path: Path) -> None:
 
 def main(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
+    resume = None if args.overwrite else _stopped_run(out)
+    ours = {out / ".trainer"}  # all a stopped run leaves: rerunning continues it
+    if out.exists() and set(out.iterdir()) - ours and not args.overwrite:
         raise InputError(f"{out} is not empty: choose another --out, or --overwrite")
+    if args.overwrite:
+        shutil.rmtree(out / ".trainer", ignore_errors=True)
     pairs = load_pairs(args.dirs)
     base = _resolve_base(args.base)
 
@@ -177,7 +185,9 @@ def main(args: argparse.Namespace) -> int:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    result = trainer.train()
+    if resume:
+        print(f"resuming from {resume}")
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0
     final_eval = trainer.evaluate() if eval_ds else {}
     _save(trainer, tok, out, args.full, base_dtype)
@@ -216,9 +226,17 @@ def _save(trainer, tok, out: Path, full: bool, dtype: str) -> None:
             merged.save_pretrained(str(out))
     if trainer.is_world_process_zero():
         tok.save_pretrained(str(out))
-        import shutil
 
         shutil.rmtree(out / ".trainer", ignore_errors=True)
+
+
+def _stopped_run(out: Path) -> Path | None:
+    """The last Trainer checkpoint of a run that stopped before saving its model."""
+    if (out / "config.json").exists():
+        return None
+    ckpts = sorted((out / ".trainer").glob("checkpoint-*"),
+                   key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    return ckpts[-1] if ckpts else None
 
 
 def _resolve_base(spec: str) -> str:

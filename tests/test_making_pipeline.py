@@ -172,3 +172,41 @@ def test_cli_base_model_without_lm_head_gets_the_servers_message(default_model, 
     assert main(["extract", str(docs), "--out", str(tmp_path / "x"),
                  "--model", str(headless)]) == 2
     assert "cannot generate text" in capsys.readouterr().err
+
+
+def test_train_stopped_midway_resumes_from_its_checkpoint(default_model, tmp_path,
+                                                         monkeypatch, capsys):
+    """Real training of a 2-layer model: Ctrl-C at step 3 of 4, after the step-2
+    checkpoint; the rerun continues from that checkpoint (2 more steps, not 4) instead
+    of refusing the non-empty --out or starting over."""
+    from harness import build_tiny
+    from transformers import Trainer
+
+    base = build_tiny(default_model, tmp_path / "tiny")
+    run = tmp_path / "run"
+    run.mkdir()
+    pair = {"preceding": "Tom has 3 boxes of 12 pens.", "rationale": "So 3 x 12 = 36."}
+    (run / "kept.jsonl").write_text((json.dumps(pair) + "\n") * 8)
+    ckpt = tmp_path / "ck"
+    argv = ["train", str(run), "--base", str(base), "--out", str(ckpt), "--max-steps", "4"]
+    steps, real_step = [], Trainer.training_step
+
+    def counted(self, *a, **k):
+        if len(steps) == 2 and stop_at_3:
+            raise KeyboardInterrupt
+        steps.append(1)
+        return real_step(self, *a, **k)
+    monkeypatch.setattr(Trainer, "training_step", counted)
+    stop_at_3 = True
+    assert main(argv) == 130
+    assert [p.name for p in (ckpt / ".trainer").iterdir()] == ["checkpoint-2"]
+    steps.clear()
+    stop_at_3 = False
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert len(steps) == 2
+    assert json.loads((ckpt / "train_summary.json").read_text())["steps"] == 4
+    assert (ckpt / "config.json").exists() and not (ckpt / ".trainer").exists()
+    assert main(argv) == 2  # a finished checkpoint is not resumed
+    assert "--overwrite" in capsys.readouterr().err
