@@ -43,7 +43,7 @@ serve: models
 	$(VENV)/bin/rationalyst serve
 
 test: models
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=15
 
 # The quick ones; benchmarks/cost.py (35 min on 2 cores) and gpu_step.py are
 # run by hand: docs/performance.md has their commands and figures.
