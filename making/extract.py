@@ -178,6 +178,7 @@ async def run(engine: Engine, docs: Sequence[Document], out: Path, cfg: ExtractC
     """Extract every unfinished document, `concurrency` at a time; returns the stats."""
     from tqdm import tqdm
 
+    out.mkdir(parents=True, exist_ok=True)
     done = resume_state(out)
     pending = iter([d for d in docs if d.id not in done])
     ex = Extractor(engine, cfg)
