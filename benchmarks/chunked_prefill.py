@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import statistics
 import time
-from pathlib import Path
 
 from rationalyst.clients import datasets
 from rationalyst.supervisor.engine import SampleParams
@@ -29,14 +28,13 @@ from rationalyst.supervisor.prompts import agent_messages, rationale_messages
 from rationalyst.supervisor.types import Problem
 from rationalyst.supervisor.vllm_engine import VLLMEngine
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
 STEP = SampleParams(n=3, temperature=0.7, max_tokens=64)
 
 
 def problems(k: int) -> list[Problem]:
     bench = datasets.get("gsm8k")
     out = []
-    for item in datasets.load_items(bench, DATA, k):
+    for item in datasets.load_items(bench, None, k):  # the default data folder
         req = bench.request(item, "reference")
         out.append(Problem(req["question"], req["task"], None, profile="reference"))
     return out

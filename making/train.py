@@ -231,9 +231,8 @@ def _save(trainer, tok, out: Path, full: bool, dtype: str) -> None:
 
 
 def _stopped_run(out: Path) -> Path | None:
-    """The last Trainer checkpoint of a run that stopped before saving its model."""
-    if (out / "config.json").exists():
-        return None
+    """The last Trainer checkpoint of a run that stopped before saving its model (a
+    finished --out holds more than .trainer, and main refuses it before this matters)."""
     ckpts = sorted((out / ".trainer").glob("checkpoint-*"),
                    key=lambda p: int(p.name.rsplit("-", 1)[1]))
     return ckpts[-1] if ckpts else None
