@@ -37,7 +37,7 @@ class APIClient:
             raise self.fail(f"answered HTTP {r.status_code}: {r.text[:200]}")
         try:
             return parse(r.json())
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self.fail(f"{unexpected}: {r.text[:200]!r}") from exc
 
     async def probe(self, path: str, bad_status: int) -> None:

@@ -63,6 +63,15 @@ class AgentJudge:
         return Rating(parse_reward(reply), reply, gen.prompt_tokens, gen.completion_tokens)
 
 
+def _rating(data: dict) -> Rating:
+    """An OpenAI chat completion as a Rating; a malformed reply raises (post_json's
+    error), `usage` included, since it may be absent but not garbled."""
+    reply = data["choices"][0]["message"]["content"] or ""
+    usage = data.get("usage") or {}
+    return Rating(parse_reward(reply), reply, int(usage.get("prompt_tokens") or 0),
+                  int(usage.get("completion_tokens") or 0))
+
+
 class HTTPJudge:
     """Any OpenAI-compatible chat endpoint (GPT-4 as in the paper, or `vllm serve`).
     `url` is the API base, as OpenAI's clients take it: http://host:port/v1."""
@@ -75,13 +84,8 @@ class HTTPJudge:
     async def rate(self, messages: list[dict], request_id: str) -> Rating:
         body = {"model": self.model, "messages": messages, "temperature": 0.0,
                 "max_tokens": JUDGE_MAX_TOKENS}
-        reply, data = await self.api.post_json(
-            "/chat/completions", body,
-            lambda data: (data["choices"][0]["message"]["content"] or "", data),
-            "sent a reply that is not an OpenAI chat completion")
-        usage = data.get("usage") or {}
-        return Rating(parse_reward(reply), reply, int(usage.get("prompt_tokens") or 0),
-                      int(usage.get("completion_tokens") or 0))
+        return await self.api.post_json("/chat/completions", body, _rating,
+                                        "sent a reply that is not an OpenAI chat completion")
 
     async def check(self) -> None:
         await self.api.probe("/models", bad_status=500)

@@ -148,7 +148,9 @@ async def test_stub_openai_verifier_receives_each_trajectory():
 @pytest.mark.parametrize("reply, needle", [
     (json_reply(500, {"error": "boom"}), "answered HTTP 500"),
     ((200, {"content-type": "text/plain"}, b"not json"), "not an OpenAI chat completion"),
-    (json_reply(200, {"choices": []}), "not an OpenAI chat completion")])
+    (json_reply(200, {"choices": []}), "not an OpenAI chat completion"),
+    (json_reply(200, {"choices": [{"message": {"content": "Score: 7"}}], "usage": [1]}),
+     "not an OpenAI chat completion")])
 async def test_verifier_http_error_or_non_json_is_an_engine_error_naming_its_host(
         reply, needle):
     stub = StubServer()
