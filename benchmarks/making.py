@@ -17,18 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from rationalyst.clients.datasets import default_data_dir
 from rationalyst.making import extract, filter as filt
 from rationalyst.making.documents import read_documents
 from rationalyst.supervisor.models import build_default, default_cache_dir
 from rationalyst.supervisor.vllm_engine import VLLMEngine
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
-
-
 async def main(n_docs: int, boundaries: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="making-bench-"))
     src = tmp / "docs.jsonl"
-    with open(DATA / "strategyqa.jsonl") as f, open(src, "w") as out:
+    with open(default_data_dir() / "strategyqa.jsonl") as f, open(src, "w") as out:
         for _, line in zip(range(n_docs), f):
             r = json.loads(line)
             out.write(json.dumps({"id": r["id"], "question": r["question"],
