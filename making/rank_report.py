@@ -36,6 +36,13 @@ def load(out: Path) -> list[dict]:
     return merge_trained(out, [r for r in read_jsonl(out / "steps.jsonl") if r["item"] in done])
 
 
+def paired(steps: list[dict], decay: str, src: str, base: str) -> dict:
+    """Steps where `src` ranks the gold step higher than `base` does, and the reverse."""
+    pairs = [(s["top1"][src][decay], s["top1"][base][decay]) for s in steps]
+    wins, losses = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+    return {"wins": wins, "losses": losses, "p": sign_test(wins, losses)}
+
+
 def _rows(steps: list[dict], decay: str, sources: list[str]) -> list[dict]:
     rows = []
     for src in sources:
@@ -45,10 +52,7 @@ def _rows(steps: list[dict], decay: str, sources: list[str]) -> list[dict]:
         row = {"source": src, "n": n, "top1": k / n if n else float("nan"), "lo": lo,
                "hi": hi}
         if src != "none":
-            base = [s["top1"]["none"][decay] for s in steps]
-            row["wins"] = sum(a > b for a, b in zip(hits, base))
-            row["losses"] = sum(a < b for a, b in zip(hits, base))
-            row["p"] = sign_test(row["wins"], row["losses"])
+            row.update(paired(steps, decay, src, "none"))
         # Gold's mean score margin over the best other candidate (log-prob units).
         row["margin"] = (sum(s["scores"][src][decay][0] - max(s["scores"][src][decay][1:])
                              for s in steps) / n) if n else float("nan")
@@ -79,6 +83,9 @@ def summarize(out: Path) -> dict:
             "oracle_no_leak": {d: _rows(clean, d, ["oracle"])[0] if clean else None
                                for d in map(str, DECAYS)},
         }
+        if "trained" in sources:  # the issue's question: does training beat the stand-in?
+            result["groups"][name]["trained_vs_stand_in"] = {
+                d: paired(g, d, "trained", "stand-in") for d in map(str, DECAYS)}
     dropped = {k: sum(s["dropped"][k] for s in all_steps)
                for k in ("equal_gold", "duplicate", "empty")}
     result["dropped_samples"] = dropped
@@ -118,6 +125,10 @@ def write_markdown(out: Path, summary: dict, config: dict, timing: dict) -> Path
                   f"{g['chance']:.3f}", ""]
         for d, rows in g["by_decay"].items():
             lines += [f"score_decay {d}:", "", *_table(rows), ""]
+        if "trained_vs_stand_in" in g:
+            lines += ["Trained against stand-in, paired on the same steps: " + "; ".join(
+                f"decay {d}: {v['wins']} wins / {v['losses']} losses (sign p={v['p']:.3g})"
+                for d, v in g["trained_vs_stand_in"].items()) + ".", ""]
         nl = g["oracle_no_leak"]["1.0"]
         if nl is not None:
             lines += [f"Oracle rationales that restate the gold step (leak guard "

@@ -160,6 +160,11 @@ async def test_scripted_trained_source_goes_through_the_rationale_call(tmp_path)
     assert row["rationales"]["trained"] == "Rationale: KEY"
     assert row["candidates"] == ["GOLD", "other one", "other two"]
     assert row["top1"]["trained"]["1.0"] == 1.0
+    # The report pairs trained against the stand-in on the same steps.
+    (tmp_path / "config.json").write_text(json.dumps(rank.config_record(rank.RankConfig())))
+    vs = rank_report.report(tmp_path)["groups"]["gsm8k"]["trained_vs_stand_in"]["1.0"]
+    assert (vs["wins"], vs["losses"]) == (1, 0)
+    assert "Trained against stand-in" in (tmp_path / "summary.md").read_text()
     # RATIONALYST's input is the trajectory as one user turn (prompts.rationale_chat).
     kind, _, inputs = trained.requests[0]
     assert kind == "generate" and inputs["prompt"].startswith("user: Question: Q1")
