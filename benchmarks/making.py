@@ -23,6 +23,7 @@ from rationalyst.making.documents import read_documents
 from rationalyst.supervisor.models import build_default, default_cache_dir
 from rationalyst.supervisor.vllm_engine import VLLMEngine
 
+
 async def main(n_docs: int, boundaries: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="making-bench-"))
     src = tmp / "docs.jsonl"

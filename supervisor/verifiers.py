@@ -64,8 +64,8 @@ class AgentJudge:
 
 
 def _rating(data: dict) -> Rating:
-    """An OpenAI chat completion as a Rating; a malformed reply raises (post_json's
-    error), `usage` included, since it may be absent but not garbled."""
+    """An OpenAI chat completion as a Rating. Run as post_json's parser, so a garbled
+    reply, `usage` included, becomes the verifier's clear error."""
     reply = data["choices"][0]["message"]["content"] or ""
     usage = data.get("usage") or {}
     return Rating(parse_reward(reply), reply, int(usage.get("prompt_tokens") or 0),
