@@ -16,6 +16,9 @@ from .verifiers import PRM_MISSING
 from .types import Problem, Result, SolveParams, Step, Timings, Usage
 
 
+# Context reserved up front for a turn step or rationale (the default line step's cap).
+TURN_ROOM = 64
+
 # How /v1 joins the steps into the message content; stop strings are found in that text.
 STEP_JOIN = "\n"
 
@@ -132,6 +135,10 @@ def check_fits(problem: Problem, params: SolveParams, engines: Engines) -> None:
     if params.strategy == "prm" and engines.prm is None:
         raise NotConfigured(PRM_MISSING)
     step, rat = params.step_max_tokens, params.rationale_max_tokens
+    if params.step_end == "turn":
+        # Turn steps and rationales are cut to the room the context leaves
+        # (strategies._ends), so reserve what a line step takes, not the whole cap.
+        step, rat = min(step, TURN_ROOM), min(rat, TURN_ROOM)
     checks = [(engines.agent, prompts.agent_messages(problem, []), step, "a step")]
     if params.strategy in ("rationalyst", "explicit"):
         checks.append((engines.rationale, prompts.rationale_messages(problem, []), rat,

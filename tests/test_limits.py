@@ -137,6 +137,14 @@ def test_question_too_long_for_the_context_is_400():
             "model": "rationalyst", "messages": [{"role": "user", "content": long_q}]})
         assert r.status_code == 400 and "shorten the question" in r.json()["error"]["message"]
         assert len(engine.requests) == n_requests  # refused before any engine work
+        # Turn steps (up to 1,000 tokens) are cut to the room left, so the same short
+        # question fits in turn mode too, and no step asks for more than the room.
+        r = httpx.post(srv.url + "/solve", json={"question": short.question,
+                                                 "step_end": "turn"})
+        assert r.status_code == 200, r.text
+        asked = [(i["params"].max_tokens, engine.count_tokens(i["prompt"]))
+                 for kind, _, i in engine.requests[n_requests:] if kind == "sample"]
+        assert asked and all(0 < m <= engine.max_model_len - p for m, p in asked)
 
 
 def test_num_candidates_and_max_steps_over_their_limits_are_422():
