@@ -29,10 +29,10 @@ def cut_at_stop(text: str, stops) -> tuple[str, bool]:
     return (text[:at], True) if at >= 0 else (text, False)
 
 
-def _cut_step(before: list[Step], step: Step, stops) -> bool:
-    """Cut `step` before the first stop string in the content so far; True if one is
-    there. (A stop that begins in an earlier step leaves this step empty.)"""
-    head = "".join(s.text + STEP_JOIN for s in before)
+def _cut_step(head: str, step: Step, stops) -> bool:
+    """Cut `step` before the first stop string in the content so far (`head`, the
+    earlier steps joined); True if one is there. (A stop that begins in an earlier
+    step leaves this step empty.)"""
     cut, stopped = cut_at_stop(head + step.text, stops)
     if stopped:
         step.text = cut[len(head):]
@@ -56,6 +56,7 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
     seed = params.seed if params.seed is not None else secrets.randbelow(2**31 - 1)
     usage, timings = Usage(), Timings()
     steps: list[Step] = []
+    content = ""  # the steps as /v1 joins them, where stop strings are looked for
     finish, answer = "max_steps", None
     t_start = time.perf_counter()
     loop = asyncio.get_running_loop()
@@ -63,8 +64,7 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
 
     for index in range(params.max_steps):
         # A stop string the separator completes: the next step would be cut away whole.
-        if params.stop and steps and cut_at_stop(
-                "".join(s.text + STEP_JOIN for s in steps), params.stop)[1]:
+        if params.stop and cut_at_stop(content, params.stop)[1]:
             finish = "stop"
             break
         # No budget (max_tokens None, the reference profile): only steps and the deadline.
@@ -102,8 +102,9 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
                                     score_ms=timings.score_ms - before.score_ms,
                                     total_ms=elapsed))
         # Cut before it is sent, so the stream and the result hold the same text.
-        stopped = bool(params.stop) and _cut_step(steps, step, params.stop)
+        stopped = bool(params.stop) and _cut_step(content, step, params.stop)
         steps.append(step)
+        content += step.text + STEP_JOIN
         yield step
         # Checked on the chosen step, so no round is spent after the answer. Only an
         # answer that parses ends the solve (see answers.has_answer).
