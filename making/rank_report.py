@@ -1,6 +1,7 @@
 """The rank run's figures: top-1 rate of the gold step per source with a 95% Wilson
 interval, chance (mean 1/candidates), paired wins against `none` (and trained against
-the stand-in), summary.md and a plot. Only finished items count, and every source is scored on the same steps."""
+the stand-in), summary.md and a plot. Only finished items count, and every source is
+scored on the same steps."""
 
 from __future__ import annotations
 
