@@ -23,6 +23,12 @@ TASKS = ("math", "math_boxed", "multiple_choice", "true_false")
 PROFILES = ("generic", "reference")
 # Where a step ends: at a newline, or at the end of the agent's chat turn (the reference).
 STEP_ENDS = ("line", "turn")
+# The paper's seven datasets: `dataset` picks the reference profile's prompt for one of
+# them (and implies its task family); see supervisor/profiles.py.
+DATASET_TASKS = {"gsm8k": "math", "math": "math_boxed", "commonsenseqa": "multiple_choice",
+                 "hellaswag": "multiple_choice", "proofwriter": "true_false",
+                 "arc_challenge": "multiple_choice", "mmlu_pro": "multiple_choice"}
+DATASETS = tuple(DATASET_TASKS)
 # MMLU-Pro's categories: the reference profile shows that category's own examples.
 CATEGORIES = ("biology", "business", "chemistry", "computer science", "economics",
               "engineering", "health", "history", "law", "math", "other", "philosophy",
@@ -86,6 +92,19 @@ def default_step_end(profile: str) -> str:
     return "turn" if profile == "reference" else "line"
 
 
+def check_dataset(dataset: str | None, task: str | None) -> str | None:
+    """The task family a dataset implies; a different `task` is refused."""
+    if dataset is None:
+        return task
+    if dataset not in DATASET_TASKS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    implied = DATASET_TASKS[dataset]
+    if task is not None and task != implied:
+        raise ValueError(f"dataset {dataset!r} is task {implied!r}, not {task!r}; drop "
+                         "'task' or send the dataset's")
+    return implied
+
+
 def check_category(profile: str, task: str | None, choices: Sequence[str] | None,
                    category: str | None) -> None:
     """`category` picks MMLU-Pro's examples: only with the reference profile and choices."""
@@ -131,10 +150,15 @@ class SolveOptions(StrictJSON):
         "task family; default: multiple_choice when choices are given, else math"))
     profile: Profile = Field("generic", description=(
         "prompt profile: 'generic' (one prompt per task family) or 'reference' (the "
-        "paper's per-dataset prompts: GSM8K for math, MATH for math_boxed, ARC for "
-        "multiple_choice, MMLU-Pro's with a category, ProofWriter's for true_false)"))
+        "paper's per-dataset prompts: the `dataset`'s; without one, GSM8K for math, MATH "
+        "for math_boxed, ARC for multiple_choice, MMLU-Pro's with a category, "
+        "ProofWriter's for true_false)"))
     category: str | None = Field(None, description=(
         "MMLU-Pro category of the question (profile 'reference'): its examples are shown"))
+    dataset: str | None = Field(None, description=(
+        "the benchmark the question is from, one of " + ", ".join(DATASETS) + ": profile "
+        "'reference' then uses that dataset's prompt (instead of one per task family), "
+        "and the task family follows from it"))
     step_end: StepEnd | None = Field(None, description=(
         "where a step ends: 'line' (at a newline) or 'turn' (the agent's whole chat "
         "turn, up to its end-of-turn token); default: the profile's (generic: line, "
@@ -148,6 +172,21 @@ class SolveOptions(StrictJSON):
     prm_aggregation: PRMAggregation = Field("last", description=(
         "prm: a candidate's score from the PRM's per-step probabilities of its "
         "trajectory: 'last' (its own step), 'min' or 'prod' over all steps"))
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str | None) -> str | None:
+        check_dataset(v, None)
+        return v
+
+    @model_validator(mode="after")
+    def _task_from_dataset(self):
+        # Here, not in SolveRequest only: /v1's extra body needs the implied task too.
+        self.task = check_dataset(self.dataset, self.task)
+        if self.dataset == "mmlu_pro" and self.profile == "reference" and not self.category:
+            raise ValueError("dataset 'mmlu_pro' under profile 'reference' needs the "
+                             "question's 'category' (its examples are that category's)")
+        return self
 
     @field_validator("choices")
     @classmethod

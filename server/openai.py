@@ -177,7 +177,8 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
         raise APIError(400, str(exc), param="temperature") from exc
     problem = Problem(question=req.question().strip(), task=task,
                       choices=tuple(req.choices) if req.choices else None,
-                      system=req.system(), profile=req.profile, category=req.category)
+                      system=req.system(), profile=req.profile, category=req.category,
+                      dataset=req.dataset)
     params = solve_params(
         request, req.token_budget, req.timeout_s, req.profile,
         **{**request_params(req), "strategy": SUPERVISED_MODELS[req.model],

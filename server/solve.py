@@ -176,7 +176,7 @@ async def _cancel(task: asyncio.Future) -> None:
 def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
     problem = Problem(question=req.question.strip(), task=pick_task(req.task, req.choices),
                       choices=tuple(req.choices) if req.choices else None,
-                      profile=req.profile, category=req.category)
+                      profile=req.profile, category=req.category, dataset=req.dataset)
     return problem, solve_params(request, req.max_tokens, req.timeout_s, req.profile,
                                  **request_params(req))
 

@@ -80,3 +80,36 @@ PROOFWRITER = [
         "No other fact or rule says whether Fiona is cold, so the statement is unknown.",
         f"{ANSWER} C"]),
 ]
+
+# hellaswag.jsonl (validation; there is no train split here): these items are left out
+# of `rationalyst eval`'s HellaSwag runs. Our own protocol (the reference has none for
+# HellaSwag): one ending judged per turn, as ARC's shots do.
+HELLASWAG = [
+    ("hellaswag-val-112", [
+        "A) Cutting to the people watching is a natural next shot of a game on a field.",
+        "B) A 'dirt bucker' is not a thing, so this ending makes no sense.",
+        "C) Nothing so far suggests that the men fall; they are playing.",
+        "D) The men ride donkeys, not horses, so this ending contradicts the text.",
+        f"{ANSWER} A"]),
+    ("hellaswag-val-4574", [
+        "A) Quail eggs do not breathe, and oil is not how eggs are boiled.",
+        "B) Boiling for a set time and then cooling in cold water is the next step of "
+        "boiling eggs.",
+        "C) The water is already boiling, so bringing it to a boil again repeats a step.",
+        "D) Boiled eggs do not turn red and shriveled; this ending is nonsense.",
+        f"{ANSWER} B"]),
+    ("hellaswag-val-728", [
+        "A) Squishing squash so it sticks has nothing to do with dressing a salad.",
+        "B) She is dressing the salad; taking a drink and putting the bottle on the "
+        "cutting board is unlikely.",
+        "C) After pouring on more dressing, she tosses the salad to mix it in.",
+        "D) Nothing suggests that she needs a tissue while she is making the salad.",
+        f"{ANSWER} C"]),
+    ("hellaswag-val-2806", [
+        "A) Weightlifters do not kick the barbell.",
+        "B) The barbell is already above her head, so lifting it back over her head "
+        "repeats what happened.",
+        "C) No one does a flip while holding a barbell; this is not what lifters do.",
+        "D) Once the lift is done, lifters drop the barbell to the ground.",
+        f"{ANSWER} D"]),
+]

@@ -1,26 +1,30 @@
 """The reference profile: the paper's per-dataset agent prompts, rebuilt.
 
 Structure follows the reference's inference_no_length.py (see ../shared/RATIONALYST.md,
-"Per-dataset agent prompts"); the instructions are in our own words. Few-shot examples
-are data, read at run time from the datasets' own splits (Settings.fewshot_dir and
-Settings.benchmark_dir), each solution line or sentence one assistant turn:
-- GSM8K (`math`): no system prompt; 9 train items drawn with seed 14; calculator
-  annotations kept; `#### x` becomes `The answer is: x`.
-- MATH (`math_boxed`): 5 items of math.jsonl that are not in MATH-500 (there is no
-  MATH train split here), drawn with seed 14 from those with short solutions (at most
-  500 characters, no [asy] figure) so that five fit a small model's context.
-- ARC (`multiple_choice`): 7 hand-written shots judging one choice per turn.
-- MMLU-Pro (`multiple_choice` with a `category`): that category's 5 validation
-  items with their chain of thought.
-- ProofWriter (`true_false`): its own layout, letter answers, 3 hand-written shots.
-CommonsenseQA and other multiple-choice sets without a split here use the generic
-profile (the eval harness sends `profile: generic` for them).
+"Per-dataset agent prompts"); the instructions are in our own words. A request names
+its dataset (`dataset`); without one the task family picks (math: GSM8K, math_boxed:
+MATH, true_false: ProofWriter, multiple choice: MMLU-Pro with a category, else ARC).
+Each shot is one user turn, then one assistant turn per step:
+- GSM8K: no system prompt; the reference's own nine train items: its draw
+  (`np.random.seed(14); np.random.choice(train, 9, replace=False)` over the 7,473
+  train items in source order) picks indices GSM8K_DRAW (tests/test_reference_protocol.py
+  repeats the draw); one turn per solution line, `####` becomes `The answer is:`.
+- MATH: 5 items of MATH's train split, kept in shots/math_train.jsonl (not the
+  reference's draw: that needs the whole 7,500-item split in its order); the solution
+  split on ". " as the reference does.
+- CommonsenseQA (ECQA): 8 CommonsenseQA train items with ECQA-style explanations in our
+  own words (shots/commonsenseqa_train.jsonl, see shots/SOURCES.md): one turn per
+  choice, the positive explanation at the answer's position, then the answer.
+- HellaSwag (ours; the reference has no HellaSwag code): 4 validation items, judged one
+  ending per turn (handwritten_shots.HELLASWAG); eval leaves them out.
+- ARC: 7 hand-written shots judging one choice per turn.
+- MMLU-Pro: that category's 5 validation items in the reference's seeded order.
+- ProofWriter: its own layout, letter answers, 3 hand-written shots.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +39,13 @@ SHOT_SEED = 14  # the reference scripts' seed
 GSM8K_SHOTS, MATH_SHOTS = 9, 5
 MATH_SHOT_MAX_CHARS = 500
 ANSWER = "The answer is:"
+SHOTS_DIR = Path(__file__).resolve().parent / "shots"  # package data
+# np.random.seed(14); np.random.choice(7473, 9, replace=False): the reference's draw.
+GSM8K_TRAIN_SIZE = 7473
+GSM8K_DRAW = (4396, 675, 1062, 3312, 7420, 932, 6625, 3489, 364)
+# np.random.seed(14); np.random.choice(5, 5, replace=False): the order in which the
+# reference's draw shows a category's 5 MMLU-Pro validation items.
+MMLU_ORDER = (1, 2, 4, 0, 3)
 
 GSM8K_SYSTEM = None  # the reference sends none for GSM8K
 MATH_SYSTEM = ("You solve math problems one step at a time. Write only one sentence that "
@@ -42,6 +53,13 @@ MATH_SYSTEM = ("You solve math problems one step at a time. Write only one sente
 ARC_SYSTEM = ("Answer the multiple-choice science question. Before you answer, look at "
               "each choice in turn and say whether it is right or wrong. Finish with "
               f"'{ANSWER} <letter>'.")
+ECQA_SYSTEM = ("You answer multiple-choice questions by reasoning one step at a time, "
+               "writing only one sentence per turn that extends the reasoning so far. "
+               "Several choices may seem possible: pick the most likely one, and finish "
+               f"with '{ANSWER} <letter>'.")
+HELLASWAG_SYSTEM = ("Pick the ending that most plausibly continues the text. Judge one "
+                    "ending per turn, in order, saying whether it fits, and finish with "
+                    f"'{ANSWER} <letter>'.")
 MMLU_SYSTEM = ("The following are multiple-choice questions about {category}. Think "
                "step by step, writing only one sentence per turn that extends the "
                "reasoning so far, and finish with 'The answer is (X)', where X is the "
@@ -120,23 +138,27 @@ def proofwriter_text(question: str) -> str:
     return head + "\nChoices: A) True B) False C) Unknown\nAnswer:"
 
 
+def hellaswag_text(context: str, endings) -> str:
+    """Our HellaSwag layout: the text to continue, then its endings as choices."""
+    return question_text("Which ending continues this text best? " + context.strip(), endings)
+
+
 # ---- solution text to one turn per line or sentence -------------------------------
 
 def gsm8k_steps(solution: str) -> tuple[str, ...]:
-    steps = []
-    for line in solution.split("\n"):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("####"):
-            steps.append(f"{ANSWER} {line[4:].strip()}")
-            continue
-        steps.append(line if line[-1] in ".!?" else line + ".")
-    return tuple(steps)
+    """The reference's split: `####` -> the answer phrase, one turn per non-empty line,
+    a period added where a line does not end with one (the answer line too)."""
+    lines = solution.replace("####", ANSWER).split("\n")
+    return tuple(ln if ln.endswith(".") else ln + "." for ln in lines if ln != "")
+
+
+def reference_sentences(text: str) -> tuple[str, ...]:
+    """The reference's MATH and MMLU-Pro split: on ". ", which drops those periods."""
+    return tuple(s for s in text.split(". ") if s != "")
 
 
 def sentences(text: str) -> tuple[str, ...]:
-    """Split on '. ' as the reference does (keeping the period)."""
+    """Split after each '.' (keeping it); `rationalyst rank`'s split of MATH solutions."""
     return tuple(s.strip() for s in re.split(r"(?<=\.)\s+", text.strip()) if s.strip())
 
 
@@ -144,15 +166,16 @@ def sentences(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4)
 def _gsm8k(fewshot: Path) -> Prompt:
-    items = _jsonl(fewshot / "gsm8k_train.jsonl")
-    picks = random.Random(SHOT_SEED).sample(range(len(items)), GSM8K_SHOTS)
-    shots = tuple((question_text(items[i]["question"], None), gsm8k_steps(items[i]["solution"]))
-                  for i in picks)
+    items = _by_id(fewshot / "gsm8k_train.jsonl")
+    picks = [items[f"gsm8k-train-{i}"] for i in GSM8K_DRAW]
+    shots = tuple((question_text(it["question"], None), gsm8k_steps(it["solution"]))
+                  for it in picks)
     return Prompt(GSM8K_SYSTEM, shots, "")
 
 
 def math_pool(benchmark: Path) -> list[dict]:
-    """MATH items outside MATH-500 with short, figure-free solutions."""
+    """MATH test items outside MATH-500 with short, figure-free solutions (the shots of
+    `rationalyst rank`)."""
     held_out = {" ".join(it["question"].split()) for it in _jsonl(benchmark / "math500.jsonl")}
     return [it for it in _jsonl(benchmark / "math.jsonl")
             if " ".join(it["question"].split()) not in held_out
@@ -160,12 +183,38 @@ def math_pool(benchmark: Path) -> list[dict]:
             and "\\boxed" in it["solution"]]
 
 
-@lru_cache(maxsize=4)
-def _math(benchmark: Path) -> Prompt:
-    picks = random.Random(SHOT_SEED).sample(math_pool(benchmark), MATH_SHOTS)
-    shots = tuple((question_text(it["question"], None), sentences(it["solution"]))
-                  for it in picks)
+@lru_cache(maxsize=1)
+def _math() -> Prompt:
+    shots = tuple((question_text(it["question"], None), reference_sentences(it["solution"]))
+                  for it in _jsonl(SHOTS_DIR / "math_train.jsonl"))
     return Prompt(MATH_SYSTEM, shots, "")
+
+
+def ecqa_steps(item: dict) -> tuple[str, ...]:
+    """One turn per choice: the negatives in order, the joined positives at the answer's
+    position; then the answer (with the reference's leading space)."""
+    at = ord(item["answer"]) - 65
+    negatives = list(item["negatives"])
+    turns = negatives[:at] + [" ".join(item["positives"])] + negatives[at:]
+    return (*turns, f" {ANSWER} {item['answer']}")
+
+
+@lru_cache(maxsize=1)
+def _ecqa() -> Prompt:
+    shots = tuple((question_text(it["question"], it["choices"]), ecqa_steps(it))
+                  for it in _jsonl(SHOTS_DIR / "commonsenseqa_train.jsonl"))
+    return Prompt(ECQA_SYSTEM, shots, "")
+
+
+@lru_cache(maxsize=4)
+def _hellaswag(benchmark: Path) -> Prompt:
+    items = _by_id(benchmark / "hellaswag.jsonl")
+    shots = tuple((hellaswag_text(items[i]["question"], items[i]["choices"]), tuple(steps))
+                  for i, steps in handwritten_shots.HELLASWAG)
+    return Prompt(HELLASWAG_SYSTEM, shots, "")
+
+
+HELLASWAG_SHOT_IDS = frozenset(i for i, _ in handwritten_shots.HELLASWAG)
 
 
 @lru_cache(maxsize=4)
@@ -180,8 +229,11 @@ def _arc(fewshot: Path) -> Prompt:
 def _mmlu(fewshot: Path, category: str) -> Prompt:
     items = [it for it in _jsonl(fewshot / "mmlu_pro_validation.jsonl")
              if it["category"] == category]
+    if len(items) == len(MMLU_ORDER):
+        items = [items[i] for i in MMLU_ORDER]
     shots = tuple((question_text(it["question"], it["choices"]),
-                   sentences(it["cot_content"].replace("A: ", "", 1))) for it in items)
+                   reference_sentences(it["cot_content"].replace("A: ", "")))
+                  for it in items)
     return Prompt(MMLU_SYSTEM.format(category=category), shots, "")
 
 
@@ -193,18 +245,32 @@ def _proofwriter(benchmark: Path) -> Prompt:
     return Prompt(PROOFWRITER_SYSTEM, shots, "")
 
 
+def dataset_of(problem: Problem) -> str:
+    """The request's dataset, or the one its task family stands for."""
+    if problem.dataset:
+        return problem.dataset
+    if problem.task == "multiple_choice":
+        return "mmlu_pro" if problem.category else "arc_challenge"
+    return {"math": "gsm8k", "math_boxed": "math", "true_false": "proofwriter"}[problem.task]
+
+
 def reference_prompt(problem: Problem) -> Prompt:
     """The reference profile's prompt for one problem."""
     fewshot, benchmark = _dir("fewshot"), _dir("benchmark")
-    if problem.task == "math":
-        base, user = _gsm8k(fewshot), question_text(problem.question, None)
-    elif problem.task == "math_boxed":
-        base, user = _math(benchmark), question_text(problem.question, None)
-    elif problem.task == "true_false":
+    name = dataset_of(problem)
+    user = question_text(problem.question, problem.choices)
+    if name == "gsm8k":
+        base = _gsm8k(fewshot)
+    elif name == "math":
+        base = _math()
+    elif name == "commonsenseqa":
+        base = _ecqa()
+    elif name == "hellaswag":
+        base, user = _hellaswag(benchmark), hellaswag_text(problem.question, problem.choices)
+    elif name == "proofwriter":
         base, user = _proofwriter(benchmark), proofwriter_text(problem.question)
-    elif problem.category:
-        base = _mmlu(fewshot, problem.category)
-        user = question_text(problem.question, problem.choices)
+    elif name == "mmlu_pro":
+        base = _mmlu(fewshot, problem.category or "other")
     else:
-        base, user = _arc(fewshot), question_text(problem.question, problem.choices)
+        base = _arc(fewshot)
     return Prompt(base.system, base.shots, user)

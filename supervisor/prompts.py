@@ -92,7 +92,8 @@ assert set(TASKS) == set(protocol.TASKS), "a task needs its name in rationalyst.
 
 RATIONALE_SCORER_SYSTEM = (
     "Your task is to generate future text given preceding text and the rationale that "
-    "guides future reasoning. The rationales start with 'Rationale: '.")
+    "guides future reasoning. The rationales start with 'Rationale: '. Write text "
+    "that agrees with the rationales and with the text that comes before.")
 
 EXPLICIT_NOTE = (" If you find text enclosed in <BOT> and <EOT>, that is a rationale "
                  "that may or may not help you with the next step.")

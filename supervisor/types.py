@@ -27,6 +27,9 @@ class Problem:
     # Prompt profile ("generic" or "reference") and, for MMLU-Pro, the category.
     profile: str = "generic"
     category: str | None = None
+    # The benchmark the question is from (rationalyst.protocol.DATASETS): the reference
+    # profile's prompt is that dataset's.
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)

@@ -53,22 +53,23 @@ def test_gsm8k_no_system_nine_train_shots_one_turn_per_line():
         item = train[user]  # every shot is a train item, verbatim
         lines = [ln for ln in item["solution"].split("\n") if ln.strip()]
         assert len(turns) == len(lines)  # one turn per solution line
-        assert turns[-1] == f"The answer is: {lines[-1][4:].strip()}"
+        # The reference adds a period to every line without one, the answer line too.
+        assert turns[-1] == f"The answer is: {lines[-1][4:].strip()}."
         assert not any("####" in t for t in turns)
     assert any("<<" in t for _, turns in shots[:-1] for t in turns)  # annotations kept
     # The draw is seeded: the same shots every time.
     assert prompts.agent_messages(ref("Other?", "math"), [])[:-1] == msgs[:-2]
 
 
-def test_math_shots_come_from_outside_math500():
+def test_math_shots_are_math_train_items_outside_the_test_set():
     msgs = prompts.agent_messages(ref("Find $x$.", "math_boxed"), [])
     assert msgs[0]["role"] == "system" and "one sentence" in msgs[0]["content"]
     shots = _shots(msgs[1:])[:-1]
     assert len(shots) == 5
-    held_out = {" ".join(it["question"].split()) for it in _jsonl(BENCH / "math500.jsonl")}
+    tested = {" ".join(it["question"].split()) for it in _jsonl(BENCH / "math.jsonl")}
     for user, turns in shots:
         q = user.removeprefix("Question: ").removesuffix("\nAnswer:")
-        assert " ".join(q.split()) not in held_out
+        assert " ".join(q.split()) not in tested  # none of the 5,000 evaluated items
         assert len(turns) >= 1 and "\\boxed" in " ".join(turns)
 
 
@@ -92,9 +93,11 @@ def test_mmlu_pro_category_names_the_system_prompt_and_picks_its_examples():
     shots = _shots(law[1:])[:-1]
     val = [it for it in _jsonl(FEWSHOT / "mmlu_pro_validation.jsonl") if it["category"] == "law"]
     assert len(shots) == 5
+    val = [val[i] for i in profiles.MMLU_ORDER]  # the reference's seeded order
     for (user, turns), item in zip(shots, val):
         assert user.startswith("Question: " + item["question"].strip())
-        assert turns[0] == "Let's think step by step."  # "A: " dropped
+        # "A: " dropped; split on ". " as the reference, which drops those periods
+        assert turns[0] == "Let's think step by step"
         assert turns[-1] == f"The answer is ({item['answer']})."
         assert len(turns) > 2  # the chain of thought, a sentence per turn
     bio = prompts.agent_messages(ref("Q?", "multiple_choice", list("abcd"), "biology"), [])
