@@ -122,23 +122,32 @@ def truth_equal(gold: str, pred: str | None) -> bool:
 
 # ---- the benchmarks ---------------------------------------------------------------
 
+# HellaSwag validation items that are the reference profile's shots
+# (supervisor/handwritten_shots.HELLASWAG): left out of the evaluation.
+HELLASWAG_SHOTS = frozenset({"hellaswag-val-112", "hellaswag-val-4574", "hellaswag-val-728",
+                             "hellaswag-val-2806"})
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
     file: str
     task: str  # the task family sent to the server
     match: Callable[[str, str | None], bool]
-    # Whether the server's reference profile has this dataset's prompt; the others
-    # (no few-shot split here, e.g. ECQA's explanations) are sent with the generic one.
-    reference: bool = False
+    # The paper's dataset this file is (rationalyst.protocol.DATASETS), sent as the
+    # request's `dataset`; None: no reference prompt (StrategyQA), sent as generic.
+    dataset: str | None = None
+    exclude: frozenset[str] = frozenset()  # items used as shots
 
     def profile(self, wanted: str) -> str:
-        return wanted if self.reference else "generic"
+        return wanted if self.dataset else "generic"
 
     def request(self, item: dict, profile: str = "generic") -> dict:
-        """The /solve fields for one item: question, task, choices and the profile
-        (with MMLU-Pro's category under the reference profile)."""
+        """The /solve fields for one item: question, task, choices, the profile and the
+        dataset (with MMLU-Pro's category under the reference profile)."""
         fields = {"task": self.task, "profile": self.profile(profile)}
+        if self.dataset:
+            fields["dataset"] = self.dataset
         if self.name == "mmlu_pro" and fields["profile"] == "reference":
             fields["category"] = item.get("category")
         if self.name == "strategyqa":
@@ -164,15 +173,17 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
-    Benchmark("gsm8k", "gsm8k.jsonl", "math", number_equal, reference=True),
-    Benchmark("math", "math500.jsonl", "math_boxed", math_equal, reference=True),
-    Benchmark("math_full", "math.jsonl", "math_boxed", math_equal, reference=True),
-    Benchmark("commonsenseqa", "commonsenseqa.jsonl", "multiple_choice", letter_equal),
-    Benchmark("hellaswag", "hellaswag.jsonl", "multiple_choice", letter_equal),
-    Benchmark("proofwriter", "proofwriter.jsonl", "true_false", truth_equal, reference=True),
+    Benchmark("gsm8k", "gsm8k.jsonl", "math", number_equal, "gsm8k"),
+    Benchmark("math", "math500.jsonl", "math_boxed", math_equal, "math"),  # MATH-500
+    Benchmark("math_full", "math.jsonl", "math_boxed", math_equal, "math"),  # the paper's
+    Benchmark("commonsenseqa", "commonsenseqa.jsonl", "multiple_choice", letter_equal,
+              "commonsenseqa"),
+    Benchmark("hellaswag", "hellaswag.jsonl", "multiple_choice", letter_equal, "hellaswag",
+              exclude=HELLASWAG_SHOTS),
+    Benchmark("proofwriter", "proofwriter.jsonl", "true_false", truth_equal, "proofwriter"),
     Benchmark("arc_challenge", "arc_challenge.jsonl", "multiple_choice", letter_equal,
-              reference=True),
-    Benchmark("mmlu_pro", "mmlu_pro.jsonl", "multiple_choice", letter_equal, reference=True),
+              "arc_challenge"),
+    Benchmark("mmlu_pro", "mmlu_pro.jsonl", "multiple_choice", letter_equal, "mmlu_pro"),
     Benchmark("strategyqa", "strategyqa.jsonl", "multiple_choice", letter_equal),
 ]}
 
@@ -186,7 +197,8 @@ def get(name: str) -> Benchmark:
 
 def load_items(bench: Benchmark, data_dir: Path | str | None = None,
                limit: int | None = None) -> list[dict]:
-    """The first `limit` items of a benchmark file (all when None)."""
+    """The first `limit` items of a benchmark file (all when None), without the items
+    the reference profile shows as shots."""
     path = Path(data_dir or default_data_dir()) / bench.file
     items: list[dict] = []
     with open(path, encoding="utf-8") as f:
@@ -194,7 +206,9 @@ def load_items(bench: Benchmark, data_dir: Path | str | None = None,
             if limit is not None and len(items) >= limit:
                 break
             if line.strip():
-                items.append(json.loads(line))
+                item = json.loads(line)
+                if str(item.get("id")) not in bench.exclude:
+                    items.append(item)
     return items
 
 

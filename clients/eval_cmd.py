@@ -33,7 +33,8 @@ DESCRIPTION = (
 
 
 # Request fields every solve of the run shares, as flags of the request model.
-REQUEST_FLAGS = ["max_steps", "num_candidates", "temperature", "max_tokens", "timeout_s"]
+REQUEST_FLAGS = ["max_steps", "num_candidates", "temperature", "max_tokens", "timeout_s",
+                 "score_decay"]
 
 
 def _csv(text: str) -> list[str]:
@@ -72,13 +73,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="benchmark JSONL folder [env RATIONALYST_DATA_DIR, "
                         "default ../shared/data/benchmarks beside the repo]")
     p.add_argument("--profile", choices=PROFILES, default="reference", help=(
-        "prompt profile sent with each item; datasets without a reference prompt "
-        "(commonsenseqa, hellaswag, strategyqa) always go as generic "
-        "[default %(default)s]"))
+        "prompt profile sent with each item (with the item's `dataset`); strategyqa, "
+        "which has no reference prompt, always goes as generic [default %(default)s]"))
     p.add_argument("--grading", choices=grading.GRADINGS, default="reference", help=(
-        "reference: re-read each answer from the steps by the reference code's rules "
-        "(GSM8K after the first '=', cut at the decimal point; MATH's last \\boxed "
-        "anywhere; strict letters); lenient: the server's own answer [default %(default)s]"))
+        "reference: re-read each answer from the steps by the reference code's parsing, "
+        "quirks included (see clients/grading.py), against its normalised gold; "
+        "lenient: the server's own answer [default %(default)s]"))
     flags.add_field_flags(p, SolveRequest, REQUEST_FLAGS)
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="item i is solved with seed N+i [default %(default)s]")
@@ -125,9 +125,17 @@ async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, i
         record.update(error=status + exc.message, time_s=time.perf_counter() - start)
         return record
     request = bench.request(item)
-    answer = grading.prediction(args.grading, bench.task, result.raw, request["choices"])
-    record.update(prediction=answer, server_answer=result.answer,
-                  correct=bench.correct(item, answer), no_answer=answer is None,
+    answer = grading.prediction(args.grading, bench.dataset or "arc_challenge", result.raw,
+                                request, seed)
+    if args.grading == "reference":
+        gold = (grading.reference_gold(bench.dataset, item) if bench.dataset
+                else bench.gold(item))
+        correct, record["gold"] = answer is not None and answer == gold, gold
+    else:
+        correct = bench.correct(item, answer)
+    record.update(prediction=answer, server_answer=result.answer, correct=correct,
+                  no_answer=answer is None or isinstance(answer, grading.Guess),
+                  guessed=isinstance(answer, grading.Guess),
                   tokens=_tokens(result.raw.get("usage", {})),
                   time_s=result.timings.total_ms / 1e3, wall_s=time.perf_counter() - start,
                   trace=result.raw)

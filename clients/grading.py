@@ -2,81 +2,236 @@
 
 - `lenient` (ours): the server's own `answer` field, matched by the rules in
   datasets.py (numbers compared as numbers, a restated option text accepted, ...).
-- `reference`: the prediction re-read from the solve's steps by the reference code's
-  parsing rules, as documented in ../shared/RATIONALYST.md, so accuracies compare with
-  the paper's:
-  - GSM8K: the text after the last answer phrase (`The answer is`, `####`); if it has
-    an `=`, only the text after the first `=`; its first number, cut at the decimal
-    point (so `18.9` reads as `18`);
-  - MATH: the last `\\boxed{}` anywhere in the trajectory, not only in the last step;
-  - multiple choice and ProofWriter: strict letters. The text after the phrase must
-    begin with the letter itself (`B`, `(B)`, `B)`, `B.`); an option's text, or a
-    letter later in the sentence, is no answer. ProofWriter's letters A/B/C read as
-    True/False/Unknown (the words themselves are accepted too, for the generic profile).
+- `reference`: the answer re-read from the steps the way the reference's
+  inference_no_length.py reads it, quirks included, and compared with the gold it
+  normalises the same way, by string equality (its extract_result.py):
+  - the text read is its trajectory `Question: ...\\nAnswer: s1 s2 ...` (`####` in a
+    step becomes `The answer is:`), checked after each step, of at most 14 steps (its
+    15-round loop never reads the 15th);
+  - answer phrases, tried in this order, case-sensitive: `the answer is`, `The correct
+    answer is`, `The answer is`, `The answer is indeed`, `the correct answer is
+    indeed`, `The correct answer is indeed`; the text read is what follows the FIRST
+    occurrence of the phrase, up to its next occurrence; a phrase whose text reads as
+    empty passes to the next phrase;
+  - GSM8K: that text; after the first `=` (up to a second one); a final `.` dropped;
+    cut at its first `.` (`18.9` -> `18`, `$1.50` -> `1`); the first run of digits,
+    `.`, `,` and `-` (commas dropped; a lone `,` reads as empty); no number at all ->
+    the text itself, which is then wrong;
+  - MATH: the phrase is `boxed`; the last `\\boxed{...}` of the whole trajectory
+    (after a `\\boxed ` with a space: up to the next `$`), through MATH's
+    `strip_string`, which is skipped when it fails;
+  - ARC, CommonsenseQA, ProofWriter (and HellaSwag, StrategyQA, ours): the first word
+    after `replace(": ", "")`, so `B` and `: B` are B but `(B)`, `B.` and `B)` are
+    not; ARC's gold is its original key, so the items keyed 1-4 are never right;
+    ProofWriter's gold is its letter;
+  - MMLU-Pro: the first `answer is (X)` anywhere in the trajectory once any phrase
+    is there; failing that the reference guesses a random letter. We guess too, seeded
+    by the item's seed (the reference's guesses depend on task order), and mark the
+    record `guessed`, so accuracy matches in expectation and guesses can be counted.
 """
 
 from __future__ import annotations
 
+import random
 import re
-
-from rationalyst.answer_text import ANSWER_PHRASE, TRUTH_VALUES, after_last, first_number, last_boxed
+from typing import Callable
 
 GRADINGS = ("reference", "lenient")
+ROUNDS_READ = 14
+END_PHRASES = ("the answer is", "The correct answer is", "The answer is",
+               "The answer is indeed", "the correct answer is indeed",
+               "The correct answer is indeed")
+_LETTERS = "ABCDEFGHIJ"
+_MMLU = re.compile(r"answer is \(?\([A-J]\)?\)")
+_MMLU_2 = re.compile(r"\.*\[aA\]nswer:\s*\([A-J]\)")  # as written: matches "[aA]nswer:"
+_RUN = re.compile(r"(-?[0-9.,]+)")
 
-_PHRASE = re.compile(ANSWER_PHRASE, re.I)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d*)?")
-_STRICT_LETTER = re.compile(r"[\s:]*\(?([A-Z])(?:\)|\.|:|\s|$)")
-_WORD = re.compile(r"[\s:]*(true|false|unknown)\b", re.I)
+
+class Guess(str):
+    """A letter the reference would have guessed (MMLU-Pro, nothing parsed)."""
 
 
-def _tail(steps: list[str]) -> str | None:
-    """The text after the last answer phrase of the last step that has one."""
-    for text in reversed(steps):
-        tail = after_last(_PHRASE, text)
-        if tail is not None:
-            return tail
+# ---- the reference's normalisers, in our words -------------------------------------
+
+def reference_number(text: str) -> str:
+    if "=" in text:
+        text = text.split("=")[1].strip()
+    if text.endswith("."):
+        text = text[:-1]
+    if "." in text:
+        text = text.split(".")[0]
+    m = _RUN.search(text)
+    return m.group().replace(",", "") if m else text
+
+
+def first_word(text: str) -> str:
+    return text.strip().replace(": ", "").split(" ")[0]
+
+
+def last_boxed(text: str) -> str | None:
+    """`\\boxed{...}` (or `\\fbox{...}`) with its braces, the last one; after a
+    `\\boxed ` with a space, the rest up to the next `$`."""
+    if "\\boxed " in text:
+        return "\\boxed " + text.split("\\boxed ")[-1].split("$")[0]
+    at = text.rfind("\\boxed")
+    if at < 0:
+        at = text.rfind("\\fbox")
+        if at < 0:
+            return None
+    depth = 0
+    for i in range(at, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[at:i + 1]
     return None
 
 
-def gsm8k_number(tail: str) -> str | None:
-    if "=" in tail:
-        tail = tail.split("=", 1)[1]
-    num = first_number(_NUMBER, tail)
-    if num is None:
-        return None
-    return num.split(".")[0] or None
+def unbox(s: str) -> str:
+    """Raises (as the reference's asserts do) when `s` is not one boxed answer."""
+    if "\\boxed " in s:
+        if not s.startswith("\\boxed "):
+            raise ValueError(s)
+        return s[len("\\boxed "):]
+    if not (s.startswith("\\boxed{") and s.endswith("}")):
+        raise ValueError(s)
+    return s[len("\\boxed{"):-1]
 
 
-def strict_letter(tail: str, n_choices: int) -> str | None:
-    m = _STRICT_LETTER.match(tail)
-    if m and ord(m.group(1)) - 65 < n_choices:
-        return m.group(1)
+def _fix_fracs(s: str) -> str:
+    parts = s.split("\\frac")
+    out = parts[0]
+    for sub in parts[1:]:
+        out += "\\frac"
+        if sub[0] == "{":  # an empty part raises IndexError, as the reference does
+            out += sub
+        elif len(sub) < 2:
+            return s
+        elif sub[1] != "{":
+            out += "{" + sub[0] + "}{" + sub[1] + "}" + sub[2:]
+        else:
+            out += "{" + sub[0] + "}" + sub[1:]
+    return out
+
+
+def _fix_sqrt(s: str) -> str:
+    if "\\sqrt" not in s:
+        return s
+    parts = s.split("\\sqrt")
+    return parts[0] + "".join(
+        "\\sqrt" + p if p[0] == "{" else "\\sqrt{" + p[0] + "}" + p[1:] for p in parts[1:])
+
+
+def _fix_a_slash_b(s: str) -> str:
+    if len(s.split("/")) != 2:
+        return s
+    a, b = s.split("/")
+    a, b = int(a), int(b)  # a ValueError escapes, as in the reference
+    return f"\\frac{{{a}}}{{{b}}}" if s == f"{a}/{b}" else s
+
+
+def strip_string(s: str) -> str:
+    """MATH's answer normalisation (Hendrycks et al.), step for step; raises where it does."""
+    for old, new in (("\n", ""), ("\\!", ""), ("\\\\", "\\"), ("tfrac", "frac"),
+                     ("dfrac", "frac"), ("\\left", ""), ("\\right", ""), ("^{\\circ}", ""),
+                     ("^\\circ", ""), ("\\$", "")):
+        s = s.replace(old, new)
+    if "\\text{ " in s:
+        parts = s.split("\\text{ ")
+        if len(parts) != 2:
+            raise ValueError(s)
+        s = parts[0]
+    s = s.replace("\\%", "").replace(" .", " 0.").replace("{.", "{0.")
+    if not s:
+        return s
+    if s[0] == ".":
+        s = "0" + s
+    if len(s.split("=")) == 2 and len(s.split("=")[0]) <= 2:
+        s = s.split("=")[1]
+    s = _fix_fracs(_fix_sqrt(s).replace(" ", ""))
+    if s == "0.5":
+        s = "\\frac{1}{2}"
+    return _fix_a_slash_b(s)
+
+
+def math_answer(text: str) -> str:
+    boxed = last_boxed(text)
+    if boxed is None:
+        raise ValueError("no box")
+    res = unbox(boxed)
+    try:
+        return strip_string(res)
+    except (ValueError, IndexError):
+        return res
+
+
+# ---- reading a trajectory ------------------------------------------------------------
+
+def _read(dataset: str, previous: str, guess: Callable[[], str]) -> str | None:
+    terms = ("boxed",) if dataset == "math" else END_PHRASES
+    for term in terms:
+        if term not in previous:
+            continue
+        text = previous if dataset in ("math", "mmlu_pro") else \
+            previous.split(term)[1].replace("\n", " ").strip()
+        try:
+            if dataset == "math":
+                norm = math_answer(text)
+            elif dataset == "gsm8k":
+                norm = reference_number(text)
+            elif dataset == "mmlu_pro":
+                m = _MMLU.search(text) or _MMLU_2.search(text)
+                norm = m.group().split("(")[1][0] if m else guess()
+            else:
+                norm = first_word(text)
+        except (ValueError, IndexError):
+            continue  # the reference prints "Error" and tries the next phrase
+        if norm:
+            return norm
     return None
 
 
-def reference_prediction(task: str, steps: list[str], choices: list[str] | None) -> str | None:
-    """The answer the reference's parsing would read from these steps (None: none)."""
-    if task == "math_boxed":
-        return last_boxed(" ".join(steps))
-    tail = _tail(steps)
-    if tail is None:
-        return None
-    if task == "math":
-        return gsm8k_number(tail)
-    if task == "multiple_choice":
-        return strict_letter(tail, len(choices) if choices else 10)
-    if task == "true_false":
-        letter = strict_letter(tail, 3)
-        if letter:
-            return TRUTH_VALUES[ord(letter) - 65]
-        m = _WORD.match(tail)
-        return m.group(1).capitalize() if m else None
-    raise ValueError(f"unknown task family {task!r}")
+def question_turn(question: str, choices: list[str] | None) -> str:
+    text = "Question: " + question
+    if choices:
+        text += "\nChoices: " + " ".join(f"{chr(65 + i)} - {c}" for i, c in enumerate(choices))
+    return text + "\nAnswer:"
 
 
-def prediction(grading: str, task: str, trace: dict, choices: list[str] | None) -> str | None:
+def reference_prediction(dataset: str, question: str, choices: list[str] | None,
+                         steps: list[str], seed: int = 0) -> str | None:
+    """What the reference would read from these steps (None: nothing; a Guess: its
+    random letter for MMLU-Pro)."""
+    previous = question_turn(question, choices)
+    rng = random.Random(seed)
+    for step in steps[:ROUNDS_READ]:
+        previous += " " + step.replace("####", "The answer is:")
+        found = _read(dataset, previous, lambda: Guess(rng.choice(_LETTERS)))
+        if found is not None:
+            return found
+    return None
+
+
+def reference_gold(dataset: str, item: dict) -> str:
+    """The gold answer as the reference normalises it."""
+    if dataset == "gsm8k":
+        return reference_number(str(item["answer"]))
+    if dataset == "math":
+        try:
+            return math_answer(item.get("solution") or "")
+        except (ValueError, IndexError):  # the reference would stop here; keep going
+            return str(item["answer"])
+    if dataset == "arc_challenge":
+        return str(item.get("answer_key_original") or item["answer"])
+    return str(item["answer"])
+
+
+def prediction(grading: str, dataset: str, trace: dict, item_request: dict,
+               seed: int = 0) -> str | None:
     """The prediction a solve's response gives under a grading mode."""
     if grading == "lenient":
         return trace.get("answer")
-    return reference_prediction(task, [s.get("text", "") for s in trace.get("steps", [])],
-                                choices)
+    return reference_prediction(dataset, item_request["question"], item_request["choices"],
+                                [s.get("text", "") for s in trace.get("steps", [])], seed)
