@@ -1,4 +1,5 @@
-"""The `rationalyst` command: serve | prepare | solve | eval | extract | filter | train | rank."""
+"""The `rationalyst` command: serve | prepare | solve | eval | prompts | extract | filter |
+train | rank."""
 
 from __future__ import annotations
 
@@ -110,6 +111,10 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
 
     eval_cmd.add_arguments(sub.add_parser("eval", help=eval_cmd.HELP,
                                           description=eval_cmd.DESCRIPTION))
+    from rationalyst.clients import prompts_cmd
+
+    prompts_cmd.add_arguments(sub.add_parser("prompts", help=prompts_cmd.HELP,
+                                             description=prompts_cmd.__doc__))
     from rationalyst.making import cli as making_cli  # argparse only; work imports lazily
 
     making_cli.add_parsers(sub)
