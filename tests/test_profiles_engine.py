@@ -1,13 +1,15 @@
 """Turn steps and the reference profile on real engines: the tiny model in-process for
-the stop mechanics, the session's real server (default model) for /solve per dataset
-family. One scripted-engine test checks the loop's budget arithmetic (max_tokens None)."""
+the stop mechanics, a real server of the default model (small turn caps) for /solve per
+dataset. One scripted-engine test checks the loop's budget arithmetic (max_tokens None)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from harness import read_items
+from harness import read_items, serve
 from rationalyst.supervisor.engine import Engines, SampleParams
 from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
@@ -58,57 +60,96 @@ async def test_turn_mode_passes_end_of_turn_ids_and_no_budget():
 
 
 # ---- /solve with the reference profile on the real default model ------------------
+# One server for the module, with small turn caps: a turn step may run to 1,000 tokens
+# (the reference's), and these tests check the protocol's semantics, not CPU speed.
+SMALL_TURN = 24
 
-def _family_requests() -> list[tuple[str, dict]]:
+
+@pytest.fixture(scope="module")
+def small_server(default_model, tmp_path_factory):
+    with serve(tmp_path_factory.mktemp("ref") / "server.log",
+               "--turn-max-tokens", str(SMALL_TURN)) as url:
+        yield SimpleNamespace(url=url)
+
+
+def _dataset_requests() -> list[tuple[str, dict]]:
     gsm = read_items("gsm8k", 1)[0]
     arc = read_items("arc_challenge", 1)[0]
     mmlu = read_items("mmlu_pro", 1)[0]
     pw = read_items("proofwriter", 1)[0]
+    csqa = read_items("commonsenseqa", 1)[0]
+    hs = read_items("hellaswag", 1)[0]
     return [
         ("gsm8k", {"question": gsm["question"]}),
-        ("math", {"question": "What is $1 + 2$?", "task": "math_boxed"}),
-        ("arc", {"question": arc["question"], "choices": arc["choices"]}),
+        ("math", {"question": "What is $1 + 2$?"}),
+        ("commonsenseqa", {"question": csqa["question"], "choices": csqa["choices"]}),
+        ("hellaswag", {"question": hs["question"], "choices": hs["choices"]}),
+        ("arc_challenge", {"question": arc["question"], "choices": arc["choices"]}),
         ("mmlu_pro", {"question": mmlu["question"], "choices": mmlu["choices"],
                       "category": mmlu["category"]}),
-        ("proofwriter", {"question": pw["question"], "task": "true_false"}),
+        ("proofwriter", {"question": pw["question"]}),
     ]
 
 
-@pytest.mark.parametrize("family,fields", _family_requests(), ids=lambda v: v
+@pytest.mark.vllm
+@pytest.mark.timeout(120, func_only=True)  # the module's server start is not the test's
+@pytest.mark.parametrize("dataset,fields", _dataset_requests(), ids=lambda v: v
                          if isinstance(v, str) else "")
-def test_solve_reference_profile_per_family(server, family, fields):
-    body = {**fields, "profile": "reference", "max_tokens": None, "num_candidates": 2,
-            "max_steps": 2, "seed": 14, "timeout_s": 600}
-    r = httpx.post(server.url + "/solve", json=body, timeout=900)
+def test_solve_reference_profile_per_dataset(small_server, dataset, fields):
+    """A seeded solve per dataset under its own reference prompt: a whole-turn step
+    (cut here at the small cap), its rationale and scored candidates. One step: the
+    prompts are long (up to nine shots), and prefill is what a CPU pays for."""
+    body = {**fields, "dataset": dataset, "profile": "reference", "max_tokens": None,
+            "num_candidates": 2, "max_steps": 1, "seed": 14, "timeout_s": 110}
+    r = httpx.post(small_server.url + "/solve", json=body, timeout=115)
     assert r.status_code == 200, r.text
     res = r.json()
     assert res["finish_reason"] in ("answer", "max_steps"), res["finish_reason"]
-    assert 1 <= len(res["steps"]) <= 2
-    for step in res["steps"]:
-        assert step["rationale"] is not None and len(step["candidates"]) == 2
-    # Turn steps of up to 1,000 tokens: no step was cut at 64 tokens for lack of room.
-    assert res["usage"]["agent_completion_tokens"] > 0
+    assert len(res["steps"]) == 1
+    step = res["steps"][0]
+    assert step["rationale"] is not None and len(step["candidates"]) == 2
+    assert all(c["score"] is not None for c in step["candidates"])
+    # Turn steps: each candidate ran to the end of its turn or to the turn cap.
+    assert 0 < res["usage"]["agent_completion_tokens"] <= 2 * SMALL_TURN
 
 
-def test_reference_profile_bad_category_is_a_clear_422(server):
-    r = httpx.post(server.url + "/solve", json={
+@pytest.mark.vllm
+def test_unknown_dataset_is_a_4xx_listing_the_valid_ones(small_server):
+    r = httpx.post(small_server.url + "/solve", json={
+        "question": "q", "profile": "reference", "dataset": "ecqa"}, timeout=60)
+    assert r.status_code == 422 and "choose from gsm8k, math, commonsenseqa" in r.text
+
+
+@pytest.mark.vllm
+def test_reference_profile_bad_category_is_a_clear_422(small_server):
+    r = httpx.post(small_server.url + "/solve", json={
         "question": "q", "choices": ["a", "b"], "profile": "reference",
         "category": "cooking"}, timeout=60)
     assert r.status_code == 422 and "unknown category" in r.text
 
 
-def test_v1_takes_profile_and_category_in_extra_body(server):
+@pytest.mark.vllm
+def test_v1_takes_profile_category_and_dataset_in_extra_body(small_server):
     """The official openai client: a reference-profile solve through /v1, and a
     category without the reference profile is a 400 naming the fix."""
     import openai
 
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
+    with openai.OpenAI(base_url=small_server.url + "/v1", api_key="unused", max_retries=0,
                        timeout=900) as client:
         done = client.chat.completions.create(
             model="greedy", messages=[{"role": "user", "content": "What is 2 + 3?"}],
-            extra_body={"profile": "reference", "max_steps": 2, "seed": 14})
+            extra_body={"profile": "reference", "max_steps": 1, "seed": 14})
         assert done.choices[0].message.content
         assert done.model_extra["rationalyst"]["steps"]
+        boxed = client.chat.completions.create(  # dataset 'math' implies math_boxed
+            model="greedy", messages=[{"role": "user", "content": "What is $1 + 2$?"}],
+            extra_body={"profile": "reference", "dataset": "math", "max_steps": 1,
+                        "seed": 14})
+        assert boxed.model_extra["rationalyst"]["steps"]
+        with pytest.raises(openai.BadRequestError, match="unknown dataset"):
+            client.chat.completions.create(
+                model="rationalyst", messages=[{"role": "user", "content": "Q?"}],
+                extra_body={"dataset": "ecqa"})
         with pytest.raises(openai.BadRequestError, match="profile"):
             client.chat.completions.create(
                 model="rationalyst", messages=[{"role": "user", "content": "Q?"}],
