@@ -61,8 +61,9 @@ async def test_turn_mode_passes_end_of_turn_ids_and_no_budget():
 
 # ---- /solve with the reference profile on the real default model ------------------
 # One server for the module, with small turn caps: a turn step may run to 1,000 tokens
-# (the reference's), and these tests check the protocol's semantics, not CPU speed.
-SMALL_TURN = 24
+# (the reference's), and these tests check the protocol's semantics, not CPU speed (on
+# a loaded 2-core machine each decoded token of a step costs about a second).
+SMALL_TURN = 8
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,8 @@ def test_solve_reference_profile_per_dataset(small_server, dataset, fields):
     r = httpx.post(small_server.url + "/solve", json=body, timeout=115)
     assert r.status_code == 200, r.text
     res = r.json()
-    assert res["finish_reason"] in ("answer", "max_steps"), res["finish_reason"]
+    assert res["finish_reason"] in ("answer", "max_steps"), (res["finish_reason"],
+                                                              res["timings"])
     assert len(res["steps"]) == 1
     step = res["steps"][0]
     assert step["rationale"] is not None and len(step["candidates"]) == 2
