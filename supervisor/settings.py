@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         "1,000)"))
     fewshot_dir: Path = Field(_SHARED_DATA / "fewshot", description=(
         "the few-shot splits of the reference profile (gsm8k_train.jsonl, "
-        "mmlu_pro_validation.jsonl)"))
+        "arc_challenge_train.jsonl, mmlu_pro_validation.jsonl)"))
     benchmark_dir: Path = Field(_SHARED_DATA / "benchmarks", description=(
-        "the benchmark files; the reference profile draws MATH shots from math.jsonl "
-        "items not in math500.jsonl"))
+        "the benchmark files; the reference profile reads its HellaSwag and ProofWriter "
+        "shot items from hellaswag.jsonl and proofwriter_dev.jsonl"))
