@@ -149,3 +149,19 @@ def test_shot_files_ship_as_package_data():
     text = (REPO / "pyproject.toml").read_text()
     assert '"rationalyst.supervisor" = ["shots/*.jsonl", "shots/*.md"]' in text
     assert (profiles.SHOTS_DIR / "SOURCES.md").exists()
+
+
+def test_eval_sends_the_dataset_and_takes_score_decay():
+    import argparse
+
+    from rationalyst.clients import eval_cmd, flags
+
+    p = argparse.ArgumentParser()
+    eval_cmd.add_arguments(p)
+    args = p.parse_args(["--dataset", "gsm8k", "--score-decay", "0.9"])
+    assert flags.set_fields(args, eval_cmd.REQUEST_FLAGS) == {"score_decay": 0.9}
+    item = {"id": "x", "question": "q", "choices": ["a", "b"], "category": "law"}
+    assert datasets.get("mmlu_pro").request(item, "reference")["dataset"] == "mmlu_pro"
+    assert datasets.get("commonsenseqa").request(item, "reference")["profile"] == "reference"
+    assert "dataset" not in datasets.get("strategyqa").request(
+        {"question": "q", "answer": "yes"}, "reference")
