@@ -65,7 +65,9 @@ def markdown(table: list[Row]) -> str:
                      f"{r.tokens:.0f} | {r.time_s:.2f} | {r.profile} |")
     lines += ["", "n: items graded. A missing answer counts as wrong (\"no answer\"). Items "
               "the server failed on are listed under errors, left out of n and accuracy, "
-              "and retried when the run is resumed. Tokens: agent prompt + completion + "
+              "and retried when the run is resumed. Under reference grading an MMLU-Pro item "
+              "with nothing parsed gets the reference's random letter (seeded; `guessed` in "
+              "items.jsonl): it counts under no answer and may still be right. Tokens: agent prompt + completion + "
               "rationale + scored (+ judge/PRM verifier) tokens. Time: the server's total time per solve.", ""]
     return "\n".join(lines)
 
