@@ -126,8 +126,10 @@ def question_text(question: str, choices) -> str:
     return text + "\nAnswer:"
 
 
-def proofwriter_text(question: str) -> str:
-    """'Question: <ask> <statement>\\nContext: ...\\nChoices: A) True B) False C) Unknown'."""
+def proofwriter_text(question: str, shot: bool = False) -> str:
+    """'Question: <ask> <statement>\\nContext: ...\\nChoices: A) True B) False C) Unknown
+    \\nAnswer: ' (the trailing space is the reference's); its shots list the choices as
+    'A - True B - False C - Unknown'."""
     m = _PW_SPLIT.match(question.strip())
     if m:
         head = (f"Question: Based on the context information, is the following statement "
@@ -135,7 +137,8 @@ def proofwriter_text(question: str) -> str:
                 f"Context: {m['context'].strip()}")
     else:  # a user's own question: keep it whole
         head = "Question: " + question.strip()
-    return head + "\nChoices: A) True B) False C) Unknown\nAnswer:"
+    choices = "A - True B - False C - Unknown" if shot else "A) True B) False C) Unknown"
+    return f"{head}\nChoices: {choices}\nAnswer: "
 
 
 def hellaswag_text(context: str, endings) -> str:
@@ -220,7 +223,8 @@ HELLASWAG_SHOT_IDS = frozenset(i for i, _ in handwritten_shots.HELLASWAG)
 @lru_cache(maxsize=4)
 def _arc(fewshot: Path) -> Prompt:
     items = _by_id(fewshot / "arc_challenge_train.jsonl")
-    shots = tuple((question_text(items[i]["question"], items[i]["choices"]), tuple(steps))
+    # The reference's ARC shots end their user turn with "Answer: " (its items do not).
+    shots = tuple((question_text(items[i]["question"], items[i]["choices"]) + " ", tuple(steps))
                   for i, steps in handwritten_shots.ARC)
     return Prompt(ARC_SYSTEM, shots, "")
 
@@ -240,7 +244,7 @@ def _mmlu(fewshot: Path, category: str) -> Prompt:
 @lru_cache(maxsize=4)
 def _proofwriter(benchmark: Path) -> Prompt:
     items = _by_id(benchmark / "proofwriter_dev.jsonl")
-    shots = tuple((proofwriter_text(items[i]["question"]), tuple(steps))
+    shots = tuple((proofwriter_text(items[i]["question"], shot=True), tuple(steps))
                   for i, steps in handwritten_shots.PROOFWRITER)
     return Prompt(PROOFWRITER_SYSTEM, shots, "")
 

@@ -81,7 +81,7 @@ def test_arc_seven_handwritten_shots_one_turn_per_choice_golds_agree():
     train = {it["id"]: it for it in _jsonl(FEWSHOT / "arc_challenge_train.jsonl")}
     for (user, turns), (item_id, _) in zip(shots, profiles.handwritten_shots.ARC):
         item = train[item_id]
-        assert user.startswith("Question: " + item["question"])
+        assert user.startswith("Question: " + item["question"]) and user.endswith("Answer: ")
         assert len(turns) == len(item["choices"]) + 1  # one per choice, then the answer
         assert extract("multiple_choice", turns[-1], item["choices"]) == item["answer"]
 
@@ -114,10 +114,11 @@ def test_proofwriter_layout_letters_and_golds_agree():
     assert shots[-1][0] == (
         "Question: Based on the context information, is the following statement true, "
         f"false, or unknown? {statement}\nContext: {item['context']}\n"
-        "Choices: A) True B) False C) Unknown\nAnswer:")
+        "Choices: A) True B) False C) Unknown\nAnswer: ")  # the reference's trailing space
     for (user, turns), (item_id, _) in zip(shots, profiles.handwritten_shots.PROOFWRITER):
         gold = dev[item_id]
         assert f"Context: {gold['context']}" in user
+        assert user.endswith("Choices: A - True B - False C - Unknown\nAnswer: ")
         assert turns[-1] == f"The answer is: {gold['answer']}"
         assert extract("true_false", turns[-1]) == gold["choices"][ord(gold["answer"]) - 65]
     # The trajectory RATIONALYST reads uses the same layout.
