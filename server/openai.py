@@ -20,6 +20,7 @@ from rationalyst.supervisor.engine import SampleParams
 from rationalyst.supervisor.loop import STEP_JOIN, check_fits, cut_at_stop
 from rationalyst.supervisor.types import Problem, Result, Usage
 
+from . import chat_fields
 from .errors import APIError, engine_error_body, error_body
 from .openai_protocol import (AssistantMessage, ChatCompletion, ChatCompletionChunk,
                               ChatCompletionRequest, ChunkChoice, CompletionChoice,
@@ -114,11 +115,12 @@ class _Chunks:
 
 
 def _completion(model: str, content: str, finish: str, usage: CompletionUsage,
-                **extra) -> Response:
+                reasoning: str | None = None, **extra) -> Response:
+    message = AssistantMessage(role="assistant", content=content, reasoning=reasoning,
+                               reasoning_content=reasoning)
     body = ChatCompletion(
         id="chatcmpl-" + uuid.uuid4().hex, model=model, usage=usage, **extra,
-        choices=[CompletionChoice(index=0, finish_reason=finish,
-                                  message=AssistantMessage(role="assistant", content=content))])
+        choices=[CompletionChoice(index=0, finish_reason=finish, message=message)])
     return Response(body.sparse_json(), media_type="application/json")
 
 
@@ -171,6 +173,14 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
                        param="messages")
     stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or ())
     temperature = DEFAULT_TEMPERATURE if req.temperature is None else req.temperature
+    settings = request.app.state.settings
+    fmt = chat_fields.reasoning_format(extra, settings.reasoning_format)
+    seed = req.seed
+    sampling = chat_fields.zero_temperature(
+        SUPERVISED_MODELS[req.model], temperature, req.num_candidates, req.seed,
+        req.model_dump(mode="json", exclude_unset=True), settings)
+    if sampling:  # temperature 0 (lm-evaluation-harness's default): run it seeded
+        temperature, seed = sampling["temperature"], sampling["seed"]
     try:
         check_sampling(SUPERVISED_MODELS[req.model], temperature, req.num_candidates)
     except ValueError as exc:
@@ -182,7 +192,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     params = solve_params(
         request, req.token_budget, req.timeout_s, req.profile,
         **{**request_params(req), "strategy": SUPERVISED_MODELS[req.model],
-           "temperature": temperature, "stop": tuple(stops),
+           "temperature": temperature, "seed": seed, "stop": tuple(stops),
            "top_p": req.top_p or DEFAULT_TOP_P})
     await fits(check_fits, problem, params, engines)
     solve_id = "solve-" + uuid.uuid4().hex
@@ -191,32 +201,54 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
         return "stop" if result.finish_reason in ("answer", "stop") else "length"
 
     events = run_solve(request, problem, params, solve_id)
+    reasoning_mode = fmt == "reasoning"
+
+    def usage(u: Usage, content: str) -> CompletionUsage:
+        return CompletionUsage(**chat_fields.openai_usage(
+            u, engines.agent.count_tokens(content) if content else 0))
+
     if not req.stream:
         result = await unless_disconnected(request, json_solve(request, events))
         if isinstance(result, Response):
             return result  # the client went away
         # The loop cut the step; a stop that spans two steps is cut here.
         content, stopped = cut_at_stop(STEP_JOIN.join(s.text for s in result.steps), stops)
+        reasoning = None
+        if reasoning_mode and stopped:  # cut by a stop string: no answer step is whole
+            reasoning, content = content, ""
+        elif reasoning_mode:
+            reasoning, content = chat_fields.split_steps(
+                problem, [s.text for s in result.steps], STEP_JOIN)
         return _completion(req.model, content, "stop" if stopped else finish(result),
-                           solve_usage(result.usage), rationalyst=result)
+                           usage(result.usage, content), reasoning=reasoning,
+                           rationalyst=result, rationalyst_sampling=sampling)
 
     chunk = _Chunks(req.model)
 
     async def chunks():
-        sent, stopped = "", False
+        sent, stopped, answer = "", False, ""
         async for ev in events:
             if isinstance(ev, Result):
                 yield chunk({}, "stop" if stopped else finish(ev))
                 if req.include_usage:
-                    yield chunk(None, usage=solve_usage(ev.usage))
+                    yield chunk(None, usage=usage(ev.usage, answer if reasoning_mode
+                                                  else sent))
             elif not stopped:
                 text = ev.text if ev.index == 0 else STEP_JOIN + ev.text
                 cut, stopped = cut_at_stop(sent + text, stops)
-                delta = {"content": cut[len(sent):]}
+                piece = cut[len(sent):]
                 sent = cut
+                if not reasoning_mode:
+                    delta = {"content": piece}
+                elif not stopped and chat_fields.is_answer_step(problem, ev.text):
+                    answer = piece.removeprefix(STEP_JOIN)
+                    delta = {"content": answer}
+                else:
+                    delta = chat_fields.reasoning_delta(piece)
+                first = {"rationalyst_sampling": sampling} if ev.index == 0 else {}
                 if ev.index == 0:
                     delta = {"role": "assistant", **delta}
-                yield chunk(delta, rationalyst=ev)
+                yield chunk(delta, rationalyst=ev, **first)
     return await unless_disconnected(request, _stream(chunks(), request))
 
 

@@ -86,6 +86,9 @@ class ModelList(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"]
     content: str
+    # reasoning_format "reasoning": the steps before the answer, under both names.
+    reasoning: str | None = None
+    reasoning_content: str | None = None
 
 
 class CompletionChoice(BaseModel):
@@ -99,6 +102,11 @@ class CompletionUsage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # A supervised model's (server/chat_fields.openai_usage): reasoning_tokens, and the
+    # counts by model in `rationalyst`.
+    completion_tokens_details: dict[str, int] | None = None
+    prompt_tokens_details: dict[str, int] | None = None
+    rationalyst: dict[str, int] | None = None
 
 
 class _Sparse(BaseModel):
@@ -106,7 +114,8 @@ class _Sparse(BaseModel):
     as OpenAI's are, rather than sent as null."""
 
     def sparse_json(self) -> str:
-        return self.model_dump_json(exclude={k for k in ("usage", "rationalyst")
+        return self.model_dump_json(exclude={k for k in ("usage", "rationalyst",
+                                                         "rationalyst_sampling")
                                              if getattr(self, k, 0) is None})
 
 
@@ -120,6 +129,8 @@ class ChatCompletion(_Sparse):
     usage: CompletionUsage
     rationalyst: SolveResult | None = Field(None, description=(
         "the whole solve (steps, candidates, scores) of a supervised model"))
+    rationalyst_sampling: dict | None = Field(None, description=(
+        "temperature 0 on a supervised model: the temperature and seed it ran with"))
 
 
 class ChunkChoice(BaseModel):
@@ -139,6 +150,7 @@ class ChatCompletionChunk(_Sparse):
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
     rationalyst: Step | None = None
+    rationalyst_sampling: dict | None = None
 
 
 def now() -> int:

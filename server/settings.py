@@ -3,7 +3,7 @@ settings (rationalyst.supervisor.settings), read once at the edge."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
@@ -29,6 +29,16 @@ class ServerSettings(Settings):
         "empty: no CORS headers (the default)"))
     shutdown_grace_s: float = Field(30.0, ge=0, description=(
         "on SIGTERM, how long in-flight solves may run before they are cancelled"))
+    reasoning_format: Literal["content", "reasoning"] = Field("content", description=(
+        "/v1 supervised models, unless the request's reasoning_format says otherwise: "
+        "'content' (the steps in the message content) or 'reasoning' (the steps in "
+        "reasoning and reasoning_content, the answer step alone in content)"))
+    zero_temperature: Literal["sample", "refuse"] = Field("sample", description=(
+        "/v1 supervised model asked for temperature 0: 'sample' (supervise at "
+        "zero_temperature_sampling with a seed derived from the request) or 'refuse' "
+        "(a 400, as before)"))
+    zero_temperature_sampling: float = Field(0.7, gt=0, le=2, description=(
+        "the sampling temperature a temperature-0 /v1 request is supervised at"))
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
