@@ -243,6 +243,15 @@ class RationalystClient(_Base):
         body = solve_body(question, fields, stream=False)
         return self._solve_result(self._send("POST", "/solve", body))
 
+    def score(self, question: str, steps: list[str] | None = None,
+              candidates: list[str] | None = None, **fields) -> dict:
+        """POST /score: each candidate's score after `steps` (with the rationale), or
+        with no candidates, each step of `steps` scored after its own prefix."""
+        body = {"question": question, "steps": list(steps or []), **fields}
+        if candidates is not None:
+            body["candidates"] = list(candidates)
+        return _json(self._send("POST", "/score", body))
+
     def stream_solve(self, question: str | SolveRequest, **fields) -> Iterator[Step | SolveResult]:
         """Yield each `Step` as it is chosen, then one `SolveResult` as the last item."""
         r = self._send("POST", "/solve", solve_body(question, fields, stream=True), stream=True)

@@ -22,6 +22,7 @@ from .admission import Admission
 from .metrics import Metrics
 from .middleware import RequestContext
 from .openai import router as openai_router
+from .score import router as score_router
 from .settings import ServerSettings
 from .solve import router as solve_router
 from .ui import router as ui_router
@@ -98,5 +99,6 @@ def create_app(settings: ServerSettings | None = None, engines: Engines | None =
 
     app.include_router(solve_router)
     app.include_router(openai_router)
+    app.include_router(score_router)
     app.include_router(ui_router)
     return app
