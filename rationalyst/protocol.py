@@ -169,6 +169,11 @@ class SolveOptions(StrictJSON):
     score_decay: float = Field(DEFAULT_SCORE_DECAY, gt=0.0, le=1.0, description=(
         "candidate score = mean of decay**i * logp(token i) (rationalyst, explicit): "
         "1.0 the plain mean, 0.9 the reference's inference.py"))
+    judge_reply: Literal["structured", "free_text"] = Field("structured", description=(
+        "judge: 'structured' (the verifier's reply forced to a reward 0-3: vLLM "
+        "structured outputs in-process, response_format json_schema on an OpenAI-"
+        "compatible verifier, with a fallback) or 'free_text' (the reference's reply, "
+        "up to 1,000 tokens, parsed for its 'Reward:')"))
     prm_aggregation: PRMAggregation = Field("last", description=(
         "prm: a candidate's score from the PRM's per-step probabilities of its "
         "trajectory: 'last' (its own step), 'min' or 'prod' over all steps"))

@@ -54,7 +54,9 @@ class Metrics:
         u = result.usage
         for kind, n in (("agent_prompt", u.agent_prompt_tokens),
                         ("agent_completion", u.agent_completion_tokens),
-                        ("rationale", u.rationale_tokens), ("scored", u.scored_tokens)):
+                        ("rationale", u.rationale_tokens), ("scored", u.scored_tokens),
+                        ("verifier_prompt", u.verifier_prompt_tokens),
+                        ("verifier_completion", u.verifier_completion_tokens)):
             self.tokens.labels(kind).inc(n)
 
     async def track(self, events: AsyncIterator[Step | Result],

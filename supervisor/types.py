@@ -54,6 +54,8 @@ class SolveParams:
     score_decay: float = DEFAULT_SCORE_DECAY
     # prm: how a trajectory's step probabilities make the candidate's score.
     prm_aggregation: str = "last"
+    # judge: "structured" (the reply's shape forced) or "free_text" (the reference's)
+    judge_reply: str = "structured"
     # Stop strings (/v1's `stop`): the solve ends at the first step whose text (joined
     # to the steps before it as /v1's content is) holds one, the step cut before it.
     stop: tuple[str, ...] = ()

@@ -111,11 +111,16 @@ async def judge(state: StepState, engines) -> StepChoice:
     cands = _candidates(gen)
     for c, comp in zip(cands, gen.completions):
         c.logprob = comp.mean_logprob
-    verifier = engines.judge or AgentJudge(engines.agent)
+    from .structured_judge import StructuredAgentJudge  # (it imports this module)
+    verifier = engines.judge or StructuredAgentJudge(engines.agent)
+    # judge_reply "free_text": the reference's reply, with room to reason first.
+    extra = ({"free_text": True} if getattr(state.params, "judge_reply", "") == "free_text"
+             and getattr(verifier, "free_text", None) is not None else {})
     unique = list(dict.fromkeys(c.text for c in cands if c.text))
     q = state.problem.question
     ratings = await _timed(gather_or_cancel(*(
-        verifier.rate(judge_messages(q, [*state.steps, t]), f"{state.request_id}-judge{i}")
+        verifier.rate(judge_messages(q, [*state.steps, t]), f"{state.request_id}-judge{i}",
+                      **extra)
         for i, t in enumerate(unique))), state.timings, "score_ms")
     by_text = dict(zip(unique, ratings))
     u = state.usage
