@@ -1,0 +1,57 @@
+"""StructuredHTTPJudge: json_schema first, free text where refused, and it remembers;
+free_text mode asks for the reference's room (no engine, no network)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rationalyst.supervisor.structured_judge import (FREE_TEXT_MAX_TOKENS,
+                                                     StructuredHTTPJudge)
+
+MSGS = [{"role": "user", "content": "Question: 1+1\n\nTrajectory:\nStep 1: 2"}]
+
+
+def completion(text: str) -> dict:
+    return {"choices": [{"message": {"content": text}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3}}
+
+
+def judge_with(reply_for):
+    j = StructuredHTTPJudge("http://127.0.0.1:9/v1", "gpt-4-turbo")
+    bodies = []
+
+    async def post_json(path, body, parse, what):
+        bodies.append(body)
+        return parse(reply_for(body))
+    j.api.post_json = post_json
+    return j, bodies
+
+
+async def test_json_schema_reply_is_used_and_remembered():
+    j, bodies = judge_with(lambda b: completion(json.dumps({"reward": 2}))
+                           if "response_format" in b else completion("no"))
+    assert (await j.rate(MSGS, "r1")).reward == 2
+    assert (await j.rate(MSGS, "r2")).reward == 2
+    assert j.mode == "json_schema" and all("response_format" in b for b in bodies)
+
+
+async def test_refused_schema_falls_back_to_text_and_remembers():
+    def reply(b):
+        if "response_format" in b:
+            raise RuntimeError("400 response_format not supported")
+        return completion("Reward: 3")
+    j, bodies = judge_with(reply)
+    assert (await j.rate(MSGS, "r1")).reward == 3
+    assert j.mode == "text"
+    n = len(bodies)
+    assert (await j.rate(MSGS, "r2")).reward == 3
+    assert len(bodies) == n + 1 and "response_format" not in bodies[-1]
+
+
+async def test_free_text_mode_has_the_reference_room():
+    j, bodies = judge_with(lambda b: completion("Let me think... Reward: 1"))
+    assert (await j.rate(MSGS, "r1", free_text=True)).reward == 1
+    assert bodies[-1]["max_tokens"] == FREE_TEXT_MAX_TOKENS
+    assert "response_format" not in bodies[-1]
