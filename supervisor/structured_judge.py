@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from .engine import Engine, SampleParams
+from . import strategies  # noqa: F401  (verifiers is imported through it)
 from .verifiers import JUDGE_MAX_TOKENS, AgentJudge, HTTPJudge, Rating, _rating, parse_reward
 
 REWARDS = [f"Reward: {n}" for n in range(4)]

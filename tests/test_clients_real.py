@@ -15,7 +15,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from harness import read_items
+from types import SimpleNamespace
+
+from harness import read_items, serve
 
 pytestmark = pytest.mark.vllm
 
@@ -95,7 +97,19 @@ def test_temperature_zero_repeats_itself(oai):
     assert a.model_extra["rationalyst"]["seed"] == b.model_extra["rationalyst"]["seed"]
 
 
-def test_lm_eval_harness_with_its_defaults(server, tmp_path):
+@pytest.fixture(scope="module")
+def short_steps_server(default_model, tmp_path_factory):
+    """A server whose steps and rationales are capped at 16 tokens: lm-eval's default
+    max_gen_toks (256) then buys a few short steps, and one solve stays well inside the
+    test's two minutes on a loaded 2-core machine (64-token steps took 72 s there)."""
+    env = {**os.environ, "RATIONALYST_STEP_MAX_TOKENS": "16",
+           "RATIONALYST_RATIONALE_MAX_TOKENS": "16"}
+    with serve(tmp_path_factory.mktemp("short") / "server.log", env=env) as url:
+        yield SimpleNamespace(url=url)
+
+
+def test_lm_eval_harness_with_its_defaults(short_steps_server, tmp_path):
+    server = short_steps_server
     pytest.importorskip("lm_eval")
     data = tmp_path / "items.jsonl"
     data.write_text("".join(json.dumps({"question": it["question"], "answer": it["answer"]})
@@ -120,3 +134,15 @@ def test_lm_eval_harness_with_its_defaults(server, tmp_path):
     assert len(samples) == 1
     # Every request got a supervised answer (an error would be an empty response).
     assert all(s["resps"][0][0] for s in samples), samples
+
+
+def test_every_candidate_of_a_default_model_judge_solve_has_a_reward(server):
+    import httpx
+    r = httpx.post(server.url + "/solve", json={
+        "question": ITEMS[0]["question"], "strategy": "judge", "seed": 7,
+        "num_candidates": 3, "max_steps": 2}, timeout=110)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    cands = [c for s in body["steps"] for c in s["candidates"] if c["text"]]
+    assert cands and all(c["score"] in (0, 1, 2, 3) for c in cands), cands
+    assert body["usage"]["verifier_unparsed"] == 0
