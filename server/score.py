@@ -61,6 +61,7 @@ class ScoreResponse(BaseModel):
 
 
 @router.post("/score", response_model=ScoreResponse, responses={
+    400: {"model": ErrorResponse, "description": "the body is not valid JSON"},
     401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
     422: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
     503: {"model": ErrorResponse}})
@@ -69,7 +70,12 @@ async def score(req: ScoreRequest, request: Request) -> ScoreResponse:
         raise APIError(422, "question must contain some text", param="question")
     if req.candidates is None and not req.steps:
         raise APIError(422, "send candidates, or steps to score", param="steps")
-    task = pick_task(req.task, req.choices)
+    try:
+        task = pick_task(req.task, req.choices)
+    except ValueError as exc:
+        raise APIError(422, str(exc), param="task") from exc
+    if req.choices and any(not c.strip() for c in req.choices):
+        raise APIError(422, "every choice must contain some text", param="choices")
     problem = Problem(question=req.question.strip(), task=task,
                       choices=tuple(req.choices) if req.choices else None)
     engines, s = request.app.state.engines, request.app.state.settings

@@ -36,6 +36,7 @@ CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
     ("POST", "/solve", "positive"), ("POST", "/solve", "negative"),
     ("POST", "/v1/chat/completions", "positive"), ("POST", "/v1/chat/completions", "negative"),
     ("GET", "/v1/models", "positive"), ("GET", "/health", "positive"),
+    ("POST", "/score", "positive"), ("POST", "/score", "negative"),
 ])
 def test_schemathesis_no_5xx_and_responses_match_the_schema(api, method, path, mode):
     """Generated requests (valid and invalid) over real HTTP. Streams (`stream: true`)
