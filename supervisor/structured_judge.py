@@ -14,8 +14,13 @@ from __future__ import annotations
 import json
 
 from .engine import Engine, SampleParams
-from . import strategies  # noqa: F401  (verifiers is imported through it)
-from .verifiers import JUDGE_MAX_TOKENS, AgentJudge, HTTPJudge, Rating, _rating, parse_reward
+try:  # issue 26's layout: the judge lives in the strategies package
+    from .strategies.judge import (JUDGE_MAX_TOKENS, AgentJudge, HTTPJudge, Rating,
+                                   _rating, parse_reward)
+except ImportError:  # before it: verifiers.py, imported through strategies (a cycle)
+    from . import strategies  # noqa: F401
+    from .verifiers import (JUDGE_MAX_TOKENS, AgentJudge, HTTPJudge, Rating, _rating,
+                            parse_reward)
 
 REWARDS = [f"Reward: {n}" for n in range(4)]
 FREE_TEXT_MAX_TOKENS = 1000
@@ -36,11 +41,12 @@ class StructuredAgentJudge(AgentJudge):
             self.engine, "_run")
 
     async def rate(self, messages: list[dict], request_id: str,
-                   free_text: bool = False) -> Rating:
+                   free_text: bool = False, **kw) -> Rating:
+        # **kw: what the judge passes through (issue 26's `session`).
         eng = self.engine
         prompt = eng.render(messages)
         if self.free_text or free_text:
-            gen = await eng.generate(prompt, FREE_TEXT_MAX_TOKENS, (), request_id)
+            gen = await eng.generate(prompt, FREE_TEXT_MAX_TOKENS, (), request_id, **kw)
         elif self.structured():  # the in-process vLLM engine
             from vllm.sampling_params import StructuredOutputsParams
             ids, sp = eng._prepare(prompt, SampleParams(n=1, temperature=0.0,
@@ -48,7 +54,7 @@ class StructuredAgentJudge(AgentJudge):
                                    structured_outputs=StructuredOutputsParams(choice=REWARDS))
             gen = eng._generation(len(ids), await eng._run(ids, sp, request_id))
         else:
-            return await super().rate(messages, request_id)
+            return await super().rate(messages, request_id, **kw)
         reply = gen.completions[0].text
         return Rating(parse_reward(reply), reply, gen.prompt_tokens, gen.completion_tokens)
 
@@ -73,7 +79,7 @@ class StructuredHTTPJudge(HTTPJudge):
         self.mode: str | None = None  # "json_schema" or "text", once known
 
     async def rate(self, messages: list[dict], request_id: str,
-                   free_text: bool = False) -> Rating:
+                   free_text: bool = False, **kw) -> Rating:
         if self.free_text or free_text:
             body = {"model": self.model, "messages": messages, "temperature": 0.0,
                     "max_tokens": FREE_TEXT_MAX_TOKENS}
@@ -97,4 +103,4 @@ class StructuredHTTPJudge(HTTPJudge):
                 return rating
             if self.mode is None:
                 self.mode = "text"
-        return await super().rate(messages, request_id)
+        return await super().rate(messages, request_id, **kw)
