@@ -8,8 +8,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-COMMANDS = ("extract", "filter", "train")
-
 
 def _engine_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--model", default="default", help=(

@@ -232,7 +232,8 @@ async def _scored(engine: Engine, state, cands: list[str], rationale: str):
     got = [c.score for c in choice.candidates]
     lps = rec.last.token_logprobs
     # The strategy's own scores are the plain means of the recorded log-probs.
-    assert got == [decayed_mean(x, 1.0) for x in lps], "replay lost the candidate order"
+    if got != [decayed_mean(x, 1.0) for x in lps]:
+        raise RuntimeError("rank: the replay lost the candidate order")
     return ({str(d): [decayed_mean(x, d) for x in lps] for d in DECAYS},
             state.usage.scored_tokens, [len(x) for x in lps])
 

@@ -121,7 +121,8 @@ async def solve_all(problem: Problem, params: SolveParams, engines: Engines,
     result = None
     async for event in solve(problem, params, engines, request_id):
         result = event
-    assert isinstance(result, Result)
+    if not isinstance(result, Result):  # solve() always ends with one
+        raise RuntimeError(f"the solve ended without a result (last event: {result!r})")
     return result
 
 
