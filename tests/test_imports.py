@@ -1,8 +1,8 @@
 """The project's import graph, read from the source (ast; nothing is imported):
 no import cycle among its modules, and no module imports another module's private
-(`_name`) names. Imports inside functions and under `if TYPE_CHECKING:` are not
-executed at import time and are left out of the cycle check, but not of the
-private-name check."""
+(`_name`) names. Two graphs: the imports run at import time (none may cycle), and
+all imports, those inside functions and under `if TYPE_CHECKING:` too (only the
+cycles listed in KNOWN_DEFERRED_CYCLES, each to go)."""
 
 from __future__ import annotations
 
@@ -82,11 +82,16 @@ def project(name: str) -> str | None:
     return None
 
 
-def graph() -> dict[str, set[str]]:
+# Deferred (in-function) imports that still cycle. making/cli.py and making/train.py
+# wait for the CLI to be built one way (issue 26).
+KNOWN_DEFERRED_CYCLES = [["rationalyst.making.cli", "rationalyst.making.train"]]
+
+
+def graph(deferred: bool = False) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {m: set() for m in MODULES}
     for m in MODULES:
         for target, names, top in imports(m):
-            if not top or project(target) is None:
+            if not (top or deferred) or project(target) is None:
                 continue
             # `from pkg import module` imports the module too.
             for n in names or [""]:
@@ -137,6 +142,11 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycle():
     found = cycles(graph())
     assert not found, f"import cycles among the project's modules: {found}"
+
+
+def test_no_new_cycle_through_deferred_imports():
+    found = cycles(graph(deferred=True))
+    assert found == KNOWN_DEFERRED_CYCLES, f"cycles through in-function imports: {found}"
 
 
 def test_no_module_imports_another_modules_private_names():
