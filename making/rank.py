@@ -204,7 +204,8 @@ def _state(cfg: RankConfig, item: Item, k: int, item_seed: int, rid: str,
                          score_decay=decay)
     problem = Problem(item.question, item.task, profile=cfg.profile)
     return strategies.StepState(problem, list(item.steps[:k]), params,
-                                step_seed(item_seed, k), 1 << 30, Usage(), Timings(), rid)
+                                step_seed(item_seed, k), 1 << 30, Usage(), Timings(), rid,
+                                str(item.id))  # its calls share a session: one replica
 
 
 async def oracle_rationale(engine: Engine, cfg: RankConfig, state, gold: str) -> str:

@@ -219,10 +219,11 @@ async def test_killing_a_replica_moves_its_solves_to_the_other(pair, tiny_model)
 
 
 async def test_every_request_names_its_solve_for_gateways(tiny_model):
-    """The header a gateway hashes on to keep a solve on one replica. Checked on
-    httpx's mock transport: what matters is what the engine puts on the wire."""
+    """The header a gateway hashes on to keep a solve on one replica: the session the
+    call carries, else (a call of its own) its request id. Checked on httpx's mock
+    transport: what matters is what the engine puts on the wire."""
     from rationalyst.supervisor.engine import SampleParams
-    from rationalyst.supervisor.remote_engine import SESSION_HEADER, solve_key
+    from rationalyst.supervisor.remote_engine import SESSION_HEADER
 
     seen = []
 
@@ -235,8 +236,8 @@ async def test_every_request_names_its_solve_for_gateways(tiny_model):
     await eng.client.aclose()
     eng.client = httpx.AsyncClient(base_url=eng.url, transport=httpx.MockTransport(answer))
     eng.max_model_len = 2048
-    await eng.sample("Q", SampleParams(max_tokens=2), "solve-1a-2-sample")
-    await eng.generate("Q", 2, (), "chat-9-0-rationale")
+    await eng.sample("Q", SampleParams(max_tokens=2), "solve-1a-2-sample", session="solve-1a")
+    await eng.generate("Q", 2, (), "solve-1a-2-judge0", session="solve-1a")
+    await eng.generate("Q", 2, (), "chat-9")
     await eng.close()
-    assert seen == ["solve-1a", "chat-9"]
-    assert solve_key("solve-1a-2-score-1-full-0") == solve_key("solve-1a-0-sample")
+    assert seen == ["solve-1a", "solve-1a", "chat-9"]
