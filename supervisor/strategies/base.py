@@ -73,7 +73,8 @@ async def timed(coro: Awaitable, timings: Timings, attr: str):
 
 
 async def sample(state: StepState, engines: Engines,
-                  rationale: str | None = None) -> Generation:
+                 rationale: str | None = None) -> Generation:
+    """The agent's N candidate steps (the rationale in its prompt, if given)."""
     agent = engines.agent
     prompt = agent.render(prompts.agent_messages(state.problem, state.steps, rationale))
     p = state.params
@@ -91,6 +92,7 @@ def count_agent(usage: Usage, gen: Generation) -> None:
 
 
 async def write_rationale(state: StepState, engines: Engines) -> str:
+    """RATIONALYST's rationale for the next step, given the trajectory so far."""
     eng = engines.rationale
     prompt = eng.render(prompts.rationale_messages(state.problem, state.steps))
     max_tokens = max(1, min(state.params.rationale_max_tokens, state.budget))
@@ -129,5 +131,6 @@ def verified_best(cands: list[Candidate]) -> int:
 
 
 def tiebreak(c: Candidate, i: int):
+    """verified_best's key: score, then the agent's mean log-prob, then the first."""
     return (c.score if c.score is not None else -math.inf,
             c.logprob if c.logprob is not None else -math.inf, -i)
