@@ -32,3 +32,17 @@ def test_the_viewers_menus_list_the_registry():
     assert "strategy options" not in html  # both placeholders filled
     for name in REGISTRY:
         assert html.count(f"<option>{name}</option>") == 2
+
+
+def test_the_served_page_has_the_menus_filled():
+    import httpx
+
+    from harness import ThreadServer, answering_engine
+
+    with ThreadServer(answering_engine()) as srv:
+        pages = [httpx.get(srv.url + path, timeout=30) for path in ("/", "/ui")]
+    for r in pages:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert r.headers["cache-control"] == "no-cache" and r.headers["etag"]
+        assert r.text.count("<option>judge</option>") == 2
+    assert pages[0].text == pages[1].text
