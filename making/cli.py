@@ -8,8 +8,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-COMMANDS = ("extract", "filter", "train")
-
 
 def _engine_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--model", default="default", help=(
@@ -103,7 +101,7 @@ def _with_engine(args, work):
     return asyncio.run(go())
 
 
-def _guard(run):
+def guard(run):
     """Map the errors a user can fix to one line and exit 2; Ctrl-C to 130."""
     from rationalyst.supervisor.engine import EngineError
     from rationalyst.supervisor.models import ModelError
@@ -137,7 +135,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
               f"({stats['rationales_leak']} leaks rejected) -> {args.out / 'triples.jsonl'}")
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
@@ -158,10 +156,10 @@ def cmd_filter(args: argparse.Namespace) -> int:
               f"{args.dir / 'kept.jsonl'}")
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import train
 
-    return _guard(lambda: train.main(args))
+    return guard(lambda: train.main(args))

@@ -251,6 +251,6 @@ if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...
     parser.add_argument("--base", default="default")
     parser.add_argument("--out", required=True, type=Path)
     add_train_flags(parser)
-    from .cli import _guard
+    from .cli import guard
 
-    sys.exit(_guard(lambda: main(parser.parse_args())))
+    sys.exit(guard(lambda: main(parser.parse_args())))

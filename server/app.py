@@ -15,6 +15,7 @@ from rationalyst.supervisor import profiles
 from rationalyst.supervisor.backends import (ModelInfo, backend_status, load_engines,
                                             verifier_models)
 from rationalyst.supervisor.engine import Engines
+from rationalyst.supervisor.models import RATIONALYST_HUB_ID
 from rationalyst.protocol import HealthResponse
 
 from . import errors
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 STAND_IN_NOTE = ("The rationale model is a stand-in ({name}), not RATIONALYST: its "
                  "rationales come from a general chat model. Set RATIONALYST_RATIONALE_MODEL "
-                 "to Dongwei/Rationalyst_reasoning_datasets for the real one.")
+                 f"to {RATIONALYST_HUB_ID} for the real one.")
 
 
 def create_app(settings: ServerSettings | None = None, engines: Engines | None = None,

@@ -7,10 +7,11 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from rationalyst.protocol import ErrorBody, ErrorResponse
-from rationalyst.supervisor.engine import EngineError, InvalidParams, PromptTooLong
+from rationalyst.supervisor.engine import BadParam, BadRequest, InvalidParams, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,27 @@ class APIError(Exception):
         self.headers = headers
 
 
+# Each router's wire format: the status of each error family, the most specific
+# class first found along the exception's MRO. A request that fails validation is
+# FastAPI's RequestValidationError.
+SOLVE_STATUS: dict[type, int] = {RequestValidationError: 422, BadParam: 422,
+                                 BadRequest: 400, ServiceUnavailable: 503}
+V1_STATUS: dict[type, int] = {RequestValidationError: 400, BadRequest: 400,  # OpenAI's
+                              ServiceUnavailable: 503}
+
+
+def route_class(statuses: dict[type, int]) -> type[APIRoute]:
+    """The route class of a router whose errors answer with `statuses`."""
+    return type("Route", (APIRoute,), {"error_statuses": statuses})
+
+
+def status_of(request: Request, exc: Exception) -> int:
+    """The status the router that took `request` gives `exc` (/solve's format for
+    routes outside a router: the health, metrics and viewer pages)."""
+    statuses = getattr(request.scope.get("route"), "error_statuses", SOLVE_STATUS)
+    return next(statuses[c] for c in type(exc).__mro__ if c in statuses)
+
+
 def error_body(message: str, type_: str, param: str | None = None,
                code: str | None = None) -> dict:
     return ErrorResponse(error=ErrorBody(message=message, type=type_, param=param,
@@ -33,12 +55,12 @@ def error_body(message: str, type_: str, param: str | None = None,
 
 def engine_error_body(exc: Exception) -> dict:
     """The body for an exception raised while a solve runs (JSON or stream)."""
-    if isinstance(exc, PromptTooLong):
-        return error_body(str(exc), "invalid_request_error")
     if isinstance(exc, InvalidParams):
         return error_body(f"the model engine refused a parameter: {exc}",
                           "invalid_request_error", exc.param)
-    if isinstance(exc, EngineError):
+    if isinstance(exc, BadRequest):
+        return error_body(str(exc), "invalid_request_error", exc.param)
+    if isinstance(exc, ServiceUnavailable):
         return error_body(f"the model engine failed: {exc}", "engine_error")
     return error_body("internal error; see the server log", "internal_error")
 
@@ -105,7 +127,7 @@ def install(app: FastAPI) -> None:
             message, param = why, "Content-Type"
         # OpenAI answers bad parameters with 400; /solve keeps FastAPI's 422.
         bad_json = message.endswith("not valid JSON")
-        status = 400 if bad_json or request.url.path.startswith("/v1/") else 422
+        status = 400 if bad_json else status_of(request, exc)
         return _json(status, error_body(message, "invalid_request_error", param))
 
     @app.exception_handler(APIError)
@@ -113,19 +135,14 @@ def install(app: FastAPI) -> None:
         return _json(exc.status, error_body(exc.message, exc.type, exc.param, exc.code),
                      exc.headers)
 
-    @app.exception_handler(PromptTooLong)
-    async def _too_long(request: Request, exc: PromptTooLong):
-        return _json(400, engine_error_body(exc))
+    @app.exception_handler(BadRequest)
+    async def _bad_request(request: Request, exc: BadRequest):
+        return _json(status_of(request, exc), engine_error_body(exc))
 
-    @app.exception_handler(InvalidParams)
-    async def _bad_params(request: Request, exc: InvalidParams):
-        status = 400 if request.url.path.startswith("/v1/") else 422
-        return _json(status, engine_error_body(exc))
-
-    @app.exception_handler(EngineError)
-    async def _engine(request: Request, exc: EngineError):
+    @app.exception_handler(ServiceUnavailable)
+    async def _unavailable(request: Request, exc: ServiceUnavailable):
         log.error("engine error: %s", exc)
-        return _json(503, engine_error_body(exc))
+        return _json(status_of(request, exc), engine_error_body(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):

@@ -18,8 +18,10 @@ from rationalyst.protocol import (DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SUPERVISED
                                   ErrorResponse, check_category, check_sampling, pick_task)
 from rationalyst.supervisor.engine import SampleParams
 from rationalyst.supervisor.loop import STEP_JOIN, check_fits, cut_at_stop
+from rationalyst.supervisor.strategies import REGISTRY
 from rationalyst.supervisor.types import Problem, Result, Usage
 
+from . import errors
 from .errors import APIError, engine_error_body, error_body
 from .openai_protocol import (AssistantMessage, ChatCompletion, ChatCompletionChunk,
                               ChatCompletionRequest, ChunkChoice, CompletionChoice,
@@ -28,7 +30,7 @@ from .solve import (SHUTDOWN_MESSAGE, TOKENIZE, admitted, fits, json_solve, requ
                     solve_params, sse_response, unless_disconnected)
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=errors.route_class(errors.V1_STATUS))
 MAX_MESSAGES_CHARS = 100_000
 
 # Statuses any /v1 route may answer with (auth and the body-size limit are middleware).
@@ -37,7 +39,9 @@ _COMMON = {401: {"model": ErrorResponse, "description": "missing or wrong API ke
 
 
 def model_names(request: Request) -> list[str]:
-    return [*SUPERVISED_MODELS, request.app.state.info.agent]
+    # The registry's strategies under their /v1 names, then the agent's pass-through.
+    by_strategy = {s: m for m, s in SUPERVISED_MODELS.items()}
+    return [*(by_strategy[s] for s in REGISTRY), request.app.state.info.agent]
 
 
 @router.get("/models", response_model=ModelList, responses=_COMMON)

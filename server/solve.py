@@ -19,14 +19,15 @@ from starlette.background import BackgroundTask
 
 from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, ErrorResponse,
                                   SolveRequest, SolveResult, default_step_end, pick_task)
-from rationalyst.supervisor.engine import EngineError, InvalidParams, PromptTooLong
+from rationalyst.supervisor.engine import BadParam, BadRequest, ServiceUnavailable
 from rationalyst.supervisor.loop import check_fits, solve
 from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
 
-from .errors import APIError, engine_error_body, error_body
+from . import errors
+from .errors import engine_error_body, error_body
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(route_class=errors.route_class(errors.SOLVE_STATUS))
 T = TypeVar("T")
 
 # Request fields that are solve parameters under the same name (so a new one flows
@@ -52,9 +53,8 @@ def solve_params(request: Request, max_tokens: int | None, timeout_s: float | No
     if max_tokens is None and profile != "reference":
         max_tokens = s.max_tokens
     if timeout_s is not None and timeout_s > s.max_timeout_s:
-        status = 400 if request.url.path.startswith("/v1/") else 422  # OpenAI's 400
-        raise APIError(status, f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
-                            f"got {timeout_s:g}", param="timeout_s")
+        raise BadParam(f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
+                       f"got {timeout_s:g}", param="timeout_s")
     return SolveParams(step_max_tokens=s.turn_max_tokens if turn else s.step_max_tokens,
                        rationale_max_tokens=(s.turn_max_tokens if turn
                                              else s.rationale_max_tokens),
@@ -234,7 +234,7 @@ async def post_solve(req: SolveRequest, request: Request):
                     yield {"event": DONE_EVENT, "data": ev.model_dump_json()}
                 else:
                     yield {"event": STEP_EVENT, "data": ev.model_dump_json()}
-        except (PromptTooLong, InvalidParams, EngineError) as exc:
+        except (BadRequest, ServiceUnavailable) as exc:
             log.warning("solve %s failed: %s", solve_id, exc)
             yield error_event(exc)
         except Exception as exc:  # a bug: log it, tell the client without a trace

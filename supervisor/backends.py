@@ -112,7 +112,7 @@ async def load_verifiers(settings: Settings):
     """The judge's remote verifier (None: the agent judges) and the PRM (None: none)."""
     judge = prm = None
     if settings.judge_url:
-        from .verifiers import HTTPJudge
+        from .strategies.judge import HTTPJudge
 
         judge = HTTPJudge(split_urls(settings.judge_url)[0], settings.judge_model,
                           settings.judge_api_key, settings.remote_timeout_s)

@@ -83,7 +83,8 @@ class PRMBase:
         raise NotImplementedError
 
     async def score(self, question: str, trajectories: Sequence[Sequence[str]],
-                    request_id: str) -> PRMScores:
+                    request_id: str, *, session: str | None = None) -> PRMScores:
+        # `session`: the solve's id; a PRM is one server, with nothing to pin.
         ids = [self.ids(question, t) for t in trajectories]
         rows = await self.rows(ids, request_id)
         steps = []

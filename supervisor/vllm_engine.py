@@ -127,17 +127,20 @@ class VLLMEngine(ChatTokens):
         return ids, sp
 
     # -- Engine protocol ------------------------------------------------------------
-    async def sample(self, prompt: str, params: SampleParams, request_id: str) -> Generation:
+    # `session`: one engine, nothing to pin (see Engine).
+    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None) -> Generation:
         ids, sp = self._prepare(prompt, params, logprobs=0)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str) -> Generation:
+                       request_id: str, *, session: str | None = None) -> Generation:
         greedy = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=tuple(stop))
         ids, sp = self._prepare(prompt, greedy)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str):
+    async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None):
         ids, sp = self._prepare(prompt, params, n=1, output_kind=RequestOutputKind.DELTA)
         n_tokens = 0
         async for out in self._outputs(ids, sp, request_id):
@@ -157,7 +160,7 @@ class VLLMEngine(ChatTokens):
         return Generation(comps, n_prompt, out.num_cached_tokens or 0)
 
     async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str) -> Scores:
+                    request_id: str, *, session: str | None = None) -> Scores:
         pids = self._ids(prefix)
         conts = [self._ids(c) for c in continuations]
         self._check_fits(len(pids) + max((len(c) for c in conts), default=0), 1)

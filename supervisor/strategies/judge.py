@@ -1,19 +1,17 @@
-"""Verifier baselines as step strategies: `judge` (an LLM rates each candidate
-trajectory 0-3, the reference's gpt4_world / llama3_world) and `prm` (a process
-reward model's probability that the step is good). Same signature as the others."""
+"""`judge`: a verifier baseline. An LLM rates each candidate trajectory 0-3 (the
+reference's gpt4_world / llama3_world): the agent itself, or any OpenAI-compatible
+chat endpoint (HTTPJudge)."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from .concurrency import gather_or_cancel
-from .engine import Engine, NotConfigured
-from .http_api import APIClient
-from .strategies import StepChoice, StepState, _candidates, _choose, _sample, _timed
-from .types import Candidate
+from ..concurrency import gather_or_cancel
+from ..engine import Engine
+from ..http_api import APIClient
+from .base import StepChoice, StepState, candidates, choose, sample, timed, verified_best
 
 # Our words for the reference's verifier prompt: one integer 0-3, higher = likelier.
 JUDGE_SYSTEM = (
@@ -56,9 +54,11 @@ class AgentJudge:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    async def rate(self, messages: list[dict], request_id: str) -> Rating:
+    async def rate(self, messages: list[dict], request_id: str, *,
+                   session: str | None = None) -> Rating:
         prompt = self.engine.render(messages)
-        gen = await self.engine.generate(prompt, JUDGE_MAX_TOKENS, ("\n\n",), request_id)
+        gen = await self.engine.generate(prompt, JUDGE_MAX_TOKENS, ("\n\n",), request_id,
+                                         session=session)
         reply = gen.completions[0].text
         return Rating(parse_reward(reply), reply, gen.prompt_tokens, gen.completion_tokens)
 
@@ -81,7 +81,9 @@ class HTTPJudge:
         self.api = APIClient(url, "the judge verifier", api_key, timeout_s)
         self.model = model
 
-    async def rate(self, messages: list[dict], request_id: str) -> Rating:
+    async def rate(self, messages: list[dict], request_id: str, *,
+                   session: str | None = None) -> Rating:
+        # `session`: the solve's id; the judge endpoint is one server, nothing to pin.
         body = {"model": self.model, "messages": messages, "temperature": 0.0,
                 "max_tokens": JUDGE_MAX_TOKENS}
         return await self.api.post_json("/chat/completions", body, _rating,
@@ -94,28 +96,19 @@ class HTTPJudge:
         await self.api.close()
 
 
-def _tiebreak(c: Candidate, i: int):
-    return (c.score if c.score is not None else -math.inf,
-            c.logprob if c.logprob is not None else -math.inf, -i)
-
-
-def _best(cands: list[Candidate]) -> int:
-    live = [i for i, c in enumerate(cands) if c.text] or list(range(len(cands)))
-    return max(live, key=lambda i: _tiebreak(cands[i], i))
-
-
 async def judge(state: StepState, engines) -> StepChoice:
     """Sample N; the verifier rates every candidate trajectory at once; the highest
     reward wins, ties broken by the agent's own mean log-prob, then the first."""
-    gen = await _sample(state, engines)
-    cands = _candidates(gen)
+    gen = await sample(state, engines)
+    cands = candidates(gen)
     for c, comp in zip(cands, gen.completions):
         c.logprob = comp.mean_logprob
     verifier = engines.judge or AgentJudge(engines.agent)
     unique = list(dict.fromkeys(c.text for c in cands if c.text))
     q = state.problem.question
-    ratings = await _timed(gather_or_cancel(*(
-        verifier.rate(judge_messages(q, [*state.steps, t]), f"{state.request_id}-judge{i}")
+    ratings = await timed(gather_or_cancel(*(
+        verifier.rate(judge_messages(q, [*state.steps, t]), f"{state.request_id}-judge{i}",
+                      session=state.session)
         for i, t in enumerate(unique))), state.timings, "score_ms")
     by_text = dict(zip(unique, ratings))
     u = state.usage
@@ -126,42 +119,5 @@ async def judge(state: StepState, engines) -> StepChoice:
     for c in cands:
         if c.text in by_text:
             c.score, c.reply = by_text[c.text].reward, by_text[c.text].reply
-    _choose(cands, _best(cands))
+    choose(cands, verified_best(cands))
     return StepChoice(cands, None)
-
-
-def aggregate(step_scores: Sequence[float], how: str) -> float:
-    if how == "min":
-        return min(step_scores)
-    if how == "prod":
-        return math.prod(step_scores)
-    return step_scores[-1]
-
-
-async def prm(state: StepState, engines) -> StepChoice:
-    """Sample N; a process reward model scores each trajectory's steps; the highest
-    aggregated probability wins (ties: the first)."""
-    if engines.prm is None:
-        raise NotConfigured(PRM_MISSING)
-    gen = await _sample(state, engines)
-    cands = _candidates(gen)
-    unique = list(dict.fromkeys(c.text for c in cands if c.text))
-    if unique:
-        scored = await _timed(engines.prm.score(
-            state.problem.question, [[*state.steps, t] for t in unique],
-            f"{state.request_id}-prm"), state.timings, "score_ms")
-        state.usage.verifier_prompt_tokens += scored.prompt_tokens
-        by_text = dict(zip(unique, scored.steps))
-        for c in cands:
-            if c.text in by_text:
-                c.step_scores = by_text[c.text]
-                c.score = aggregate(c.step_scores, state.params.prm_aggregation)
-    _choose(cands, _best(cands))
-    return StepChoice(cands, None)
-
-
-PRM_MISSING = ("strategy 'prm' needs a process reward model: start the server with "
-               "RATIONALYST_PRM_MODEL set (a local PRM checkpoint; RATIONALYST_PRM_URL "
-               "for a remote `vllm serve` of it)")
-
-VERIFIERS = {"judge": judge, "prm": prm}
