@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 from typing import Sequence
 
+from . import engine_signals
 from .chat_tokens import ChatTokens
 from .engine import (Completion, EngineError, Generation, InvalidParams, PromptTooLong,
                      SampleParams, Scores)
@@ -56,6 +57,7 @@ class VLLMEngine(ChatTokens):
         # (benchmarks/cost.py measures one against the other).
         self.score_from_prefix_cache = True
         self.scoring = "in-process, prefix cache"  # for /health
+        self.engine_pids: list[int] = []  # its EngineCore processes (engine_signals)
 
     @classmethod
     def load(cls, model: str, name: str, *, dtype: str = "auto",
@@ -88,11 +90,14 @@ class VLLMEngine(ChatTokens):
             args.enable_chunked_prefill = False
             args.max_num_batched_tokens = max(int(context), 8192)
         try:
-            llm = AsyncLLM.from_engine_args(args)
+            with engine_signals.owned() as pids:
+                llm = AsyncLLM.from_engine_args(args)
         except Exception as exc:
             raise EngineError(f"vLLM could not load model {model}: {exc}") from exc
         tok = AutoTokenizer.from_pretrained(model)
-        return cls(llm, tok, name, llm.model_config.max_model_len)
+        engine = cls(llm, tok, name, llm.model_config.max_model_len)
+        engine.engine_pids = pids
+        return engine
 
     async def _outputs(self, ids: list[int], params: SamplingParams, request_id: str):
         """vLLM's outputs for one request, with its errors mapped to ours."""
@@ -189,6 +194,8 @@ class VLLMEngine(ChatTokens):
 
     async def close(self) -> None:
         if self.llm is not None:
+            # The drain is over: the engine process may now stop on vLLM's SIGTERM.
+            engine_signals.release(self.engine_pids)
             self.llm.shutdown()
             # Drop it now: AsyncLLM.__del__ at interpreter exit would shut down again
             # after module globals are gone, and print a spurious TypeError.
