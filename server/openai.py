@@ -37,7 +37,11 @@ _COMMON = {401: {"model": ErrorResponse, "description": "missing or wrong API ke
 
 
 def model_names(request: Request) -> list[str]:
-    return [*SUPERVISED_MODELS, request.app.state.info.agent]
+    """What this server can run: `prm` only with a reward model configured."""
+    engines = request.app.state.engines
+    has_prm = engines is not None and engines.prm is not None
+    return [*(m for m, s in SUPERVISED_MODELS.items() if s != "prm" or has_prm),
+            request.app.state.info.agent]
 
 
 @router.get("/models", response_model=ModelList, responses=_COMMON)
@@ -157,9 +161,12 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     engines = request.app.state.engines
     try:
         task = pick_task(req.task, req.choices)
-        check_category(req.profile, task, req.choices, req.category)
     except ValueError as exc:
         raise APIError(400, str(exc), param="task") from exc
+    try:
+        check_category(req.profile, task, req.choices, req.category)
+    except ValueError as exc:
+        raise APIError(400, str(exc), param="category") from exc
     extra = req.model_extra or {}
     for name, why in _UNSUPPORTED.items():
         if extra.get(name) not in (None, False, [], {"type": "text"}):
@@ -255,11 +262,14 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
                            _usage(n_prompt, comp.num_tokens))
 
     chunk = _Chunks(req.model)
+    # Called here: an engine that checks its parameters on the call (vLLM's) refuses
+    # one with a 400, before the 200 of the stream.
+    deltas = agent.stream(prompt, params, rid)
 
     async def events():
         yield chunk({"role": "assistant", "content": ""})
         n_tokens, reason = 0, None
-        async for delta in agent.stream(prompt, params, rid):
+        async for delta in deltas:
             n_tokens, reason = delta.num_tokens, delta.finish_reason or reason
             if delta.text:
                 yield chunk({"content": delta.text})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rationalyst.protocol import SEED_LIMIT, SolveOptions, SolveResult, Step
 
@@ -44,6 +44,16 @@ class ChatCompletionRequest(SolveOptions):
     stream: bool = False
     stream_options: StreamOptions | None = None
     # Extra body fields (`extra_body` in the SDK): the SolveOptions fields.
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: str | list[str] | None):
+        # vLLM refuses one too ("stop cannot contain an empty string"): say it first,
+        # for every model, streamed or not.
+        if stop is not None and any(s == "" for s in ([stop] if isinstance(stop, str)
+                                                      else stop)):
+            raise ValueError("stop strings must not be empty: drop the empty one")
+        return stop
 
     @model_validator(mode="after")
     def _check(self) -> "ChatCompletionRequest":

@@ -30,6 +30,7 @@ if ON_CPU:
     os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # else 12-14 s compile on first score
 
 from vllm import SamplingParams  # noqa: E402
+from vllm.exceptions import VLLMValidationError  # noqa: E402
 from vllm.sampling_params import RequestOutputKind  # noqa: E402
 from vllm.engine.arg_utils import AsyncEngineArgs  # noqa: E402
 from vllm.v1.engine.async_llm import AsyncLLM  # noqa: E402
@@ -45,6 +46,18 @@ _SCORE = SamplingParams(max_tokens=1, prompt_logprobs=0, skip_reading_prefix_cac
 _SCORE_UNCACHED = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False,
                                  skip_reading_prefix_cache=True, output_kind=_FINAL)
 _PRIME = SamplingParams(max_tokens=1, detokenize=False, output_kind=_FINAL)
+
+
+def _refused(exc: Exception) -> PromptTooLong | InvalidParams:
+    """vLLM's validation error as ours (a 400 naming the parameter, never a 500).
+    VLLMValidationError is no ValueError; its `parameter` is often unset, and then
+    the message starts with it ("stop cannot contain an empty string.")."""
+    message = str(exc.args[0]) if exc.args else str(exc)
+    if "maximum model length" in message:  # the prompt does not fit the context
+        return PromptTooLong(message)
+    param = getattr(exc, "parameter", None) or message.split(" ", 1)[0]
+    return InvalidParams(message, param if param in SamplingParams.__struct_fields__
+                         else None)
 
 
 class VLLMEngine(ChatTokens):
@@ -107,6 +120,8 @@ class VLLMEngine(ChatTokens):
                 yield out
         except (asyncio.CancelledError, GeneratorExit, PromptTooLong):
             raise
+        except VLLMValidationError as exc:  # vLLM's request validation
+            raise _refused(exc) from exc
         except ValueError as exc:  # vLLM's input validation
             raise PromptTooLong(str(exc)) from exc
         except Exception as exc:
@@ -127,8 +142,8 @@ class VLLMEngine(ChatTokens):
                                    "stop": list(params.stop), "seed": params.seed,
                                    "stop_token_ids": list(params.stop_token_ids),
                                    "output_kind": _FINAL, **overrides})
-        except ValueError as exc:  # vLLM's parameter validation: the request's fault
-            raise InvalidParams(str(exc), getattr(exc, "parameter", None)) from exc
+        except (ValueError, VLLMValidationError) as exc:  # the request's fault
+            raise _refused(exc) from exc
         return ids, sp
 
     # -- Engine protocol ------------------------------------------------------------
@@ -142,8 +157,13 @@ class VLLMEngine(ChatTokens):
         ids, sp = self._prepare(prompt, greedy)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str):
+    def stream(self, prompt: str, params: SampleParams, request_id: str):
+        # Checked on the call, not on the first item: a refused parameter is then a
+        # 400 before the response starts, not an error event after a 200.
         ids, sp = self._prepare(prompt, params, n=1, output_kind=RequestOutputKind.DELTA)
+        return self._stream(ids, sp, request_id)
+
+    async def _stream(self, ids: list[int], sp: SamplingParams, request_id: str):
         n_tokens = 0
         async for out in self._outputs(ids, sp, request_id):
             o = out.outputs[0]
