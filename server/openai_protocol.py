@@ -27,6 +27,10 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+PASSTHROUGH = ("presence_penalty", "frequency_penalty", "repetition_penalty", "top_k",
+               "min_p", "logit_bias")
+
+
 class ChatCompletionRequest(SolveOptions):
     # Kept (not dropped) so the route can refuse the ones a solve cannot honour
     # (logprobs, tools, ...); the rest are ignored, as vLLM does.
@@ -43,6 +47,14 @@ class ChatCompletionRequest(SolveOptions):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # Sampling parameters the pass-through hands to vLLM, which checks their ranges
+    # (a refusal is a 400 naming them); a supervised solve ignores them.
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    top_k: int | None = Field(None, ge=-1, lt=SEED_LIMIT)  # vLLM sends it on as a C int
+    min_p: float | None = None
+    logit_bias: dict[int, float] | None = None
     # Extra body fields (`extra_body` in the SDK): the SolveOptions fields.
 
     @field_validator("stop")
@@ -63,6 +75,10 @@ class ChatCompletionRequest(SolveOptions):
         # The content parts and the question are checked by the route, where a bad
         # part can be named (messages.0.content.0.text) and the model is known.
         return self
+
+    def vllm_extra(self) -> dict:
+        """The pass-through parameters that were sent, under vLLM's names."""
+        return {k: getattr(self, k) for k in PASSTHROUGH if getattr(self, k) is not None}
 
     @property
     def include_usage(self) -> bool:

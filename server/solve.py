@@ -53,9 +53,10 @@ def solve_params(request: Request, max_tokens: int | None, timeout_s: float | No
         max_tokens = s.max_tokens
     if timeout_s is not None and timeout_s > s.max_timeout_s:
         status = 400 if request.url.path.startswith("/v1/") else 422  # OpenAI's 400
-        # The value as sent: with :g, 600.0001 read "got 600".
+        # The value as sent (repr: the shortest exact form; with :g 600.0001 read 600).
+        got = repr(float(timeout_s)).removesuffix(".0")
         raise APIError(status, f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
-                            f"got {timeout_s!r}", param="timeout_s")
+                            f"got {got}", param="timeout_s")
     return SolveParams(step_max_tokens=s.turn_max_tokens if turn else s.step_max_tokens,
                        rationale_max_tokens=(s.turn_max_tokens if turn
                                              else s.rationale_max_tokens),
@@ -122,12 +123,19 @@ SHUTDOWN_MESSAGE = ("the server is shutting down and its grace period ended befo
 
 
 async def sse_response(request: Request, events: AsyncIterator[dict],
-                       farewell: list[dict]) -> EventSourceResponse:
-    """Take a solve slot (or 429), then stream; the slot is freed when the stream ends.
+                       farewell: list[dict], start=None) -> EventSourceResponse:
+    """Take a solve slot (or 429), await `start()` if given (its errors are still an
+    HTTP status), then stream; the slot is freed when the stream ends.
     On SIGTERM a stream may run on for the shutdown grace period; one still running
     then gets the `farewell` events (an error) before it is cut."""
     admission = request.app.state.admission
     await admission.acquire()
+    if start is not None:
+        try:
+            await start()
+        except BaseException:
+            admission.release()
+            raise
     grace, shutdown = request.app.state.settings.shutdown_grace_s, anyio.Event()
 
     def client_gone() -> None:

@@ -141,7 +141,7 @@ class VLLMEngine(ChatTokens):
                                    "top_p": params.top_p, "max_tokens": params.max_tokens,
                                    "stop": list(params.stop), "seed": params.seed,
                                    "stop_token_ids": list(params.stop_token_ids),
-                                   "output_kind": _FINAL, **overrides})
+                                   "output_kind": _FINAL, **params.extra, **overrides})
         except (ValueError, VLLMValidationError) as exc:  # the request's fault
             raise _refused(exc) from exc
         return ids, sp
