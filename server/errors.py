@@ -77,9 +77,8 @@ def validation_message(exc: RequestValidationError,
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             return "the request body is not valid JSON", "body"
-        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
-        while loc and _is_branch(loc[-1]):  # stop.str -> stop: name the field
-            loc.pop()
+        # stop.str -> stop, stop.list[str].0 -> stop.0: name what the client sent
+        loc = [str(x) for x in err.get("loc", ()) if x != "body" and not _is_branch(str(x))]
         where = ".".join(loc)
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
         if not loc and err.get("loc") == ("body",) and err.get("type") == "missing":
