@@ -3,8 +3,8 @@
 vLLM's EngineCore process shuts itself down on SIGINT or SIGTERM (aborting whatever
 runs). It shares the server's process group, so systemd's `KillMode=control-group`,
 Ctrl+C in a terminal or `kill -TERM -PGID` reach it too, and in-flight solves then
-died with `EngineDeadError` while the server still meant to drain them. So, for the
-engines this package starts:
+failed (`EngineDeadError`) or stalled while the server still meant to drain them.
+So, for the engines this package starts:
 
 - in the engine process, vLLM's own handler is put behind a gate: a signal is ignored
   (one log line) until the server releases the engine, or the server is gone;
@@ -54,10 +54,12 @@ def owned():
 
 def release(pids) -> None:
     """Let these engine processes act on the next SIGTERM/SIGINT (vLLM's shutdown)."""
+    alive = {p.pid for p in multiprocessing.active_children()}  # never a reused pid
     for pid in list(pids):
         _engine_pids.discard(pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, RELEASE)
+        if pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, RELEASE)
 
 
 def release_all() -> None:
