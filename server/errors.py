@@ -84,13 +84,23 @@ def _model_param(msg: str, fields) -> str | None:
     return first if first in fields else None
 
 
+def _is_branch(part: str) -> bool:
+    """A union's branch in an error location ('str', 'list[str]', 'function-after[..]'),
+    which pydantic adds after the field: never a field the client sent."""
+    return part in _BRANCHES or "[" in part
+
+
+_BRANCHES = frozenset({"str", "int", "float", "bool", "none", "dict", "list", "bytes"})
+
+
 def validation_message(exc: RequestValidationError,
                        fields=()) -> tuple[str, str | None]:
     parts, param = [], None
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             return "the request body is not valid JSON", "body"
-        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+        # stop.str -> stop, stop.list[str].0 -> stop.0: name what the client sent
+        loc = [str(x) for x in err.get("loc", ()) if x != "body" and not _is_branch(str(x))]
         where = ".".join(loc)
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
         if not loc and err.get("loc") == ("body",) and err.get("type") == "missing":
@@ -99,18 +109,29 @@ def validation_message(exc: RequestValidationError,
         param = param or where or _model_param(msg, fields) or None
         shown = loc and "input" in err and not isinstance(err["input"], (dict, list))
         got = _got(err["input"]) if shown else ""
-        parts.append(f"{where}: {msg}{got}" if where else msg)
-    return "; ".join(parts), param
+        if where and parts and parts[-1][0] == where:  # another branch of one field
+            parts[-1][1] += f", or {msg[:1].lower()}{msg[1:]}"
+        else:
+            parts.append([where, f"{where}: {msg}" if where else msg, got])
+    return "; ".join(text + got for _, text, got in parts), param
 
 
-def _not_json(request: Request) -> str | None:
-    """Why a body was not read as JSON: its Content-Type (curl -d sends a form)."""
+_JSON_ONLY = ("the request body must be JSON sent with 'Content-Type: application/json' "
+              "({}; with curl add -H 'Content-Type: application/json')")
+
+
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """Why a body was not read as JSON: its Content-Type (curl -d sends a form), or
+    none at all (FastAPI then reads the body as bytes, not JSON)."""
     ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() in ("", "application/json") or \
-            ctype.split(";")[0].strip().lower().endswith("+json"):
+    kind = ctype.split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
         return None
-    return (f"the request body must be JSON sent with 'Content-Type: application/json' "
-            f"(got Content-Type {ctype!r}; with curl add -H 'Content-Type: application/json')")
+    if kind:
+        return _JSON_ONLY.format(f"got Content-Type {ctype!r}")
+    sent = any(e.get("loc") == ("body",) and e.get("type") != "missing"
+               for e in exc.errors())  # a body that is there, but was not parsed
+    return _JSON_ONLY.format("no Content-Type was sent") if sent else None
 
 
 def install(app: FastAPI) -> None:
@@ -123,10 +144,10 @@ def install(app: FastAPI) -> None:
             annotation = getattr(getattr(body_field, "field_info", None), "annotation", None)
             fields = getattr(annotation, "model_fields", ())
         message, param = validation_message(exc, fields)
-        if (why := _not_json(request)) is not None:
-            message, param = why, "Content-Type"
-        # OpenAI answers bad parameters with 400; /solve keeps FastAPI's 422.
+        # A body that is not JSON is a 400 (the README's), a bad field in one a 422.
         bad_json = message.endswith("not valid JSON")
+        if (why := _not_json(request, exc)) is not None:
+            message, param, bad_json = why, "Content-Type", True
         status = 400 if bad_json else status_of(request, exc)
         return _json(status, error_body(message, "invalid_request_error", param))
 

@@ -58,6 +58,9 @@ class SampleParams:
     seed: int | None = None
     # Token ids that end the completion too: the end-of-turn ids, for turn steps.
     stop_token_ids: tuple[int, ...] = ()
+    # The chat pass-through's other sampling parameters, under vLLM's names
+    # (presence_penalty, logit_bias, top_k, ...); the backend checks them.
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -127,11 +127,14 @@ class InProcessPRM(PRMBase):
                                    returned_token_ids=probe.returned_token_ids))
         if not ON_CPU:
             args.gpu_memory_utilization = 0.1
+        from . import engine_signals
+
         try:
-            llm = AsyncLLM.from_engine_args(args)
+            with engine_signals.owned() as pids:
+                llm = AsyncLLM.from_engine_args(args)
         except Exception as exc:
             raise EngineError(f"vLLM could not load the PRM {model}: {exc}") from exc
-        probe.llm = llm
+        probe.llm, probe.engine_pids = llm, pids
         return probe
 
     async def rows(self, ids: list[list[int]], request_id: str) -> list[list[list[float]]]:
@@ -163,6 +166,9 @@ class InProcessPRM(PRMBase):
 
     async def close(self) -> None:
         if self.llm is not None:
+            from . import engine_signals
+
+            engine_signals.release(getattr(self, "engine_pids", ()))
             self.llm.shutdown()
             self.llm = None
 

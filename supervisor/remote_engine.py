@@ -147,7 +147,8 @@ class RemoteEngine(ChatTokens):
                 "temperature": params.temperature, "top_p": params.top_p,
                 "max_tokens": params.max_tokens, "stop": list(params.stop),
                 "stop_token_ids": list(params.stop_token_ids),
-                "seed": params.seed, "logprobs": 0, "request_id": request_id, **_NEUTRAL}
+                "seed": params.seed, "logprobs": 0, "request_id": request_id, **_NEUTRAL,
+                **params.extra}
 
     # -- Engine protocol ------------------------------------------------------------
     async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
