@@ -57,7 +57,8 @@ def test_a_missing_prm_is_400_on_both():
 
 
 def test_v1_models_lists_the_registry_then_the_agent():
+    # No reward model configured here, so `prm` is left out (issue 28).
     by_strategy = {s: m for m, s in SUPERVISED_MODELS.items()}
     with ThreadServer(answering_engine()) as srv:
         models = [m["id"] for m in httpx.get(srv.url + "/v1/models").json()["data"]]
-    assert models == [*(by_strategy[s] for s in REGISTRY), "scripted"]
+    assert models == [*(by_strategy[s] for s in REGISTRY if s != "prm"), "scripted"]
