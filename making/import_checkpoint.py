@@ -40,7 +40,7 @@ from . import tensor_files as tf
 from .documents import InputError
 from .import_sources import (META_FILES, SRC_FILES, Source, base_head, causal_arch, embed_name,
                              locate, read_config, src_weights)
-from .import_tokenizer import copy_tokenizer
+from .import_tokenizer import copy_tokenizer, has_tokenizer
 
 RECORD = "rationalyst_import.json"
 DROPPED = ("dropped: OUT keeps BASE's vocabulary, so every id the model can generate "
@@ -199,6 +199,9 @@ def run(opts: ImportOptions) -> dict:
     base = locate(opts.base, "BASE", META_FILES)
     src_config, base_config = read_config(src, "SRC"), read_config(base, "BASE")
     p = plan(src, base, src_config, base_config)
+    if not (has_tokenizer(base.path) or has_tokenizer(src.path)):
+        raise InputError(f"no tokenizer in SRC ({src.path}) or BASE ({base.path}): one of "
+                         "them needs tokenizer.json, tokenizer.model or vocab.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     writer_bytes = sum(_nbytes(s, opts.dtype) for _, s in p.shapes)
     free = shutil.disk_usage(out.parent).free

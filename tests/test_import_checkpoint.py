@@ -1,0 +1,264 @@
+"""`rationalyst import-checkpoint` on real files: a replica of the published RATIONALYST
+layout built from the packaged default model (its own body as a bare LlamaModel, one
+added pad row, no head, float32, sharded with an index) is imported exactly; a tiny
+replica of the same layout covers the rest fast; every bad input exits 2 with one line
+and leaves no OUT behind."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from harness import REPO, build_published_replica
+from rationalyst.clients.cli import main
+from rationalyst.making import import_checkpoint, tensor_files
+
+
+def run_import(*args) -> int:
+    return main(["import-checkpoint", *map(str, args), "--no-progress"])
+
+
+def leftovers(out: Path) -> list[str]:
+    """OUT, or a temporary folder of it, beside OUT."""
+    return [p.name for p in out.parent.iterdir() if out.name in p.name]
+
+
+def tensors(folder: Path) -> dict:
+    out = {}
+    for file in tensor_files.weight_files(folder):
+        with safe_open(str(file), framework="pt") as f:
+            out.update({k: f.get_tensor(k) for k in f.keys()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def replica(default_model, tmp_path_factory) -> Path:
+    return build_published_replica(default_model, tmp_path_factory.mktemp("pub") / "replica")
+
+
+@pytest.fixture(scope="module")
+def imported(replica, default_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("imported") / "rationalyst"
+    assert run_import(replica, "--base", default_model, "--out", out) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_replica(tiny_model, tmp_path_factory) -> Path:
+    return build_published_replica(tiny_model, tmp_path_factory.mktemp("tinypub") / "src")
+
+
+def test_published_layout_imports_exactly(imported, replica, default_model):
+    config = json.loads((imported / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert config["vocab_size"] == 49152 and config["tie_word_embeddings"] is False
+    assert config["dtype"] == "bfloat16"
+    got, want = tensors(imported), tensors(default_model)
+    embed = want["model.embed_tokens.weight"]
+    assert got["lm_head.weight"].equal(embed)  # BASE ties: its embeddings are its head
+    assert set(got) == set(want) | {"lm_head.weight"}
+    assert all(got[k].dtype == embed.dtype and got[k].equal(want[k]) for k in want)
+    record = json.loads((imported / import_checkpoint.RECORD).read_text())
+    assert record["extra_vocab_rows"]["count"] == 1
+    assert record["extra_vocab_rows"]["ids"] == [49152]
+    assert record["extra_vocab_rows"]["decision"].startswith("dropped")
+    assert record["from"]["lm_head"].startswith("BASE model.embed_tokens.weight")
+    assert record["from"]["tokenizer"] == record["from"]["chat_template"] == "BASE"
+    assert record["src"]["vocab_size"] == 49153
+    assert len(record["src"]["sha256"]) == 4  # 3 shards + config
+    for name, digest in record["out"]["sha256"].items():
+        assert tensor_files.sha256_file(imported / name) == digest
+    assert record["check"]["greedy_ids"] and record["check"]["greedy_text"]
+    assert (imported / "generation_config.json").read_text() == \
+        (default_model / "generation_config.json").read_text()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(imported)
+    assert len(tok) == 49152 and "[PAD]" not in tok.get_vocab()
+    assert tok.chat_template == AutoTokenizer.from_pretrained(default_model).chat_template
+    assert leftovers(imported) == [imported.name]
+
+
+def test_serving_the_replica_is_refused_with_the_import_command(replica):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rationalyst.clients.cli", "serve", "--port", "1",
+         "--rationale-model", str(replica)],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"rationalyst import-checkpoint {replica} --base default --out " in proc.stderr
+
+
+@pytest.mark.vllm
+def test_imported_model_writes_the_default_models_rationales(imported, server, tmp_path):
+    """The replica's body is the default's own, so a correct import is exact: the same
+    seeded /solve gives the same rationales, step for step."""
+    import httpx
+
+    from harness import serve
+
+    body = {"question": "A box holds 6 eggs. How many eggs are in 5 boxes?",
+            "max_steps": 3, "num_candidates": 2, "seed": 3}
+    want = httpx.post(server.url + "/solve", json=body, timeout=300)
+    assert want.status_code == 200, want.text
+    with serve(tmp_path / "server.log",
+               env={"RATIONALYST_RATIONALE_MODEL": str(imported)}) as url:
+        health = httpx.get(url + "/health", timeout=10).json()
+        assert health["models"]["rationale"] == imported.name
+        assert health["rationale_is_stand_in"] is False
+        got = httpx.post(url + "/solve", json=body, timeout=300)
+    assert got.status_code == 200, got.text
+    rationales = [s["rationale"] for s in got.json()["steps"]]
+    assert rationales and all(rationales)
+    assert rationales == [s["rationale"] for s in want.json()["steps"]]
+
+
+# ---- the tiny replica: the rest of the behaviour, fast ----------------------------
+
+def test_tokenizer_from_src_loses_the_dropped_pad(tiny_replica, tiny_model, tmp_path):
+    """BASE without a tokenizer: SRC's is used, without the pad whose row is dropped."""
+    base = tmp_path / "base"
+    base.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (base / name).symlink_to(tiny_model / name)
+    out = tmp_path / "out"
+    assert run_import(tiny_replica, "--base", base, "--out", out, "--dtype", "float32",
+                      "--shard-mb", "5") == 0
+    record = json.loads((out / import_checkpoint.RECORD).read_text())
+    assert record["from"]["tokenizer"] == "SRC" and record["from"]["tokens_removed"] == ["[PAD]"]
+    assert record["from"]["generation_config"] is None
+    assert len(record["out"]["sha256"]) > 1 and (out / tensor_files.INDEX).is_file()
+    from transformers import AutoTokenizer
+
+    assert len(AutoTokenizer.from_pretrained(out)) == 49152
+    got, want = tensors(out), tensors(tiny_model)
+    assert got["model.embed_tokens.weight"].equal(want["model.embed_tokens.weight"])
+
+
+def test_overwrite_replaces_only_once_the_new_one_is_complete(tiny_replica, tiny_model,
+                                                              tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert run_import(tiny_replica, "--base", tiny_model, "--out", out) == 2
+    assert "exists" in capsys.readouterr().err and (out / "mine.txt").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_import(empty, "--base", tiny_model, "--out", out, "--overwrite") == 2
+    assert (out / "mine.txt").read_text() == "keep me"  # a failed import keeps the old OUT
+    assert run_import(tiny_replica, "--base", tiny_model, "--out", out, "--overwrite") == 0
+    assert not (out / "mine.txt").exists() and (out / import_checkpoint.RECORD).is_file()
+    assert leftovers(out) == ["out"]
+
+
+def _body(folder: Path, vocab: int, hidden: int, **config) -> Path:
+    """A bare LlamaModel's config and embeddings only: enough for the checks that come
+    before any weight is written."""
+    import torch
+
+    folder.mkdir()
+    save_file({"embed_tokens.weight": torch.zeros(vocab, hidden),
+               "norm.weight": torch.ones(hidden)}, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(
+        {"architectures": ["LlamaModel"], "model_type": "llama", "vocab_size": vocab,
+         "hidden_size": hidden, **config}))
+    return folder
+
+
+def _bad_inputs(tmp: Path, tiny_model: Path, tiny_replica: Path) -> list[tuple]:
+    """(case, SRC, BASE, message): built on real files."""
+    tmp.mkdir()
+    no_weights = tmp / "no-weights"
+    no_weights.mkdir()
+    shutil.copy(tiny_model / "config.json", no_weights)
+    only_bin = tmp / "only-bin"
+    shutil.copytree(no_weights, only_bin)
+    (only_bin / "pytorch_model.bin").write_bytes(b"\0" * 64)
+    not_st = tmp / "not-safetensors"
+    shutil.copytree(no_weights, not_st)
+    (not_st / "model.safetensors").write_bytes(b"not a safetensors file at all")
+    bare_base = tmp / "bare-base"  # the tiny model's weights without its tokenizer
+    bare_base.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare_base / name).symlink_to(tiny_model / name)
+    no_config = tmp / "no-config"
+    no_config.mkdir()
+    (no_config / "model.safetensors").symlink_to(tiny_model / "model.safetensors")
+    return [
+        ("no weights", no_weights, tiny_model, "has no weights: no *.safetensors"),
+        ("only .bin", only_bin, tiny_model, "convert .bin weights to safetensors"),
+        ("not safetensors", not_st, tiny_model, "is not a safetensors file"),
+        ("hidden size", _body(tmp / "wide", 49153, 256), tiny_model,
+         "SRC's hidden size (256) does not match BASE's (128)"),
+        ("small vocabulary", _body(tmp / "small", 1000, 128), tiny_model,
+         "SRC's vocabulary (1000 rows) is smaller than BASE's (49152)"),
+        ("no tokenizer", _body(tmp / "no-tok", 49153, 128), bare_base, "no tokenizer in SRC"),
+        ("no config", no_config, tiny_model, "has no config.json"),
+        ("a file", bare_base / "model.safetensors", tiny_model, "is a file"),
+        ("missing folder", tmp / "nowhere" / "x", tiny_model, "no such folder"),
+        ("base without head", tiny_replica,
+         _body(tmp / "headless", 49152, 128, tie_word_embeddings=False),
+         "has no LM head either"),
+    ]
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_out(tiny_model, tiny_replica, tmp_path,
+                                                    capsys):
+    for case, src, base, message in _bad_inputs(tmp_path / "in", tiny_model, tiny_replica):
+        out = tmp_path / "outs" / case.replace(" ", "-")
+        rc = run_import(src, "--base", base, "--out", out)
+        err = capsys.readouterr().err
+        assert rc == 2, (case, err)
+        assert message in err, (case, err)
+        assert "Traceback" not in err and err.count("\n") == 1, (case, err)
+        assert not (out.parent.exists() and leftovers(out)), case
+
+
+def test_missing_flags_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["import-checkpoint", "src", "--out", "x"])
+    assert exc.value.code == 2 and "--base: Field required" in capsys.readouterr().err
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str):
+    """A real tmpfs of `size` at `path` (root only); None where it cannot be mounted."""
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True).returncode != 0:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_disk_full(tiny_replica, tiny_model, tmp_path, capsys, monkeypatch):
+    """On a real 8 MB filesystem: refused up front (OUT needs about 29 MB); with that
+    check fooled, the write itself hits ENOSPC, and nothing is left on the disk."""
+    with small_disk(tmp_path / "disk", "8M") as disk:
+        if disk is None:  # not root: simulate the full disk in the writer instead
+            disk = tmp_path / "disk"
+
+            def full(*_):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            monkeypatch.setattr(tensor_files.ShardWriter, "write", full)
+        else:
+            assert run_import(tiny_replica, "--base", tiny_model, "--out", disk / "out") == 2
+            assert "not enough disk space" in capsys.readouterr().err
+        monkeypatch.setattr(import_checkpoint.shutil, "disk_usage",
+                            lambda _: SimpleNamespace(free=1 << 40))
+        assert run_import(tiny_replica, "--base", tiny_model, "--out", disk / "out") == 2
+        err = capsys.readouterr().err
+        assert "disk full while writing" in err and "Traceback" not in err
+        assert list(disk.iterdir()) == []
