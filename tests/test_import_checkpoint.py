@@ -262,3 +262,50 @@ def test_disk_full(tiny_replica, tiny_model, tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err
         assert "disk full while writing" in err and "Traceback" not in err
         assert list(disk.iterdir()) == []
+
+
+BLOCK_VLLM = """
+import sys
+class Block:  # GPU machines may have no vLLM: the import must not need it
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "vllm":
+            raise ImportError("vllm is blocked in this test")
+sys.meta_path.insert(0, Block())
+from rationalyst.making import import_checkpoint
+sys.exit(import_checkpoint.main(sys.argv[1:]))
+"""
+
+
+def test_runs_without_vllm_as_a_module(tiny_replica, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", BLOCK_VLLM, str(tiny_replica), "--base",
+                           str(tiny_model), "--out", str(out), "--no-progress"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "check: greedy" in proc.stdout and (out / import_checkpoint.RECORD).is_file()
+
+
+def test_compose_import_service_runs_the_command_into_the_cache():
+    import re
+
+    import yaml
+
+    svc = yaml.safe_load((REPO / "docker/compose.yaml").read_text())["services"]["import"]
+    assert svc["profiles"] == ["import"] and svc["restart"] == "no"
+    assert "model-cache:/models" in svc["volumes"]
+    assert svc["environment"]["HF_HOME"] == "/models"
+    assert svc["environment"]["HF_HUB_OFFLINE"] == "0"
+    # ${VAR:-default} -> default: what `run --rm import` runs with no variables set
+    argv = [re.sub(r"\$\{\w+:-(.*)\}", r"\1", a) for a in svc["command"]]
+    assert argv == ["import-checkpoint", "Dongwei/Rationalyst_reasoning_datasets", "--base",
+                    "meta-llama/Meta-Llama-3-8B-Instruct", "--out",
+                    "/models/Rationalyst-LlamaForCausalLM"]
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    import_checkpoint.add_parser(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    assert args.src == argv[1] and str(args.out) == argv[5]
+    readme = (REPO / "README.md").read_text()
+    assert "--profile import run --rm import" in readme
+    assert f"RATIONALYST_RATIONALE_MODEL={argv[5]}" in readme
