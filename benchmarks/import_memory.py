@@ -3,7 +3,7 @@
 Builds a random checkpoint in the published RATIONALYST's layout (a bare LlamaModel,
 float32, one extra vocabulary row, no LM head, sharded with an index) and a BASE with
 an untied head, then imports it in a fresh process and reads that process's peak RSS
-(ru_maxrss: it counts the mapped source pages too). A second process that only imports
+(VmHWM: it counts the mapped source pages too). A second process that only imports
 the same libraries gives the baseline. Reported: peak, baseline, peak - baseline, and
 largest shard + head (the bound the import aims at); then the same with the check
 (`--check` loads OUT, so it needs about OUT's size on top).
@@ -24,14 +24,15 @@ from pathlib import Path
 HIDDEN, INTER, VOCAB = 1024, 2816, 49152  # the default model's tokenizer: 49,152 ids
 
 CHILD = """
-import resource, sys
+import sys
 from rationalyst.making import import_checkpoint
 if sys.argv[1] == "baseline":
     import torch, safetensors, tqdm, transformers  # what the import itself loads
     from transformers import AutoTokenizer
 elif import_checkpoint.main(sys.argv[1:]):
     sys.exit(1)
-print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked parent
+print("PEAK_KB", [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0])
 """
 
 

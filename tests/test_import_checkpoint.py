@@ -144,6 +144,25 @@ def test_tokenizer_from_src_loses_the_dropped_pad(tiny_replica, tiny_model, tmp_
     assert got["model.embed_tokens.weight"].equal(want["model.embed_tokens.weight"])
 
 
+def test_src_with_model_prefix_keeps_its_own_head(tiny_replica, tiny_model, tmp_path):
+    """Keys with `model.`: a tied *ForCausalLM SRC keeps its own (tied) head, and an
+    untied one (OUT of a first import) its own lm_head.weight, not BASE's."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert run_import(tiny_model, "--base", tiny_model, "--out", first, "--no-check",
+                      "--dtype", "float32") == 0
+    record = json.loads((first / import_checkpoint.RECORD).read_text())
+    assert record["from"]["lm_head"].startswith("SRC model.embed_tokens.weight")
+    assert record["extra_vocab_rows"]["count"] == 0 and "check" not in record
+    assert run_import(first, "--base", tiny_replica, "--out", second, "--dtype",
+                      "float32") == 2  # BASE's vocabulary (49,153) is larger than SRC's
+    assert run_import(first, "--base", tiny_model, "--out", second, "--dtype",
+                      "float32") == 0
+    record = json.loads((second / import_checkpoint.RECORD).read_text())
+    assert record["from"]["lm_head"] == "SRC lm_head.weight"
+    assert tensors(second)["lm_head.weight"].equal(tensors(tiny_model)[
+        "model.embed_tokens.weight"].float())
+
+
 def test_overwrite_replaces_only_once_the_new_one_is_complete(tiny_replica, tiny_model,
                                                               tmp_path, capsys):
     out = tmp_path / "out"
