@@ -328,3 +328,20 @@ def test_compose_import_service_runs_the_command_into_the_cache():
     readme = (REPO / "README.md").read_text()
     assert "--profile import run --rm import" in readme
     assert f"RATIONALYST_RATIONALE_MODEL={argv[5]}" in readme
+
+
+def test_stand_in_note_points_to_the_import():
+    """/health's note (the viewer shows it as is) names the import, not the hub id that
+    the server would refuse."""
+    import httpx
+
+    from harness import ThreadServer
+    from rationalyst.supervisor.scripted_engine import ScriptedEngine
+
+    with ThreadServer(ScriptedEngine()) as srv:
+        health = httpx.get(srv.url + "/health", timeout=10).json()
+    assert health["rationale_is_stand_in"] is True
+    note = health["note"]
+    assert "rationalyst import-checkpoint Dongwei/Rationalyst_reasoning_datasets --base " \
+        "meta-llama/Meta-Llama-3-8B-Instruct --out DIR" in note
+    assert "RATIONALYST_RATIONALE_MODEL to DIR" in note
