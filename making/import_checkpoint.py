@@ -162,28 +162,38 @@ def _write_weights(p: Plan, writer: tf.ShardWriter, dtype: str, progress: bool) 
 
 def check_output(folder: Path, dtype: str) -> dict:
     """Load OUT as transformers would and generate a few greedy tokens."""
+    try:
+        return _greedy(folder, dtype)
+    except InputError:
+        raise
+    except Exception as exc:  # whatever transformers raises: the import is not usable
+        raise InputError(f"the imported model failed its check ({type(exc).__name__}: "
+                         f"{exc}); nothing was kept") from None
+
+
+def _greedy(folder: Path, dtype: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
     model, info = AutoModelForCausalLM.from_pretrained(
         folder, dtype=getattr(torch, dtype), output_loading_info=True)
-    bad = {k: v for k, v in info.items() if v and k != "error_msgs"} or (
-        {"error_msgs": info["error_msgs"]} if info.get("error_msgs") else {})
+    bad = {k: v for k, v in info.items() if v}
     if bad:
-        raise InputError(f"OUT did not load cleanly: {bad}")
+        raise InputError(f"the imported model did not load cleanly: {bad}")
     question = [{"role": "user", "content": "What is 2 + 3?"}]
     if tok.chat_template:
         ids = tok.apply_chat_template(question, add_generation_prompt=True,
                                       return_tensors="pt", return_dict=True)
     else:
         ids = tok(question[0]["content"], return_tensors="pt")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=4, do_sample=False, output_scores=True,
-                             return_dict_in_generate=True,
-                             pad_token_id=tok.pad_token_id or tok.eos_token_id)
+                             return_dict_in_generate=True, pad_token_id=pad)
     if not all(torch.isfinite(s).all() for s in out.scores):
-        raise InputError(f"OUT generates non-finite logits in {dtype}: try --dtype float32")
+        raise InputError(f"the imported model's logits are not finite in {dtype}: try "
+                         "--dtype float32")
     new = out.sequences[0, ids["input_ids"].shape[1]:].tolist()
     return {"prompt": question[0]["content"], "greedy_ids": new,
             "greedy_text": tok.decode(new, skip_special_tokens=False)}

@@ -345,3 +345,16 @@ def test_stand_in_note_points_to_the_import():
     assert "rationalyst import-checkpoint Dongwei/Rationalyst_reasoning_datasets --base " \
         "meta-llama/Meta-Llama-3-8B-Instruct --out DIR" in note
     assert "RATIONALYST_RATIONALE_MODEL to DIR" in note
+
+
+def test_a_failed_check_leaves_no_out(tiny_replica, tiny_model, tmp_path, capsys,
+                                      monkeypatch):
+    """transformers failing on OUT (simulated: the weights are fine) is one line."""
+    def broken(*_):
+        raise RuntimeError("size mismatch for lm_head.weight")
+    monkeypatch.setattr(import_checkpoint, "_greedy", broken)
+    out = tmp_path / "out"
+    assert run_import(tiny_replica, "--base", tiny_model, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "failed its check (RuntimeError: size mismatch" in err and "Traceback" not in err
+    assert leftovers(out) == []
