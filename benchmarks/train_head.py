@@ -16,12 +16,27 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from rationalyst.clients.datasets import default_data_dir
+
+
+# head-only-no-norm: the head alone, the final norm frozen too (is the norm worth it?)
+NO_NORM = """
+import sys
+from rationalyst.making import train
+freeze = train.freeze_body
+def head_alone(model):
+    freeze(model)
+    model.base_model.norm.weight.requires_grad_(False)
+train.freeze_body = head_alone
+from rationalyst.clients.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def write_pairs(path: Path, n: int) -> None:
@@ -46,7 +61,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=192)
-    ap.add_argument("--modes", default="head-only,lora")
+    ap.add_argument("--modes", default="head-only,lora",
+                    help="of head-only, lora, head-only-no-norm")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="train-head-"))
     data = root / "llm_training_data_train.jsonl"
@@ -54,11 +70,13 @@ def main() -> None:
     rows = []
     for mode in args.modes.split(","):
         out = root / mode
-        cmd = [sys.executable, "-m", "rationalyst.clients.cli", "train", str(data),
+        runner = (["-c", NO_NORM] if mode == "head-only-no-norm"
+                  else ["-m", "rationalyst.clients.cli"])
+        cmd = [sys.executable, *runner, "train", str(data),
                "--base", "default", "--out", str(out), "--max-steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
                "--eval-fraction", "0.1", "--logging-steps", "1"]
-        cmd += ["--head-only"] if mode == "head-only" else []
+        cmd += ["--head-only"] if mode.startswith("head-only") else []
         load = os.getloadavg()[0]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         s = json.loads((out / "train_summary.json").read_text())
@@ -74,9 +92,12 @@ def main() -> None:
     for r in rows:
         print(f"| {r['mode']} | {r['eval_loss_before']} | {r['eval_loss_after']} | "
               f"{r['steps_per_s_training']} | {r['load_avg_at_start']} |")
-    if len(rows) == 2 and rows[1]["steps_per_s_training"]:
-        print(f"\nsteps/s ratio {rows[0]['mode']} / {rows[1]['mode']}: "
-              f"{rows[0]['steps_per_s_training'] / rows[1]['steps_per_s_training']:.2f}")
+    lora = [r for r in rows if r["mode"] == "lora"]
+    for r in rows:
+        if lora and r is not lora[0]:
+            print(f"steps/s {r['mode']} / lora: "
+                  f"{r['steps_per_s_training'] / lora[0]['steps_per_s_training']:.2f}")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
