@@ -358,3 +358,38 @@ def test_a_failed_check_leaves_no_out(tiny_replica, tiny_model, tmp_path, capsys
     err = capsys.readouterr().err
     assert "failed its check (RuntimeError: size mismatch" in err and "Traceback" not in err
     assert leftovers(out) == []
+
+
+def _hub_cache(cache: Path, repo: str, folder: Path, commit: str) -> None:
+    """`folder` as the Hugging Face cache holds a downloaded snapshot of `repo`."""
+    root = cache / "hub" / f"models--{repo.replace('/', '--')}"
+    snap = root / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for f in folder.iterdir():
+        (snap / f.name).symlink_to(f)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(commit)
+
+
+def test_hub_ids_through_the_hub_cache_offline(tiny_replica, tiny_model, tmp_path):
+    """The real hub code (snapshot_download) on hub ids, offline from a populated
+    cache; an id that is not cached is one line."""
+    import os
+
+    cache = tmp_path / "hf"
+    _hub_cache(cache, "someone/replica", tiny_replica, "a" * 40)
+    _hub_cache(cache, "someone/base", tiny_model, "b" * 40)
+    env = {**os.environ, "HF_HOME": str(cache), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "rationalyst.making.import_checkpoint", "--no-progress",
+           "--no-check", "--base", "someone/base", "--out", str(tmp_path / "out")]
+    proc = subprocess.run([*cmd, "someone/replica"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((tmp_path / "out" / import_checkpoint.RECORD).read_text())
+    assert record["src"]["spec"] == "someone/replica"
+    assert (record["src"]["revision"], record["base"]["revision"]) == ("a" * 40, "b" * 40)
+    cmd[-1] = str(tmp_path / "out2")
+    proc = subprocess.run([*cmd, "someone/missing"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "cannot download SRC 'someone/missing' from the hub" in proc.stderr
