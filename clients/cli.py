@@ -1,5 +1,5 @@
 """The `rationalyst` command: serve | prepare | solve | eval | prompts | extract | filter |
-train | rank."""
+train | rank | import-checkpoint."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def _check_models(settings) -> list[str] | None:
     from rationalyst.supervisor.models import ModelError, resolve
 
     try:
-        return [resolve(spec, settings.cache_dir)
+        return [resolve(spec, settings.cache_dir, base=settings.agent_model)
                 for spec in dict.fromkeys([settings.agent_model, settings.rationale_model])]
     except ModelError as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
@@ -136,6 +136,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     from rationalyst.making import rank_cli
 
     rank_cli.add_parser(sub)
+    from rationalyst.making import import_checkpoint  # pydantic + argparse; torch lazily
+
+    import_checkpoint.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

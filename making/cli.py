@@ -66,10 +66,12 @@ def add_parsers(sub) -> None:
     tr = sub.add_parser("train", help="fine-tune a rationale model on kept triples",
                         description=(
                             "Fine-tune on kept triples as chat pairs (user = preceding, "
-                            "assistant = rationale), LoRA by default. Runs under "
+                            "assistant = rationale), LoRA by default; --full, or "
+                            "--head-only to repair an imported head. Runs under "
                             "`accelerate launch` for several GPUs."))
-    tr.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
-                    help="filter directories (their kept.jsonl are concatenated)")
+    tr.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help=(
+        "filter directories (their kept.jsonl), or JSONL files in the reference's "
+        "training format ('preceeding' and 'rationale' per line); all are concatenated"))
     tr.add_argument("--base", default="default", help="base checkpoint [default]")
     tr.add_argument("--out", required=True, type=Path, help="checkpoint directory")
     from .train import add_train_flags

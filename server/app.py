@@ -29,9 +29,13 @@ from .ui import router as ui_router
 
 log = logging.getLogger(__name__)
 
+# The published checkpoint has no LM head, so the server refuses it as it is: the note
+# points to the import that makes it servable.
 STAND_IN_NOTE = ("The rationale model is a stand-in ({name}), not RATIONALYST: its "
-                 "rationales come from a general chat model. Set RATIONALYST_RATIONALE_MODEL "
-                 f"to {RATIONALYST_HUB_ID} for the real one.")
+                 "rationales come from a general chat model. For the real one, import the "
+                 "published checkpoint once: rationalyst import-checkpoint "
+                 f"{RATIONALYST_HUB_ID} --base meta-llama/Meta-Llama-3-8B-Instruct --out DIR, "
+                 "then set RATIONALYST_RATIONALE_MODEL to DIR.")
 
 
 def create_app(settings: ServerSettings | None = None, engines: Engines | None = None,

@@ -48,8 +48,8 @@ def describe(settings: Settings, agent_path: str, rationale_path: str) -> ModelI
 async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
     """Resolve and check both models (fails fast on a checkpoint with no LM head),
     then load each distinct one in-process, or connect to its server."""
-    agent_path = resolve(settings.agent_model, settings.cache_dir)
-    rationale_path = resolve(settings.rationale_model, settings.cache_dir)
+    agent_path = resolve(settings.agent_model, settings.cache_dir, settings.agent_model)
+    rationale_path = resolve(settings.rationale_model, settings.cache_dir, settings.agent_model)
     loaded: dict[tuple[str, str | None], Engine] = {}
 
     async def remote(path: str, url: str, api_key: str | None) -> Engine:

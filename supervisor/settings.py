@@ -21,7 +21,9 @@ class Settings(BaseSettings):
         "agent checkpoint: 'default' (packaged SmolLM2-135M-Instruct), a local "
         "directory or a hub id"))
     rationale_model: str = Field(DEFAULT_MODEL, description=(
-        f"rationale checkpoint; the real RATIONALYST is {RATIONALYST_HUB_ID}"))
+        "rationale checkpoint; for the real RATIONALYST, the folder that `rationalyst "
+        f"import-checkpoint {RATIONALYST_HUB_ID}` writes (the published checkpoint has "
+        "no LM head)"))
     scorer: Literal["agent", "rationale"] = Field(
         "agent", description="which model scores candidates (the reference uses the agent)")
     cache_dir: Path = Field(default_factory=default_cache_dir,
