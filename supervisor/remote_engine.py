@@ -96,6 +96,8 @@ class RemoteEngine(ChatTokens):
         self.scoring, self.scoring_note = await remote_scoring.probe(self)
         if self.scoring_note:
             log.warning("%s: %s", self.url, self.scoring_note)
+        elif note := await remote_scoring.block_note(self):
+            log.warning("%s: %s", self.url, note)
         return self
 
     async def check(self) -> None:

@@ -63,6 +63,28 @@ async def probe(eng: "RemoteEngine") -> tuple[str, str | None]:
     return CACHED, None
 
 
+# Cache hits are whole KV blocks. In-process we use 32-token ones on the CPU; vllm
+# serve on a CPU defaults to 128, and then each scored step re-prefills up to 127
+# prefix tokens (docs/performance.md). The same prompt sent twice tells: the second
+# reads floor(n / block) * block of its first n tokens from the cache, all n with
+# blocks of 32 or fewer (n = 5 * 32, so 64- and 128-token blocks fall short).
+BLOCK = 32
+_BLOCK_PROBE = 5 * BLOCK
+
+
+async def block_note(eng: "RemoteEngine") -> str | None:
+    """Why cached scoring on this server re-prefills more than in-process, or None."""
+    ids = eng._ids(" probe")[-1:] * (_BLOCK_PROBE + 1)  # the last one is never cached
+    hits = [_cached_tokens(await _generate(eng, ids, _PRIME, f"rationalyst-block-{i}"))
+            for i in range(2)]
+    if hits[1] is None or hits[1] >= _BLOCK_PROBE:
+        return None
+    return (f"a repeated prompt read {hits[1]} of {_BLOCK_PROBE} tokens from the prefix "
+            f"cache: the server's KV blocks are larger than {BLOCK} tokens (or prefix "
+            "caching is off), so cached scoring prefills up to a block again per step; "
+            f"start vllm serve with --block-size {BLOCK}")
+
+
 async def score(eng: "RemoteEngine", pids: list[int], conts: list[list[int]],
                 request_id: str) -> Scores:
     """Prime the prefix, then one request per continuation reading the cache; only
