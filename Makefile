@@ -58,8 +58,9 @@ IMAGE ?= rationalyst-server:cpu
 IMAGE_BASE ?=
 IMAGE_FLAGS ?=
 CONTAINER ?= $$(docker info >/dev/null 2>&1 && echo docker || echo podman)
+# BUILDAH_FORMAT: podman's default OCI format would drop the HEALTHCHECK.
 image:
-	$(CONTAINER) build -f docker/Dockerfile.cpu -t $(IMAGE) \
+	BUILDAH_FORMAT=docker $(CONTAINER) build -f docker/Dockerfile.cpu -t $(IMAGE) \
 	  $(if $(IMAGE_BASE),--build-arg BASE=$(IMAGE_BASE)) $(IMAGE_FLAGS) .
 
 clean:
