@@ -22,8 +22,9 @@ ULIMITS = ["--ulimit", "nofile=1024:4096", "--ulimit", "nproc=1024:4096"]
 BASE = "localhost/rationalyst-base:bookworm"  # docker/local-base.sh
 CPU_IMAGE = "rationalyst-server:cpu"  # what `make image` builds, and compose runs
 READY_S = 300  # stated bound: /health answers 200 within this after `run`/`up`
-GRACE_S = 30  # RATIONALYST_SHUTDOWN_GRACE_S given to the container
-SEEDED = {"question": "What is 12 + 30?", "max_steps": 3, "num_candidates": 2, "seed": 7}
+GRACE_S = 120  # RATIONALYST_SHUTDOWN_GRACE_S given to the container (a shared machine
+# can take a minute for a step of the default model)
+SEEDED = {"question": "What is 12 + 30?", "max_steps": 2, "num_candidates": 2, "seed": 7}
 COMPOSE = REPO / "docker" / "compose.yaml"
 
 

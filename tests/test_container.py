@@ -66,15 +66,18 @@ def cpu_image(runtime, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cpu(cpu_image, default_model):
+def cpu(cpu_image, default_model, tmp_path_factory):
     """The CPU image serving a model from a read-only volume, on a port set by the
     environment (the image's defaults must give way to it)."""
+    # A copy the container's uid 10001 may read (our cache is private to its owner).
+    model = shutil.copytree(default_model, tmp_path_factory.mktemp("volume") / "smollm2")
+    sh(["chmod", "-R", "a+rX", str(model)])
     port = free_port()
     with Container("rationalyst-test-cpu", CPU_IMAGE, port, env={
             "RATIONALYST_AGENT_MODEL": "/models/smollm2",
             "RATIONALYST_RATIONALE_MODEL": "/models/smollm2",
             "RATIONALYST_SHUTDOWN_GRACE_S": str(GRACE_S)},
-            volumes=[f"{default_model}:/models/smollm2:ro"]) as c:
+            volumes=[f"{model}:/models/smollm2:ro"]) as c:
         c.ready_s = wait_ready(c)
         yield c
 
@@ -114,7 +117,7 @@ def test_cpu_image_reads_its_model_from_a_read_only_volume(cpu):
 
 async def test_sigterm_drains_a_stream_and_exits_0(cpu):
     """Last user of the `cpu` container: it ends it."""
-    body = {"question": "What is 12 + 30?", "max_steps": 3, "num_candidates": 2,
+    body = {"question": "What is 12 + 30?", "max_steps": 2, "num_candidates": 2,
             "seed": 7, "stream": True}
     async with httpx.AsyncClient(base_url=cpu.url, timeout=120) as client:
         async with client.stream("POST", "/solve", json=body) as r:
