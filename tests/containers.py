@@ -93,8 +93,8 @@ def wait_ready(c: "Container | None" = None, *, url: str = "", name: str = "") -
     raise AssertionError(f"{url}/health not 200 within {READY_S} s{logs(name)}")
 
 
-def solve(url: str) -> dict:
-    r = httpx.post(url + "/solve", json=SEEDED, timeout=600)
+def solve(url: str, **change) -> dict:
+    r = httpx.post(url + "/solve", json={**SEEDED, **change}, timeout=600)
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -141,7 +141,7 @@ def test_compose_cpu_profile_serves(cpu_image, tmp_path):
         ready = wait_ready(url=f"http://127.0.0.1:{port}",
                            name=compose_container("supervisor-cpu"))
         print(f"\ncompose cpu: /health 200 after {ready:.0f} s")
-        out = solve(f"http://127.0.0.1:{port}")
+        out = solve(f"http://127.0.0.1:{port}", max_steps=1)  # serves: one step will do
         assert out["steps"]
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
         assert health["rationale_is_stand_in"] and health["models"]["agent"].endswith(
