@@ -114,12 +114,12 @@ class Container:
         return logs(self.name)
 
     def __enter__(self) -> "Container":
-        sh([*PODMAN, "rm", "-f", "-t", "0", self.name], check=False)
+        sh([*PODMAN, "rm", "-f", "-v", "-t", "0", self.name], check=False)
         sh(self.cmd)
         return self
 
     def __exit__(self, *exc) -> None:
-        sh([*PODMAN, "rm", "-f", "-t", "0", self.name], check=False)
+        sh([*PODMAN, "rm", "-f", "-v", "-t", "0", self.name], check=False)
 
 
 def _compose_exe() -> list[str]:
