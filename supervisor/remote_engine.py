@@ -55,6 +55,7 @@ NO_COUNT = ("the server does not report cached tokens: add "
             "--enable-prompt-tokens-details to vllm serve to score from its prefix cache")
 
 # detokenize False: detokenizing the log-probs of cached positions crashes vLLM.
+BLOCK = 32  # tokens per KV block, as the in-process CPU engine uses
 _PRIME = {"max_tokens": 1, "temperature": 0.0, "detokenize": False}
 _SCORE = {**_PRIME, "prompt_logprobs": 0}
 # vLLM's answer when the garbage log-probs at cached positions hold a NaN or inf.
@@ -112,6 +113,8 @@ class RemoteEngine(ChatTokens):
         self.scoring, self.scoring_note = await self._probe_scoring()
         if self.scoring_note:
             log.warning("%s: %s", self.url, self.scoring_note)
+        elif note := await self._block_note():
+            log.warning("%s: %s", self.url, note)
         return self
 
     async def check(self) -> None:
@@ -241,6 +244,26 @@ class RemoteEngine(ChatTokens):
         if _reported_cached(data) is None:
             return FULL, NO_COUNT
         return CACHED, None
+
+    async def _block_note(self) -> str | None:
+        """Why cached scoring on this server re-prefills more than in-process, or None.
+
+        Cache hits are whole KV blocks. In-process we use 32-token ones on the CPU; vllm
+        serve on a CPU defaults to 128, and then each scored step re-prefills up to 127
+        prefix tokens (docs/performance.md). The same prompt sent twice tells: the second
+        reads floor(n / block) * block of its first n tokens from the cache, all n with
+        blocks of 32 or fewer (n = 5 * 32, so 64- and 128-token blocks fall short)."""
+        n = 5 * BLOCK
+        ids = self._ids(" probe")[-1:] * (n + 1)  # the last one is never cached
+        hits = [_cached_tokens(await self._generate_tokens(ids, _PRIME,
+                                                           f"rationalyst-block-{i}"))
+                for i in range(2)]
+        if hits[1] >= n:
+            return None
+        return (f"a repeated prompt read {hits[1]} of {n} tokens from the prefix cache: "
+                f"the server's KV blocks are larger than {BLOCK} tokens (or prefix caching "
+                "is off), so cached scoring prefills up to a block again per step; start "
+                f"vllm serve with --block-size {BLOCK}")
 
     async def _score_cached(self, pids: list[int], conts: list[list[int]],
                             request_id: str, session: str | None) -> Scores:
