@@ -14,7 +14,7 @@ RATIONALYST_HOST ?= 127.0.0.1
 RATIONALYST_PORT ?= 8000
 export RATIONALYST_HOST RATIONALYST_PORT
 
-.PHONY: setup models serve test bench clean
+.PHONY: setup models serve test bench image clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,18 @@ test: models
 bench: setup
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/overhead.py
+
+# The CPU image, with docker where its daemon answers, else podman. IMAGE_BASE
+# replaces the official python:3.11-slim-bookworm base where no registry is reachable
+# (docker/local-base.sh makes one); IMAGE_FLAGS go to the build command as they are.
+IMAGE ?= rationalyst-server:cpu
+IMAGE_BASE ?=
+IMAGE_FLAGS ?=
+CONTAINER ?= $$(docker info >/dev/null 2>&1 && echo docker || echo podman)
+# BUILDAH_FORMAT: podman's default OCI format would drop the HEALTHCHECK.
+image:
+	BUILDAH_FORMAT=docker $(CONTAINER) build -f docker/Dockerfile.cpu -t $(IMAGE) \
+	  $(if $(IMAGE_BASE),--build-arg BASE=$(IMAGE_BASE)) $(IMAGE_FLAGS) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

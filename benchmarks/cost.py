@@ -80,17 +80,17 @@ class Counting:
         self.decoded += gen.completion_tokens
         return gen
 
-    async def sample(self, prompt: str, params: SampleParams, request_id: str):
-        return self._add(await self.inner.sample(prompt, params, request_id))
+    async def sample(self, prompt: str, params: SampleParams, request_id: str, **kw):
+        return self._add(await self.inner.sample(prompt, params, request_id, **kw))
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str):
-        return self._add(await self.inner.generate(prompt, max_tokens, stop, request_id))
+                       request_id: str, **kw):
+        return self._add(await self.inner.generate(prompt, max_tokens, stop, request_id, **kw))
 
     async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str) -> Scores:
+                    request_id: str, **kw) -> Scores:
         self.score_calls.append((prefix, list(continuations)))
-        scores = await self.inner.score(prefix, continuations, request_id)
+        scores = await self.inner.score(prefix, continuations, request_id, **kw)
         self.scored += scores.computed_tokens
         return scores
 

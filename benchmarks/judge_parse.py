@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from rationalyst.supervisor.models import default_cache_dir, resolve
-from rationalyst.supervisor.structured_judge import StructuredAgentJudge
+from rationalyst.supervisor.strategies.judge import StructuredAgentJudge
 from rationalyst.supervisor.verifiers import AgentJudge, judge_messages
 from rationalyst.supervisor.vllm_engine import VLLMEngine
 

@@ -1,5 +1,5 @@
 """The `rationalyst` command: serve | prepare | solve | eval | prompts | extract | filter |
-train | rank."""
+train | rank | import-checkpoint."""
 
 from __future__ import annotations
 
@@ -44,13 +44,25 @@ def run_server(app, settings) -> int:
     """Serve `app` with uvicorn until SIGTERM or Ctrl+C; the exit status.
 
     On the signal uvicorn stops accepting; streams may finish within the grace period
-    (server/solve.py), then whatever is left is cancelled. Our middleware writes one
-    access line per request, with its request id, so uvicorn's own is off."""
+    (server/solve.py), then whatever is left is cancelled and the engines stop (their
+    processes wait for this: supervisor/engine_signals.py). A second signal, SIGINT
+    or SIGTERM, forces a quick exit. Our middleware writes one access line per
+    request, with its request id, so uvicorn's own is off."""
     import signal
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(
+    from rationalyst.supervisor import engine_signals
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            # uvicorn forces only on a second SIGINT; a process manager resends SIGTERM.
+            if self.should_exit:
+                logging.getLogger(__name__).warning("second signal: forcing the exit")
+                self.force_exit = True
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s + 5))
     # uvicorn re-raises the signal once it has drained, which would end a clean stop
@@ -60,6 +72,9 @@ def run_server(app, settings) -> int:
     try:
         server.run()
     finally:
+        # A forced exit skips the lifespan's close: let vLLM's exit handlers stop
+        # the engine processes at once rather than wait out their own timeout.
+        engine_signals.release_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if server.started else 3  # 3: uvicorn's start-up failure status
@@ -69,7 +84,7 @@ def _check_models(settings) -> list[str] | None:
     from rationalyst.supervisor.models import ModelError, resolve
 
     try:
-        return [resolve(spec, settings.cache_dir)
+        return [resolve(spec, settings.cache_dir, base=settings.agent_model)
                 for spec in dict.fromkeys([settings.agent_model, settings.rationale_model])]
     except ModelError as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
@@ -121,6 +136,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     from rationalyst.making import rank_cli
 
     rank_cli.add_parser(sub)
+    from rationalyst.making import import_checkpoint  # pydantic + argparse; torch lazily
+
+    import_checkpoint.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

@@ -194,7 +194,8 @@ class _Base:
             if attempt < self.max_retries and _retryable(exc):
                 return retry_delay(attempt)
             raise _transport_error(exc, self.base_url) from exc
-        assert response is not None
+        if response is None:
+            raise ValueError("_retry_after needs the failed attempt's error or response")
         if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
             return retry_delay(attempt, response.headers.get("retry-after"))
         raise _error_for(response.status_code, response.text)

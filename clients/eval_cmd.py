@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rationalyst.clients import datasets, flags, grading
 from rationalyst.clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
+from rationalyst.clients.eval_report import read_records
 from rationalyst.clients.local_server import LocalServer, ServerStartError
 from rationalyst.protocol import DEFAULT_STRATEGY, PROFILES, STRATEGIES, SolveRequest
 
@@ -87,21 +88,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ---- records ----------------------------------------------------------------------
-
-def read_records(path: Path) -> dict[tuple[str, str, str], dict]:
-    """The latest record per (dataset, strategy, id); a torn last line is ignored."""
-    out: dict[tuple[str, str, str], dict] = {}
-    if not path.exists():
-        return out
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-                out[(r["dataset"], r["strategy"], str(r["id"]))] = r
-            except (ValueError, KeyError, TypeError):
-                continue
-    return out
-
 
 def _tokens(usage: dict) -> int:
     # Every *_tokens count (a verifier's too), not counts of other things.

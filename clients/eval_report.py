@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from rationalyst.clients.datasets import wilson
-from rationalyst.clients.eval_cmd import read_records
+
+
+def read_records(path: Path) -> dict[tuple[str, str, str], dict]:
+    """The latest record per (dataset, strategy, id); a torn last line is ignored."""
+    out: dict[tuple[str, str, str], dict] = {}
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+                out[(r["dataset"], r["strategy"], str(r["id"]))] = r
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
 
 
 @dataclass

@@ -8,8 +8,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-COMMANDS = ("extract", "filter", "train")
-
 
 def _engine_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--model", default="default", help=(
@@ -68,10 +66,12 @@ def add_parsers(sub) -> None:
     tr = sub.add_parser("train", help="fine-tune a rationale model on kept triples",
                         description=(
                             "Fine-tune on kept triples as chat pairs (user = preceding, "
-                            "assistant = rationale), LoRA by default. Runs under "
+                            "assistant = rationale), LoRA by default; --full, or "
+                            "--head-only to repair an imported head. Runs under "
                             "`accelerate launch` for several GPUs."))
-    tr.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
-                    help="filter directories (their kept.jsonl are concatenated)")
+    tr.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help=(
+        "filter directories (their kept.jsonl), or JSONL files in the reference's "
+        "training format ('preceeding' and 'rationale' per line); all are concatenated"))
     tr.add_argument("--base", default="default", help="base checkpoint [default]")
     tr.add_argument("--out", required=True, type=Path, help="checkpoint directory")
     from .train import add_train_flags
@@ -103,7 +103,7 @@ def _with_engine(args, work):
     return asyncio.run(go())
 
 
-def _guard(run):
+def guard(run):
     """Map the errors a user can fix to one line and exit 2; Ctrl-C to 130."""
     from rationalyst.supervisor.engine import EngineError
     from rationalyst.supervisor.models import ModelError
@@ -137,7 +137,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
               f"({stats['rationales_leak']} leaks rejected) -> {args.out / 'triples.jsonl'}")
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
@@ -158,10 +158,10 @@ def cmd_filter(args: argparse.Namespace) -> int:
               f"{args.dir / 'kept.jsonl'}")
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import train
 
-    return _guard(lambda: train.main(args))
+    return guard(lambda: train.main(args))

@@ -14,6 +14,7 @@ once (prefix cache) and computes only the rationale and following text twice.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -129,10 +130,15 @@ def _quantile(xs: list[float], q: float) -> float | None:
 
 
 def _histogram(gains: list[float], min_gain: float, path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the `train` extra is not installed: the summary stands
+        print(f"rationalyst filter: matplotlib is missing, so no {path.name} "
+              "(pip install 'rationalyst-server[train]')", file=sys.stderr)
+        return
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(gains, bins=min(40, max(5, len(gains) // 3)))

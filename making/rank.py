@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
-from rationalyst.supervisor import profiles, prompts, strategies
+from rationalyst.supervisor import profiles, prompts
+from rationalyst.supervisor.strategies import base as strategies
+from rationalyst.supervisor.strategies.rationalyst import rationalyst
 from rationalyst.supervisor.concurrency import gather_or_cancel
 from rationalyst.supervisor.engine import Completion, Engine, Engines, Generation, decayed_mean
 from rationalyst.supervisor.loop import step_seed
@@ -158,10 +160,10 @@ class _Replay:
     def _gen(self) -> Generation:
         return Generation([Completion(t, self.real.count_tokens(t)) for t in self.texts], 0)
 
-    async def sample(self, prompt, params, request_id) -> Generation:
+    async def sample(self, prompt, params, request_id, **_) -> Generation:
         return self._gen()
 
-    async def generate(self, prompt, max_tokens, stop, request_id) -> Generation:
+    async def generate(self, prompt, max_tokens, stop, request_id, **_) -> Generation:
         return self._gen()
 
 
@@ -174,8 +176,8 @@ class _Recording:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    async def score(self, prefix, continuations, request_id):
-        self.last = await self.real.score(prefix, continuations, request_id)
+    async def score(self, prefix, continuations, request_id, **kw):
+        self.last = await self.real.score(prefix, continuations, request_id, **kw)
         return self.last
 
 
@@ -202,7 +204,8 @@ def _state(cfg: RankConfig, item: Item, k: int, item_seed: int, rid: str,
                          score_decay=decay)
     problem = Problem(item.question, item.task, profile=cfg.profile)
     return strategies.StepState(problem, list(item.steps[:k]), params,
-                                step_seed(item_seed, k), 1 << 30, Usage(), Timings(), rid)
+                                step_seed(item_seed, k), 1 << 30, Usage(), Timings(), rid,
+                                str(item.id))  # its calls share a session: one replica
 
 
 async def oracle_rationale(engine: Engine, cfg: RankConfig, state, gold: str) -> str:
@@ -217,20 +220,21 @@ async def oracle_rationale(engine: Engine, cfg: RankConfig, state, gold: str) ->
 
 async def trained_rationale(engine: Engine, cfg: RankConfig, item: Item, k: int,
                             item_seed: int) -> str:
-    """The server's rationale call (strategies._rationale) on another checkpoint."""
+    """The server's rationale call (strategies.write_rationale) on another checkpoint."""
     state = _state(cfg, item, k, item_seed, f"{item.id}-{k}-trained")
-    return await strategies._rationale(state, Engines(engine, engine, engine))
+    return await strategies.write_rationale(state, Engines(engine, engine, engine))
 
 
 async def _scored(engine: Engine, state, cands: list[str], rationale: str):
     """Scores (per decay) and computed tokens from the server's rationalyst strategy."""
     rec = _Recording(engine)
     engines = Engines(_Replay(engine, cands), _Replay(engine, [rationale]), rec)
-    choice = await strategies.rationalyst(state, engines)
+    choice = await rationalyst(state, engines)
     got = [c.score for c in choice.candidates]
     lps = rec.last.token_logprobs
     # The strategy's own scores are the plain means of the recorded log-probs.
-    assert got == [decayed_mean(x, 1.0) for x in lps], "replay lost the candidate order"
+    if got != [decayed_mean(x, 1.0) for x in lps]:
+        raise RuntimeError("rank: the replay lost the candidate order")
     return ({str(d): [decayed_mean(x, d) for x in lps] for d in DECAYS},
             state.usage.scored_tokens, [len(x) for x in lps])
 
@@ -241,14 +245,14 @@ async def rank_step(engine: Engine, cfg: RankConfig, item: Item, k: int,
     rid = f"{item.id}-{k}"
     state = _state(cfg, item, k, item_seed, rid)
     gold = item.steps[k]
-    gen = await strategies._sample(state, Engines(engine, engine, engine))
+    gen = await strategies.sample(state, Engines(engine, engine, engine))
     cands, dropped = candidates(gold, [c.text for c in gen.completions])
     rec = {"item": item.id, "dataset": item.dataset, "k": k, "gold": cands[0],
            "candidates": cands, "dropped": dropped}
     if len(cands) < 2:
         return {**rec, "skipped": "no distinct sample"}
     stand_in, oracle = await gather_or_cancel(
-        strategies._rationale(state, Engines(engine, engine, engine)),
+        strategies.write_rationale(state, Engines(engine, engine, engine)),
         oracle_rationale(engine, cfg, state, gold))
     rationales = {"blank": "", "stand-in": stand_in, "oracle": oracle}
     none = await engine.score(engine.render(prompts.agent_messages(state.problem,

@@ -1,10 +1,14 @@
 """`rationalyst train`: fine-tune a rationale model on kept triples.
 
+Input: `filter` directories (their kept.jsonl), or JSONL files in the format the
+reference's fine-tuning script reads (`preceeding`, so spelt, and `rationale` per line).
 Chat pairs: user = preceding text, assistant = rationale, built by
 `supervisor.prompts.rationale_chat`, the function that builds the server's rationale
 prompt, so training and serving cannot drift. Loss on the rationale tokens only.
-transformers Trainer with peft LoRA (merged at the end) or `--full`. Imports no vLLM
-(GPU machines may lack it) and runs under `accelerate launch` (DDP; FSDP for --full).
+transformers Trainer with peft LoRA (merged at the end), `--full`, or `--head-only`
+(body frozen: repairs the head of an imported body, see import_checkpoint.py). Imports
+no vLLM (GPU machines may lack it) and runs under `accelerate launch` (DDP; FSDP for
+--full).
 
     python -m rationalyst.making.train DIR --base MODEL --out CKPT   (same flags)
 """
@@ -28,12 +32,17 @@ FILES = ("train_log.jsonl", "loss.png", "train_summary.json", "config.json")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--full", action="store_true", help=(
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help=(
         "full fine-tune with the reference's settings (lr 2e-5, cosine, warm-up 3%%, "
         "batch 2 x 8 accumulation) instead of LoRA"))
+    mode.add_argument("--head-only", action="store_true", help=(
+        "freeze the body; train only the LM head and the final norm (lr 1e-3): gives "
+        "an imported body whose head was never published a head tuned to it"))
     p.add_argument("--epochs", type=float, default=1.0, help="[1]")
     p.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
-    p.add_argument("--lr", type=float, default=None, help="[2e-4 LoRA, 2e-5 --full]")
+    p.add_argument("--lr", type=float, default=None,
+                   help="[2e-4 LoRA, 2e-5 --full, 1e-3 --head-only]")
     p.add_argument("--batch-size", type=int, default=2, help="per device [2]")
     p.add_argument("--grad-accum", type=int, default=None, help="[1 LoRA, 8 --full]")
     p.add_argument("--lora-r", type=int, default=16)
@@ -47,18 +56,27 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
 
 
 def load_pairs(dirs) -> list[dict]:
+    """Pairs from filter directories' kept.jsonl, or from JSONL files in the reference's
+    training format (`preceeding` or `preceding`, and `rationale`)."""
     pairs = []
     for d in dirs:
-        path = Path(d) / "kept.jsonl"
+        path = Path(d) / "kept.jsonl" if Path(d).is_dir() else Path(d)
         if not path.is_file():
-            raise InputError(f"{d} has no kept.jsonl: run `rationalyst filter {d}` first")
-        with open(path) as f:
+            raise InputError(f"{d} has no kept.jsonl: run `rationalyst filter {d}` first"
+                             if Path(d).is_dir() else f"{d}: no such file or directory")
+        with open(path, encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
                 try:
                     row = json.loads(line)
-                    pairs.append({"preceding": row["preceding"], "rationale": row["rationale"]})
+                    preceding = row["preceding"] if "preceding" in row else row["preceeding"]
+                    if not (isinstance(preceding, str) and isinstance(row["rationale"], str)):
+                        raise TypeError
+                    pairs.append({"preceding": preceding, "rationale": row["rationale"]})
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    raise InputError(f"{path}:{n}: not a kept triple (preceding, rationale)")
+                    raise InputError(f"{path}:{n}: not a rationale pair (preceding or the "
+                                     "reference's preceeding, and rationale)") from None
     if not pairs:
         raise InputError(f"no kept triples in {', '.join(map(str, dirs))}: nothing to train on")
     return pairs
@@ -98,7 +116,8 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
     from transformers import TrainingArguments
 
     grad_accum = args.grad_accum or (8 if args.full else 1)
-    lr = args.lr or (2e-5 if args.full else 2e-4)
+    lr = args.lr or (2e-5 if args.full else 1e-3 if getattr(args, "head_only", False)
+                     else 2e-4)
     steps = args.max_steps if args.max_steps > 0 else math.ceil(
         args.epochs * n_train / (args.batch_size * grad_accum))
     eval_steps = max(1, min(50, steps // 5))
@@ -171,17 +190,23 @@ def main(args: argparse.Namespace) -> int:
         "torch_dtype") or "float32"
     model = AutoModelForCausalLM.from_pretrained(
         base, dtype=torch.bfloat16 if use_bf16 else torch.float32)
-    if not args.full:
+    head_only = getattr(args, "head_only", False)
+    if head_only:
+        freeze_body(model)
+    elif not args.full:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(
             r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.05,
             target_modules="all-linear", task_type="CAUSAL_LM"))
     targs = _training_args(args, out, len(train_ds), bool(eval_ds), use_bf16)
+    step_timer = _StepTimer()
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
-                      eval_dataset=eval_ds or None,
+                      eval_dataset=eval_ds or None, callbacks=[step_timer],
                       data_collator=DataCollatorForSeq2Seq(tok, padding=True,
                                                            label_pad_token_id=-100))
+    # Held-out loss before any step: what the run changed (skipped when resuming).
+    before = trainer.evaluate() if eval_ds and not resume else {}
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -190,17 +215,23 @@ def main(args: argparse.Namespace) -> int:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0
     final_eval = trainer.evaluate() if eval_ds else {}
-    _save(trainer, tok, out, args.full, base_dtype)
+    _save(trainer, tok, out, "full" if args.full else "head" if head_only else "lora",
+          base_dtype)
     if trainer.is_world_process_zero():
         log = trainer.state.log_history
         with open(out / "train_log.jsonl", "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in log)
         plot_loss(log, out / "loss.png")
-        summary = {"base": str(base), "mode": "full" if args.full else "lora",
+        summary = {"base": str(base),
+                   "mode": "full" if args.full else "head-only" if head_only else "lora",
                    "pairs": len(pairs), "train": len(train_ds), "eval": len(eval_ds),
                    "steps": trainer.state.global_step, "seconds": round(seconds, 1),
                    "steps_per_s": round(trainer.state.global_step / seconds, 3),
+                   # steps only: no evaluation or checkpoint writes, which differ by mode
+                   "steps_per_s_training": round(step_timer.steps / step_timer.seconds, 3)
+                   if step_timer.seconds else None,
                    "train_loss": result.training_loss,
+                   "eval_loss_before": before.get("eval_loss"),
                    "eval_loss": final_eval.get("eval_loss"),
                    "world_size": targs.world_size,
                    "device": torch.cuda.get_device_name() if cuda else "cpu",
@@ -211,13 +242,55 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save(trainer, tok, out: Path, full: bool, dtype: str) -> None:
+class _StepTimer:
+    """Seconds spent in optimizer steps (forward, backward, update), for steps/s that
+    compare modes fairly. A TrainerCallback by duck typing: imports stay lazy."""
+
+    def __init__(self):
+        self.seconds, self.steps, self._t = 0.0, 0, None
+
+    def __getattr__(self, name):  # every other Trainer event: nothing to do
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_step_begin(self, *args, **kwargs):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, *args, **kwargs):
+        if self._t is not None:
+            self.seconds += time.perf_counter() - self._t
+            self.steps += 1
+
+
+def freeze_body(model) -> None:
+    """Only the LM head and the final norm learn. A head tied to the input embeddings
+    is untied first: training it must not move what the body reads."""
+    import torch
+
+    head = model.get_output_embeddings()
+    if head.weight is model.get_input_embeddings().weight:
+        model.config.tie_word_embeddings = False
+        head.weight = torch.nn.Parameter(head.weight.detach().clone())
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head.weight.requires_grad_(True)
+    model.base_model.norm.weight.requires_grad_(True)
+
+
+def _save(trainer, tok, out: Path, mode: str, dtype: str) -> None:
     """A merged checkpoint of the base's causal-LM class, with its tokenizer."""
     import torch
 
-    if full:
+    if mode == "full":
         # Trainer gathers FSDP shards into a full state dict on the main process.
         trainer.save_model(str(out))
+    elif mode == "head":
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if trainer.is_world_process_zero():
+            if dtype in ("bfloat16", "float16"):
+                model = model.to(getattr(torch, dtype))
+            model.save_pretrained(str(out))
     else:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
         if trainer.is_world_process_zero():
@@ -251,6 +324,6 @@ if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...
     parser.add_argument("--base", default="default")
     parser.add_argument("--out", required=True, type=Path)
     add_train_flags(parser)
-    from .cli import _guard
+    from .cli import guard
 
-    sys.exit(_guard(lambda: main(parser.parse_args())))
+    sys.exit(guard(lambda: main(parser.parse_args())))

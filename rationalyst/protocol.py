@@ -1,10 +1,11 @@
 """The wire format of POST /solve, with its names and defaults: one owner.
 
 Depends only on pydantic, so the server, the supervisor, the clients and the CLI
-all import it. To add a strategy, add its name to STRATEGIES (and its function to
-supervisor/strategies.py); to add a request field, add it to SolveOptions (it then
-reaches /solve, /v1 extra_body, the client and the CLI flags) or to SolveRequest
-(/solve only), and to supervisor.types.SolveParams under the same name.
+all import it. To add a strategy, add its name to STRATEGIES (and its module and
+registry line to supervisor/strategies/: docs/design.md); to add a request field,
+add it to SolveOptions (it then reaches /solve, /v1 extra_body, the client and the
+CLI flags) or to SolveRequest (/solve only), and to supervisor.types.SolveParams
+under the same name.
 """
 
 from __future__ import annotations

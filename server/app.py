@@ -15,6 +15,7 @@ from rationalyst.supervisor import profiles
 from rationalyst.supervisor.backends import (ModelInfo, backend_status, load_engines,
                                             verifier_models)
 from rationalyst.supervisor.engine import Engines
+from rationalyst.supervisor.models import RATIONALYST_HUB_ID
 from rationalyst.protocol import HealthResponse
 
 from . import errors
@@ -29,9 +30,13 @@ from .ui import router as ui_router
 
 log = logging.getLogger(__name__)
 
+# The published checkpoint has no LM head, so the server refuses it as it is: the note
+# points to the import that makes it servable.
 STAND_IN_NOTE = ("The rationale model is a stand-in ({name}), not RATIONALYST: its "
-                 "rationales come from a general chat model. Set RATIONALYST_RATIONALE_MODEL "
-                 "to Dongwei/Rationalyst_reasoning_datasets for the real one.")
+                 "rationales come from a general chat model. For the real one, import the "
+                 "published checkpoint once: rationalyst import-checkpoint "
+                 f"{RATIONALYST_HUB_ID} --base meta-llama/Meta-Llama-3-8B-Instruct --out DIR, "
+                 "then set RATIONALYST_RATIONALE_MODEL to DIR.")
 
 
 def create_app(settings: ServerSettings | None = None, engines: Engines | None = None,

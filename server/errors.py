@@ -7,10 +7,11 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from rationalyst.protocol import ErrorBody, ErrorResponse
-from rationalyst.supervisor.engine import EngineError, InvalidParams, PromptTooLong
+from rationalyst.supervisor.engine import BadParam, BadRequest, InvalidParams, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,27 @@ class APIError(Exception):
         self.headers = headers
 
 
+# Each router's wire format: the status of each error family, the most specific
+# class first found along the exception's MRO. A request that fails validation is
+# FastAPI's RequestValidationError.
+SOLVE_STATUS: dict[type, int] = {RequestValidationError: 422, BadParam: 422,
+                                 BadRequest: 400, ServiceUnavailable: 503}
+V1_STATUS: dict[type, int] = {RequestValidationError: 400, BadRequest: 400,  # OpenAI's
+                              ServiceUnavailable: 503}
+
+
+def route_class(statuses: dict[type, int]) -> type[APIRoute]:
+    """The route class of a router whose errors answer with `statuses`."""
+    return type("Route", (APIRoute,), {"error_statuses": statuses})
+
+
+def status_of(request: Request, exc: Exception) -> int:
+    """The status the router that took `request` gives `exc` (/solve's format for
+    routes outside a router: the health, metrics and viewer pages)."""
+    statuses = getattr(request.scope.get("route"), "error_statuses", SOLVE_STATUS)
+    return next(statuses[c] for c in type(exc).__mro__ if c in statuses)
+
+
 def error_body(message: str, type_: str, param: str | None = None,
                code: str | None = None) -> dict:
     return ErrorResponse(error=ErrorBody(message=message, type=type_, param=param,
@@ -33,12 +55,12 @@ def error_body(message: str, type_: str, param: str | None = None,
 
 def engine_error_body(exc: Exception) -> dict:
     """The body for an exception raised while a solve runs (JSON or stream)."""
-    if isinstance(exc, PromptTooLong):
-        return error_body(str(exc), "invalid_request_error")
     if isinstance(exc, InvalidParams):
         return error_body(f"the model engine refused a parameter: {exc}",
                           "invalid_request_error", exc.param)
-    if isinstance(exc, EngineError):
+    if isinstance(exc, BadRequest):
+        return error_body(str(exc), "invalid_request_error", exc.param)
+    if isinstance(exc, ServiceUnavailable):
         return error_body(f"the model engine failed: {exc}", "engine_error")
     return error_body("internal error; see the server log", "internal_error")
 
@@ -62,13 +84,23 @@ def _model_param(msg: str, fields) -> str | None:
     return first if first in fields else None
 
 
+def _is_branch(part: str) -> bool:
+    """A union's branch in an error location ('str', 'list[str]', 'function-after[..]'),
+    which pydantic adds after the field: never a field the client sent."""
+    return part in _BRANCHES or "[" in part
+
+
+_BRANCHES = frozenset({"str", "int", "float", "bool", "none", "dict", "list", "bytes"})
+
+
 def validation_message(exc: RequestValidationError,
                        fields=()) -> tuple[str, str | None]:
     parts, param = [], None
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             return "the request body is not valid JSON", "body"
-        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+        # stop.str -> stop, stop.list[str].0 -> stop.0: name what the client sent
+        loc = [str(x) for x in err.get("loc", ()) if x != "body" and not _is_branch(str(x))]
         where = ".".join(loc)
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
         if not loc and err.get("loc") == ("body",) and err.get("type") == "missing":
@@ -77,18 +109,29 @@ def validation_message(exc: RequestValidationError,
         param = param or where or _model_param(msg, fields) or None
         shown = loc and "input" in err and not isinstance(err["input"], (dict, list))
         got = _got(err["input"]) if shown else ""
-        parts.append(f"{where}: {msg}{got}" if where else msg)
-    return "; ".join(parts), param
+        if where and parts and parts[-1][0] == where:  # another branch of one field
+            parts[-1][1] += f", or {msg[:1].lower()}{msg[1:]}"
+        else:
+            parts.append([where, f"{where}: {msg}" if where else msg, got])
+    return "; ".join(text + got for _, text, got in parts), param
 
 
-def _not_json(request: Request) -> str | None:
-    """Why a body was not read as JSON: its Content-Type (curl -d sends a form)."""
+_JSON_ONLY = ("the request body must be JSON sent with 'Content-Type: application/json' "
+              "({}; with curl add -H 'Content-Type: application/json')")
+
+
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """Why a body was not read as JSON: its Content-Type (curl -d sends a form), or
+    none at all (FastAPI then reads the body as bytes, not JSON)."""
     ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() in ("", "application/json") or \
-            ctype.split(";")[0].strip().lower().endswith("+json"):
+    kind = ctype.split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
         return None
-    return (f"the request body must be JSON sent with 'Content-Type: application/json' "
-            f"(got Content-Type {ctype!r}; with curl add -H 'Content-Type: application/json')")
+    if kind:
+        return _JSON_ONLY.format(f"got Content-Type {ctype!r}")
+    sent = any(e.get("loc") == ("body",) and e.get("type") != "missing"
+               for e in exc.errors())  # a body that is there, but was not parsed
+    return _JSON_ONLY.format("no Content-Type was sent") if sent else None
 
 
 def install(app: FastAPI) -> None:
@@ -101,11 +144,11 @@ def install(app: FastAPI) -> None:
             annotation = getattr(getattr(body_field, "field_info", None), "annotation", None)
             fields = getattr(annotation, "model_fields", ())
         message, param = validation_message(exc, fields)
-        if (why := _not_json(request)) is not None:
-            message, param = why, "Content-Type"
-        # OpenAI answers bad parameters with 400; /solve keeps FastAPI's 422.
+        # A body that is not JSON is a 400 (the README's), a bad field in one a 422.
         bad_json = message.endswith("not valid JSON")
-        status = 400 if bad_json or request.url.path.startswith("/v1/") else 422
+        if (why := _not_json(request, exc)) is not None:
+            message, param, bad_json = why, "Content-Type", True
+        status = 400 if bad_json else status_of(request, exc)
         return _json(status, error_body(message, "invalid_request_error", param))
 
     @app.exception_handler(APIError)
@@ -113,19 +156,14 @@ def install(app: FastAPI) -> None:
         return _json(exc.status, error_body(exc.message, exc.type, exc.param, exc.code),
                      exc.headers)
 
-    @app.exception_handler(PromptTooLong)
-    async def _too_long(request: Request, exc: PromptTooLong):
-        return _json(400, engine_error_body(exc))
+    @app.exception_handler(BadRequest)
+    async def _bad_request(request: Request, exc: BadRequest):
+        return _json(status_of(request, exc), engine_error_body(exc))
 
-    @app.exception_handler(InvalidParams)
-    async def _bad_params(request: Request, exc: InvalidParams):
-        status = 400 if request.url.path.startswith("/v1/") else 422
-        return _json(status, engine_error_body(exc))
-
-    @app.exception_handler(EngineError)
-    async def _engine(request: Request, exc: EngineError):
+    @app.exception_handler(ServiceUnavailable)
+    async def _unavailable(request: Request, exc: ServiceUnavailable):
         log.error("engine error: %s", exc)
-        return _json(503, engine_error_body(exc))
+        return _json(status_of(request, exc), engine_error_body(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):

@@ -53,8 +53,9 @@ class RequestContext:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        raw = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+               for k, v in scope.get("headers", [])]
+        headers = dict(raw)
         request_id = headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -77,7 +78,13 @@ class RequestContext:
 
         try:
             length = headers.get("content-length")
-            if self.api_keys and path not in OPEN_PATHS and not self._authorized(headers):
+            keyed = self.api_keys and path not in OPEN_PATHS
+            if keyed and (n := sum(k == "authorization" for k, _ in raw)) > 1:
+                # Which one would count is a guess (here the last won): refuse.
+                await _send_json(send_with_id, 400, error_body(
+                    f"send one Authorization header, not {n}", "invalid_request_error",
+                    "Authorization"))
+            elif keyed and not self._authorized(headers):
                 await self._unauthorized(send_with_id, headers)
             elif length is not None and (not length.isdigit()
                                          or int(length) > self.max_body_bytes):
@@ -88,6 +95,8 @@ class RequestContext:
                     receive = self._limited(receive)
                 await self.app(scope, receive, send_with_id)
         finally:
+            if state.get("client_gone"):  # a stream whose client left (server/solve.py)
+                status["code"] = 499
             strategy = state.get("strategy", "none")
             self.metrics.requests.labels(self._endpoint(scope), strategy,
                                          str(status["code"])).inc()

@@ -18,9 +18,10 @@ from rationalyst.protocol import (DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SUPERVISED
                                   ErrorResponse, check_category, check_sampling, pick_task)
 from rationalyst.supervisor.engine import SampleParams
 from rationalyst.supervisor.loop import STEP_JOIN, check_fits, cut_at_stop
+from rationalyst.supervisor.strategies import REGISTRY
 from rationalyst.supervisor.types import Problem, Result, Usage
 
-from . import chat_fields
+from . import chat_fields, errors
 from .errors import APIError, engine_error_body, error_body
 from .openai_protocol import (AssistantMessage, ChatCompletion, ChatCompletionChunk,
                               ChatCompletionRequest, ChunkChoice, CompletionChoice,
@@ -29,7 +30,7 @@ from .solve import (SHUTDOWN_MESSAGE, TOKENIZE, admitted, fits, json_solve, requ
                     solve_params, sse_response, unless_disconnected)
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=errors.route_class(errors.V1_STATUS))
 MAX_MESSAGES_CHARS = 100_000
 
 # Statuses any /v1 route may answer with (auth and the body-size limit are middleware).
@@ -38,7 +39,13 @@ _COMMON = {401: {"model": ErrorResponse, "description": "missing or wrong API ke
 
 
 def model_names(request: Request) -> list[str]:
-    return [*SUPERVISED_MODELS, request.app.state.info.agent]
+    """The registry's strategies under their /v1 names, then the agent's pass-through;
+    `prm` only with a reward model configured."""
+    engines = request.app.state.engines
+    has_prm = engines is not None and engines.prm is not None
+    by_strategy = {s: m for m, s in SUPERVISED_MODELS.items()}
+    return [*(by_strategy[s] for s in REGISTRY if s != "prm" or has_prm),
+            request.app.state.info.agent]
 
 
 @router.get("/models", response_model=ModelList, responses=_COMMON)
@@ -124,7 +131,7 @@ def _completion(model: str, content: str, finish: str, usage: CompletionUsage,
     return Response(body.sparse_json(), media_type="application/json")
 
 
-async def _stream(events, request: Request) -> EventSourceResponse:
+async def _stream(events, request: Request, start=None) -> EventSourceResponse:
     async def wrapped():
         try:
             async for ev in events:
@@ -135,7 +142,7 @@ async def _stream(events, request: Request) -> EventSourceResponse:
         yield {"data": "[DONE]"}
     farewell = [{"data": json.dumps(error_body(SHUTDOWN_MESSAGE, "server_shutdown",
                                                code="shutting_down"))}, {"data": "[DONE]"}]
-    return await sse_response(request, wrapped(), farewell)
+    return await sse_response(request, wrapped(), farewell, start)
 
 
 @router.post("/chat/completions", responses={
@@ -159,9 +166,12 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
     engines = request.app.state.engines
     try:
         task = pick_task(req.task, req.choices)
-        check_category(req.profile, task, req.choices, req.category)
     except ValueError as exc:
         raise APIError(400, str(exc), param="task") from exc
+    try:
+        check_category(req.profile, task, req.choices, req.category)
+    except ValueError as exc:
+        raise APIError(400, str(exc), param="category") from exc
     extra = req.model_extra or {}
     for name, why in _UNSUPPORTED.items():
         if extra.get(name) not in (None, False, [], {"type": "text"}):
@@ -270,7 +280,7 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or ())
     params = SampleParams(n=1, temperature=1.0 if req.temperature is None else req.temperature,
                           top_p=req.top_p or 1.0, max_tokens=min(budget, room),
-                          stop=tuple(stop), seed=req.seed)
+                          stop=tuple(stop), seed=req.seed, extra=req.vllm_extra())
     rid = "chat-" + uuid.uuid4().hex
 
     def finish(reason: str | None) -> str:
@@ -288,15 +298,36 @@ async def _passthrough(req: ChatCompletionRequest, request: Request):
                            _usage(n_prompt, comp.num_tokens))
 
     chunk = _Chunks(req.model)
+    # Called here: an engine that checks its parameters on the call (vLLM's) refuses
+    # one with a 400, before the 200 of the stream.
+    deltas = agent.stream(prompt, params, rid)
+    first: list = []
+
+    async def first_delta() -> None:
+        # vLLM checks some only as the request enters the engine (logit_bias's token
+        # ids): the stream starts with its first token, so those are a 400 too.
+        try:
+            first.append(await anext(deltas))
+        except StopAsyncIteration:
+            pass
+        except BaseException:
+            await deltas.aclose()
+            raise
+
+    async def all_deltas():
+        for delta in first:
+            yield delta
+        async for delta in deltas:
+            yield delta
 
     async def events():
         yield chunk({"role": "assistant", "content": ""})
         n_tokens, reason = 0, None
-        async for delta in agent.stream(prompt, params, rid):
+        async for delta in all_deltas():
             n_tokens, reason = delta.num_tokens, delta.finish_reason or reason
             if delta.text:
                 yield chunk({"content": delta.text})
         yield chunk({}, finish(reason))
         if req.include_usage:
             yield chunk(None, usage=_usage(n_prompt, n_tokens))
-    return await unless_disconnected(request, _stream(events(), request))
+    return await unless_disconnected(request, _stream(events(), request, first_delta))

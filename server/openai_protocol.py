@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rationalyst.protocol import SEED_LIMIT, SolveOptions, SolveResult, Step
 
@@ -27,6 +27,10 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+PASSTHROUGH = ("presence_penalty", "frequency_penalty", "repetition_penalty", "top_k",
+               "min_p", "logit_bias")
+
+
 class ChatCompletionRequest(SolveOptions):
     # Kept (not dropped) so the route can refuse the ones a solve cannot honour
     # (logprobs, tools, ...); the rest are ignored, as vLLM does.
@@ -43,7 +47,25 @@ class ChatCompletionRequest(SolveOptions):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # Sampling parameters the pass-through hands to vLLM, which checks their ranges
+    # (a refusal is a 400 naming them); a supervised solve ignores them.
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    top_k: int | None = Field(None, ge=-1, lt=SEED_LIMIT)  # vLLM sends it on as a C int
+    min_p: float | None = None
+    logit_bias: dict[int, float] | None = None
     # Extra body fields (`extra_body` in the SDK): the SolveOptions fields.
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: str | list[str] | None):
+        # vLLM refuses one too ("stop cannot contain an empty string"): say it first,
+        # for every model, streamed or not.
+        if stop is not None and any(s == "" for s in ([stop] if isinstance(stop, str)
+                                                      else stop)):
+            raise ValueError("stop strings must not be empty: drop the empty one")
+        return stop
 
     @model_validator(mode="after")
     def _check(self) -> "ChatCompletionRequest":
@@ -53,6 +75,10 @@ class ChatCompletionRequest(SolveOptions):
         # The content parts and the question are checked by the route, where a bad
         # part can be named (messages.0.content.0.text) and the model is known.
         return self
+
+    def vllm_extra(self) -> dict:
+        """The pass-through parameters that were sent, under vLLM's names."""
+        return {k: getattr(self, k) for k in PASSTHROUGH if getattr(self, k) is not None}
 
     @property
     def include_usage(self) -> bool:

@@ -19,14 +19,15 @@ from starlette.background import BackgroundTask
 
 from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, ErrorResponse,
                                   SolveRequest, SolveResult, default_step_end, pick_task)
-from rationalyst.supervisor.engine import EngineError, InvalidParams, PromptTooLong
+from rationalyst.supervisor.engine import BadParam, BadRequest, ServiceUnavailable
 from rationalyst.supervisor.loop import check_fits, solve
 from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
 
-from .errors import APIError, engine_error_body, error_body
+from . import errors
+from .errors import engine_error_body, error_body
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(route_class=errors.route_class(errors.SOLVE_STATUS))
 T = TypeVar("T")
 
 # Request fields that are solve parameters under the same name (so a new one flows
@@ -52,9 +53,10 @@ def solve_params(request: Request, max_tokens: int | None, timeout_s: float | No
     if max_tokens is None and profile != "reference":
         max_tokens = s.max_tokens
     if timeout_s is not None and timeout_s > s.max_timeout_s:
-        status = 400 if request.url.path.startswith("/v1/") else 422  # OpenAI's 400
-        raise APIError(status, f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
-                            f"got {timeout_s:g}", param="timeout_s")
+        # The value as sent (repr: the shortest exact form; with :g 600.0001 read 600).
+        got = repr(float(timeout_s)).removesuffix(".0")
+        raise BadParam(f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
+                       f"got {got}", param="timeout_s")
     return SolveParams(step_max_tokens=s.turn_max_tokens if turn else s.step_max_tokens,
                        rationale_max_tokens=(s.turn_max_tokens if turn
                                              else s.rationale_max_tokens),
@@ -121,20 +123,36 @@ SHUTDOWN_MESSAGE = ("the server is shutting down and its grace period ended befo
 
 
 async def sse_response(request: Request, events: AsyncIterator[dict],
-                       farewell: list[dict]) -> EventSourceResponse:
-    """Take a solve slot (or 429), then stream; the slot is freed when the stream ends.
+                       farewell: list[dict], start=None) -> EventSourceResponse:
+    """Take a solve slot (or 429), await `start()` if given (its errors are still an
+    HTTP status), then stream; the slot is freed when the stream ends.
     On SIGTERM a stream may run on for the shutdown grace period; one still running
     then gets the `farewell` events (an error) before it is cut."""
     admission = request.app.state.admission
     await admission.acquire()
+    if start is not None:
+        try:
+            await start()
+        except BaseException:
+            admission.release()
+            raise
     grace, shutdown = request.app.state.settings.shutdown_grace_s, anyio.Event()
-    return EventSourceResponse(_until_cut(events, shutdown, grace, farewell), ping=15,
+
+    def client_gone() -> None:
+        # The access log and the request counter then say 499, as for JSON responses;
+        # a solve counts its own abort (metrics.track), a pass-through is counted here.
+        request.state.client_gone = True
+        if not getattr(request.state, "solve_started", False):
+            request.app.state.metrics.aborted.inc()
+        log.info("client gone: stream %s cancelled", request.state.request_id)
+    return EventSourceResponse(_until_cut(events, shutdown, grace, farewell, client_gone),
+                               ping=15,
                                background=BackgroundTask(admission.release),
                                shutdown_event=shutdown, shutdown_grace_period=grace)
 
 
 async def _until_cut(events: AsyncIterator[dict], shutdown: anyio.Event, grace: float,
-                     farewell: list[dict]) -> AsyncIterator[dict]:
+                     farewell: list[dict], client_gone) -> AsyncIterator[dict]:
     async def cut_time() -> None:
         await shutdown.wait()
         # A little before sse-starlette's own cut, so the farewell still goes out.
@@ -142,6 +160,7 @@ async def _until_cut(events: AsyncIterator[dict], shutdown: anyio.Event, grace: 
 
     cut = asyncio.ensure_future(cut_time())
     nxt: asyncio.Future | None = None
+    gone = False
     try:
         while True:
             nxt = asyncio.ensure_future(anext(events))  # type: ignore[arg-type]
@@ -157,6 +176,11 @@ async def _until_cut(events: AsyncIterator[dict], shutdown: anyio.Event, grace: 
             except StopAsyncIteration:
                 return
             yield ev
+    except (GeneratorExit, asyncio.CancelledError):
+        # sse-starlette closes or cancels the stream: its client left (unless the
+        # server is going down, and cancels what outlived the grace period).
+        gone = not shutdown.is_set()
+        raise
     finally:
         cut.cancel()
         # Shielded: sse-starlette cancels this task again at every await while it
@@ -164,6 +188,8 @@ async def _until_cut(events: AsyncIterator[dict], shutdown: anyio.Event, grace: 
         with anyio.CancelScope(shield=True):
             if nxt is not None and not nxt.done():  # the client left: cancel the solve
                 await _cancel(nxt)
+            if gone:
+                client_gone()
             await events.aclose()  # type: ignore[attr-defined]
 
 
@@ -234,7 +260,7 @@ async def post_solve(req: SolveRequest, request: Request):
                     yield {"event": DONE_EVENT, "data": ev.model_dump_json()}
                 else:
                     yield {"event": STEP_EVENT, "data": ev.model_dump_json()}
-        except (PromptTooLong, InvalidParams, EngineError) as exc:
+        except (BadRequest, ServiceUnavailable) as exc:
             log.warning("solve %s failed: %s", solve_id, exc)
             yield error_event(exc)
         except Exception as exc:  # a bug: log it, tell the client without a trace

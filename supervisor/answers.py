@@ -38,7 +38,7 @@ def normalize_number(s: str) -> str | None:
 def extract(task: str, text: str, choices: Sequence[str] | None = None) -> str | None:
     """The answer stated in `text`, or None when nothing parses (never a guess)."""
     if task == "math_boxed":
-        return last_boxed(text)
+        return last_boxed(text) or None  # an empty \boxed{} states no answer
     tail = after_last(_PHRASE, text)
     if tail is None:
         return None

@@ -48,8 +48,8 @@ def describe(settings: Settings, agent_path: str, rationale_path: str) -> ModelI
 async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
     """Resolve and check both models (fails fast on a checkpoint with no LM head),
     then load each distinct one in-process, or connect to its server."""
-    agent_path = resolve(settings.agent_model, settings.cache_dir)
-    rationale_path = resolve(settings.rationale_model, settings.cache_dir)
+    agent_path = resolve(settings.agent_model, settings.cache_dir, settings.agent_model)
+    rationale_path = resolve(settings.rationale_model, settings.cache_dir, settings.agent_model)
     loaded: dict[tuple[str, str | None], Engine] = {}
 
     async def remote(path: str, url: str, api_key: str | None) -> Engine:
@@ -112,7 +112,7 @@ async def load_verifiers(settings: Settings):
     """The judge's remote verifier (None: the agent judges) and the PRM (None: none)."""
     judge = prm = None
     if settings.judge_url:
-        from .structured_judge import StructuredHTTPJudge as HTTPJudge
+        from .strategies.judge import StructuredHTTPJudge as HTTPJudge
 
         judge = HTTPJudge(split_urls(settings.judge_url)[0], settings.judge_model,
                           settings.judge_api_key, settings.remote_timeout_s)

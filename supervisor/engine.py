@@ -10,26 +10,42 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol, Sequence, runtime_checkable
 
 
-class EngineError(RuntimeError):
-    """The backend failed; the request was fine. Servers map this to 503."""
+# ---- errors: what went wrong, not an HTTP status; each router maps them to its own
+# wire format (server/errors.py). Two families: the request's fault, and the backend's.
 
-
-class PromptTooLong(ValueError):
-    """The prompt does not fit the model's context. Servers map this to 400."""
-
-
-class InvalidParams(ValueError):
-    """The backend refused a sampling parameter (vLLM's validation); `param` names it.
-    Servers map this to 400 (/v1) or 422 (/solve), never 500."""
+class BadRequest(ValueError):
+    """The request cannot be served as sent; `param` names the field at fault, if one.
+    Servers map it to 400 (/solve: see BadParam)."""
 
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message)
         self.param = param
 
 
-class NotConfigured(PromptTooLong):
-    """The request needs a backend this server was not started with (a PRM). A 400,
-    handled as any request the server cannot take as sent."""
+class ServiceUnavailable(RuntimeError):
+    """The request was fine; the server cannot serve it now. Servers map it to 503."""
+
+
+class EngineError(ServiceUnavailable):
+    """The backend failed; the request was fine."""
+
+
+class PromptTooLong(BadRequest):
+    """The prompt does not fit the model's context. Mid-solve it ends the solve with
+    finish_reason "length" (the steps so far stand); up front it is a 400."""
+
+
+class NotConfigured(BadRequest):
+    """The request needs a backend this server was not started with (a PRM)."""
+
+
+class BadParam(BadRequest):
+    """A parameter out of what this server or its backend takes: a 400 on /v1, a 422
+    (as FastAPI's own validation) on /solve."""
+
+
+class InvalidParams(BadParam):
+    """The backend refused a sampling parameter (vLLM's validation); `param` names it."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,9 @@ class SampleParams:
     seed: int | None = None
     # Token ids that end the completion too: the end-of-turn ids, for turn steps.
     stop_token_ids: tuple[int, ...] = ()
+    # The chat pass-through's other sampling parameters, under vLLM's names
+    # (presence_penalty, logit_bias, top_k, ...); the backend checks them.
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -101,20 +120,25 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    async def sample(self, prompt: str, params: SampleParams, request_id: str) -> Generation:
+    # Every call carries its request id and the id of the solve (or session) it belongs
+    # to: remote engines pin a session to one replica, and send it as X-Session-Id.
+    # None: the call is a session of its own.
+
+    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None) -> Generation:
         """n completions of `prompt` drawn with the given sampling settings."""
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str) -> Generation:
+                       request_id: str, *, session: str | None = None) -> Generation:
         """One greedy (temperature 0) completion."""
 
-    def stream(self, prompt: str, params: SampleParams,
-               request_id: str) -> AsyncIterator[Completion]:
+    def stream(self, prompt: str, params: SampleParams, request_id: str, *,
+               session: str | None = None) -> AsyncIterator[Completion]:
         """One sampled completion as it is produced: each item holds the new text,
         the token count so far, and the finish reason on the last one."""
 
     async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str) -> Scores:
+                    request_id: str, *, session: str | None = None) -> Scores:
         """Per-token log-probs of each continuation's own tokens given `prefix`.
 
         Prefix and continuation are tokenized separately and joined as ids, so
@@ -135,7 +159,7 @@ class Engines:
     rationale: Engine
     scorer: Engine
     # The `judge` strategy's verifier (None: the agent itself) and the `prm`
-    # strategy's process reward model (None: not configured); see verifiers.py.
+    # strategy's process reward model (None: not configured); see strategies/.
     judge: object | None = None
     prm: object | None = None
 

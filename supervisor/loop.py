@@ -11,8 +11,7 @@ from typing import AsyncIterator
 from . import prompts
 from .answers import extract
 from .engine import Engines, NotConfigured, PromptTooLong
-from .strategies import STRATEGIES, StepState
-from .verifiers import PRM_MISSING
+from .strategies import REGISTRY, StepState
 from .types import Problem, Result, SolveParams, Step, Timings, Usage
 
 
@@ -51,7 +50,7 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
     Concurrent solves call the engines directly, with no lock, so the backend
     batches their requests together.
     """
-    strategy = STRATEGIES[params.strategy]
+    strategy = REGISTRY[params.strategy].run
     request_id = request_id or uuid.uuid4().hex
     seed = params.seed if params.seed is not None else secrets.randbelow(2**31 - 1)
     usage, timings = Usage(), Timings()
@@ -75,7 +74,7 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
             break
         t0, before = time.perf_counter(), timings.model_copy()
         state = StepState(problem, [s.text for s in steps], params, step_seed(seed, index),
-                          budget, usage, timings, f"{request_id}-{index}")
+                          budget, usage, timings, f"{request_id}-{index}", request_id)
         step_timeout = asyncio.timeout_at(deadline)
         try:
             # The deadline cancels the step's in-flight engine requests.
@@ -88,9 +87,7 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
                 raise  # not ours
             finish = "timeout"
             break
-        except PromptTooLong as exc:
-            if type(exc) is not PromptTooLong:
-                raise  # a subclass (NotConfigured) is the request's fault, not the length
+        except PromptTooLong:
             # The trajectory outgrew a model's context: the steps so far stand.
             finish = "length"
             break
@@ -124,7 +121,8 @@ async def solve_all(problem: Problem, params: SolveParams, engines: Engines,
     result = None
     async for event in solve(problem, params, engines, request_id):
         result = event
-    assert isinstance(result, Result)
+    if not isinstance(result, Result):  # solve() always ends with one
+        raise RuntimeError(f"the solve ended without a result (last event: {result!r})")
     return result
 
 
@@ -133,18 +131,20 @@ def check_fits(problem: Problem, params: SolveParams, engines: Engines) -> None:
     prompt and step, and (strategies with a rationale) RATIONALYST's prompt and
     rationale, and the scorer's prompt with that rationale and a candidate. Later
     steps that outgrow the context end the solve with finish_reason "length"."""
-    if params.strategy == "prm" and engines.prm is None:
-        raise NotConfigured(PRM_MISSING)
+    spec = REGISTRY[params.strategy]
+    if any(getattr(engines, m) is None for m in spec.models):
+        raise NotConfigured(spec.not_configured or f"strategy {params.strategy!r} needs "
+                            f"the models {', '.join(spec.models)}")
     step, rat = params.step_max_tokens, params.rationale_max_tokens
     if params.step_end == "turn":
         # Turn steps and rationales are cut to the room the context leaves
-        # (strategies._ends), so reserve what a line step takes, not the whole cap.
+        # (strategies.base.step_ends), so reserve a line step's room, not the whole cap.
         step, rat = min(step, TURN_ROOM), min(rat, TURN_ROOM)
     checks = [(engines.agent, prompts.agent_messages(problem, []), step, "a step")]
-    if params.strategy in ("rationalyst", "explicit"):
+    if spec.rationale:
         checks.append((engines.rationale, prompts.rationale_messages(problem, []), rat,
                        "a rationale"))
-    if params.strategy == "rationalyst":
+    if "scorer" in spec.models:
         checks.append((engines.scorer, prompts.scorer_messages(problem, [], ""), rat + step,
                        "a rationale and a candidate step"))
     for engine, messages, extra, what in checks:

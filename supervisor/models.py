@@ -33,11 +33,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "rationalyst"
 
 
-def resolve(spec: str, cache_dir: Path) -> str:
+def resolve(spec: str, cache_dir: Path, base: str | None = None) -> str:
     """Turn a model spec into something vLLM can load: a directory or a hub id.
 
     Raises ModelError when the checkpoint cannot generate text, so that the
-    server fails at start-up rather than on the first request.
+    server fails at start-up rather than on the first request; for a bare body its
+    message names the import command, with `base` (the agent model) as --base.
     """
     if spec == DEFAULT_MODEL:
         path = build_default(cache_dir)
@@ -46,9 +47,9 @@ def resolve(spec: str, cache_dir: Path) -> str:
     else:
         # A hub id: vLLM downloads it (or reads HF_HOME's cache); config checked here.
         config = _hub_config(spec)
-        check_can_generate(config, spec)
+        check_can_generate(config, spec, base, cache_dir)
         return spec
-    check_can_generate(_read_config(path), str(path))
+    check_can_generate(_read_config(path), str(path), base, cache_dir)
     return str(path)
 
 
@@ -71,16 +72,25 @@ def _hub_config(repo_id: str) -> dict:
                          "with a populated HF cache") from exc
 
 
-def check_can_generate(config: dict, where: str) -> None:
+def check_can_generate(config: dict, where: str, base: str | None = None,
+                       cache_dir: Path | None = None) -> None:
     """A checkpoint must have a language-model head to generate or score text."""
     archs = config.get("architectures") or []
-    if not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
-               for a in archs):
-        raise ModelError(
-            f"model {where} cannot generate text: its config names the architecture "
-            f"{archs or 'none'}, which has no language-model head. Use a checkpoint "
-            "whose architectures list a *ForCausalLM class (for RATIONALYST, a "
-            "LlamaForCausalLM export of the weights)")
+    if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
+           for a in archs):
+        return
+    problem = (f"model {where} cannot generate text: its config names the architecture "
+               f"{archs or 'none'}, which has no language-model head.")
+    if not any(a.endswith("Model") for a in archs):
+        raise ModelError(f"{problem} Use a checkpoint whose architectures list a "
+                         "*ForCausalLM class")
+    # A bare body, as the published RATIONALYST is: the import gives it a head.
+    out = (cache_dir or default_cache_dir()) / f"{Path(where).name}-ForCausalLM"
+    base = base if base and base != where else "<the model it was fine-tuned from>"
+    raise ModelError(
+        f"{problem} Import it once as a *ForCausalLM checkpoint, with the LM head of the "
+        f"model it was fine-tuned from:\n  rationalyst import-checkpoint {where} --base "
+        f"{base} --out {out}\nthen point the model setting at {out}")
 
 
 def build_default(cache_dir: Path) -> Path:

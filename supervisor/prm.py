@@ -83,7 +83,8 @@ class PRMBase:
         raise NotImplementedError
 
     async def score(self, question: str, trajectories: Sequence[Sequence[str]],
-                    request_id: str) -> PRMScores:
+                    request_id: str, *, session: str | None = None) -> PRMScores:
+        # `session`: the solve's id; a PRM is one server, with nothing to pin.
         ids = [self.ids(question, t) for t in trajectories]
         rows = await self.rows(ids, request_id)
         steps = []
@@ -126,11 +127,14 @@ class InProcessPRM(PRMBase):
                                    returned_token_ids=probe.returned_token_ids))
         if not ON_CPU:
             args.gpu_memory_utilization = 0.1
+        from . import engine_signals
+
         try:
-            llm = AsyncLLM.from_engine_args(args)
+            with engine_signals.owned() as pids:
+                llm = AsyncLLM.from_engine_args(args)
         except Exception as exc:
             raise EngineError(f"vLLM could not load the PRM {model}: {exc}") from exc
-        probe.llm = llm
+        probe.llm, probe.engine_pids = llm, pids
         return probe
 
     async def rows(self, ids: list[list[int]], request_id: str) -> list[list[list[float]]]:
@@ -162,6 +166,9 @@ class InProcessPRM(PRMBase):
 
     async def close(self) -> None:
         if self.llm is not None:
+            from . import engine_signals
+
+            engine_signals.release(getattr(self, "engine_pids", ()))
             self.llm.shutdown()
             self.llm = None
 

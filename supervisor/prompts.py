@@ -88,7 +88,8 @@ _SHOTS: dict[str, list[tuple[str, list[str] | None, list[str]]]] = {
 }
 
 TASKS = tuple(_SYSTEM)
-assert set(TASKS) == set(protocol.TASKS), "a task needs its name in rationalyst.protocol"
+if set(TASKS) != set(protocol.TASKS):
+    raise ImportError("a task needs its name in rationalyst.protocol.TASKS and a prompt here")
 
 RATIONALE_SCORER_SYSTEM = (
     "Your task is to generate future text given preceding text and the rationale that "

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from .chat_tokens import ChatTokens
 from .engine import EngineError, Generation, SampleParams, Scores
-from .remote_engine import RemoteEngine, Unreachable, solve_key
+from .remote_engine import RemoteEngine, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,13 @@ class Replicas(ChatTokens):
                         eng.url, exc)
         self._down_until[eng.url] = now + self.retry_s
 
-    def order(self, request_id: str) -> list[RemoteEngine]:
-        """This solve's replicas, most preferred first (rendezvous hashing)."""
-        key = solve_key(request_id)
+    def order(self, session: str) -> list[RemoteEngine]:
+        """This solve's (session's) replicas, most preferred first (rendezvous hashing)."""
         return sorted(self.replicas,
-                      key=lambda e: zlib.crc32(f"{key}|{e.url}".encode()), reverse=True)
+                      key=lambda e: zlib.crc32(f"{session}|{e.url}".encode()), reverse=True)
 
-    def _candidates(self, request_id: str) -> list[RemoteEngine]:
-        ranked = self.order(request_id)
+    def _candidates(self, session: str) -> list[RemoteEngine]:
+        ranked = self.order(session)
         now = time.monotonic()
         up = [e for e in ranked if self._down_until[e.url] <= now]
         return up or ranked  # all marked down: try them anyway, one may be back
@@ -85,9 +84,9 @@ class Replicas(ChatTokens):
             await self._connect(eng)
         eng.score_from_prefix_cache = self.score_from_prefix_cache
 
-    async def _call(self, request_id: str, call):
+    async def _call(self, session: str, call):
         err: Exception | None = None
-        for eng in self._candidates(request_id):
+        for eng in self._candidates(session):
             try:
                 await self._ready(eng)
                 return await call(eng)
@@ -97,26 +96,34 @@ class Replicas(ChatTokens):
         raise err
 
     # -- Engine protocol ------------------------------------------------------------
-    async def sample(self, prompt: str, params: SampleParams, request_id: str) -> Generation:
-        return await self._call(request_id, lambda e: e.sample(prompt, params, request_id))
+    # A call without a session is its own (pinned by its request id).
+    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None) -> Generation:
+        session = session or request_id
+        return await self._call(session, lambda e: e.sample(prompt, params, request_id,
+                                                            session=session))
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str) -> Generation:
-        return await self._call(request_id,
-                                lambda e: e.generate(prompt, max_tokens, stop, request_id))
+                       request_id: str, *, session: str | None = None) -> Generation:
+        session = session or request_id
+        return await self._call(session, lambda e: e.generate(prompt, max_tokens, stop,
+                                                              request_id, session=session))
 
     async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str) -> Scores:
-        return await self._call(request_id,
-                                lambda e: e.score(prefix, continuations, request_id))
+                    request_id: str, *, session: str | None = None) -> Scores:
+        session = session or request_id
+        return await self._call(session, lambda e: e.score(prefix, continuations, request_id,
+                                                           session=session))
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str):
+    async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None):
+        session = session or request_id
         err: Exception | None = None
-        for eng in self._candidates(request_id):
+        for eng in self._candidates(session):
             started = False
             try:
                 await self._ready(eng)
-                async for item in eng.stream(prompt, params, request_id):
+                async for item in eng.stream(prompt, params, request_id, session=session):
                     started = True
                     yield item
                 return

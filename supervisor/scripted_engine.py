@@ -56,6 +56,7 @@ class ScriptedEngine:
         self.calls: Counter[str] = Counter()
         # (kind, request_id, inputs) per call, for tests that inspect prompts/params.
         self.requests: list[tuple[str, str, dict]] = []
+        self.sessions: dict[str, str | None] = {}  # request_id -> the session it carried
         self.in_flight: set[str] = set()
         self.closed = False
         # False: check() fails, as for a backend that is down (tests flip it back).
@@ -99,7 +100,9 @@ class ScriptedEngine:
             self.events.append((f"{kind}_end", request_id))
             return call
 
-    async def sample(self, prompt: str, params: SampleParams, request_id: str) -> Generation:
+    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None) -> Generation:
+        self.sessions[request_id] = session
         call = await self._run("sample", request_id, {"prompt": prompt, "params": params})
         comps = []
         for raw in _pick(self.steps, call, prompt, params.n, params.seed)[:params.n]:
@@ -109,9 +112,10 @@ class ScriptedEngine:
                                     sum(lps) / len(lps) if lps else None, reason, lps))
         return Generation(comps, self.count_tokens(prompt))
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str):
+    async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None):
         gen = await self.sample(prompt, SampleParams(**{**params.__dict__, "n": 1}),
-                                request_id)
+                                request_id, session=session)
         words = gen.completions[0].text.split()
         for i, w in enumerate(words):  # one whitespace token per delta
             last = i == len(words) - 1
@@ -119,7 +123,8 @@ class ScriptedEngine:
                              gen.completions[0].finish_reason if last else None)
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str) -> Generation:
+                       request_id: str, *, session: str | None = None) -> Generation:
+        self.sessions[request_id] = session
         call = await self._run("generate", request_id, {"prompt": prompt,
                                                         "max_tokens": max_tokens})
         text, reason = self._cut(_pick(self.generate_script, call, prompt), max_tokens, stop)
@@ -127,7 +132,8 @@ class ScriptedEngine:
                           self.count_tokens(prompt))
 
     async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str) -> Scores:
+                    request_id: str, *, session: str | None = None) -> Scores:
+        self.sessions[request_id] = session
         await self._run("score", request_id, {"prefix": prefix,
                                               "continuations": list(continuations)})
         return Scores([self.scores(prefix, c) for c in continuations],

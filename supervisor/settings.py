@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .models import DEFAULT_MODEL, default_cache_dir
+from .models import DEFAULT_MODEL, RATIONALYST_HUB_ID, default_cache_dir
 
 _SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -21,8 +21,9 @@ class Settings(BaseSettings):
         "agent checkpoint: 'default' (packaged SmolLM2-135M-Instruct), a local "
         "directory or a hub id"))
     rationale_model: str = Field(DEFAULT_MODEL, description=(
-        "rationale checkpoint; the real RATIONALYST is "
-        "Dongwei/Rationalyst_reasoning_datasets"))
+        "rationale checkpoint; for the real RATIONALYST, the folder that `rationalyst "
+        f"import-checkpoint {RATIONALYST_HUB_ID}` writes (the published checkpoint has "
+        "no LM head)"))
     scorer: Literal["agent", "rationale"] = Field(
         "agent", description="which model scores candidates (the reference uses the agent)")
     cache_dir: Path = Field(default_factory=default_cache_dir,

@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 from typing import Sequence
 
+from . import engine_signals
 from .chat_tokens import ChatTokens
 from .engine import (Completion, EngineError, Generation, InvalidParams, PromptTooLong,
                      SampleParams, Scores)
@@ -29,6 +30,7 @@ if ON_CPU:
     os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # else 12-14 s compile on first score
 
 from vllm import SamplingParams  # noqa: E402
+from vllm.exceptions import VLLMValidationError  # noqa: E402
 from vllm.sampling_params import RequestOutputKind  # noqa: E402
 from vllm.engine.arg_utils import AsyncEngineArgs  # noqa: E402
 from vllm.v1.engine.async_llm import AsyncLLM  # noqa: E402
@@ -46,6 +48,18 @@ _SCORE_UNCACHED = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=Fal
 _PRIME = SamplingParams(max_tokens=1, detokenize=False, output_kind=_FINAL)
 
 
+def _refused(exc: Exception) -> PromptTooLong | InvalidParams:
+    """vLLM's validation error as ours (a 400 naming the parameter, never a 500).
+    VLLMValidationError is no ValueError; its `parameter` is often unset, and then
+    the message starts with it ("stop cannot contain an empty string.")."""
+    message = str(exc.args[0]) if exc.args else str(exc)
+    if "maximum model length" in message:  # the prompt does not fit the context
+        return PromptTooLong(message)
+    param = getattr(exc, "parameter", None) or message.split(" ", 1)[0]
+    return InvalidParams(message, param if param in SamplingParams.__struct_fields__
+                         else None)
+
+
 class VLLMEngine(ChatTokens):
     def __init__(self, llm: AsyncLLM, tokenizer, name: str, max_model_len: int):
         self.llm = llm
@@ -56,6 +70,7 @@ class VLLMEngine(ChatTokens):
         # (benchmarks/cost.py measures one against the other).
         self.score_from_prefix_cache = True
         self.scoring = "in-process, prefix cache"  # for /health
+        self.engine_pids: list[int] = []  # its EngineCore processes (engine_signals)
 
     @classmethod
     def load(cls, model: str, name: str, *, dtype: str = "auto",
@@ -88,11 +103,14 @@ class VLLMEngine(ChatTokens):
             args.enable_chunked_prefill = False
             args.max_num_batched_tokens = max(int(context), 8192)
         try:
-            llm = AsyncLLM.from_engine_args(args)
+            with engine_signals.owned() as pids:
+                llm = AsyncLLM.from_engine_args(args)
         except Exception as exc:
             raise EngineError(f"vLLM could not load model {model}: {exc}") from exc
         tok = AutoTokenizer.from_pretrained(model)
-        return cls(llm, tok, name, llm.model_config.max_model_len)
+        engine = cls(llm, tok, name, llm.model_config.max_model_len)
+        engine.engine_pids = pids
+        return engine
 
     async def _outputs(self, ids: list[int], params: SamplingParams, request_id: str):
         """vLLM's outputs for one request, with its errors mapped to ours."""
@@ -102,6 +120,8 @@ class VLLMEngine(ChatTokens):
                 yield out
         except (asyncio.CancelledError, GeneratorExit, PromptTooLong):
             raise
+        except VLLMValidationError as exc:  # vLLM's request validation
+            raise _refused(exc) from exc
         except ValueError as exc:  # vLLM's input validation
             raise PromptTooLong(str(exc)) from exc
         except Exception as exc:
@@ -121,24 +141,43 @@ class VLLMEngine(ChatTokens):
                                    "top_p": params.top_p, "max_tokens": params.max_tokens,
                                    "stop": list(params.stop), "seed": params.seed,
                                    "stop_token_ids": list(params.stop_token_ids),
-                                   "output_kind": _FINAL, **overrides})
-        except ValueError as exc:  # vLLM's parameter validation: the request's fault
-            raise InvalidParams(str(exc), getattr(exc, "parameter", None)) from exc
+                                   "output_kind": _FINAL, **params.extra, **overrides})
+        except (ValueError, VLLMValidationError) as exc:  # the request's fault
+            raise _refused(exc) from exc
         return ids, sp
 
     # -- Engine protocol ------------------------------------------------------------
-    async def sample(self, prompt: str, params: SampleParams, request_id: str) -> Generation:
+    # `session`: one engine, nothing to pin (see Engine).
+    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
+                     session: str | None = None) -> Generation:
         ids, sp = self._prepare(prompt, params, logprobs=0)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str) -> Generation:
+                       request_id: str, *, session: str | None = None) -> Generation:
         greedy = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=tuple(stop))
         ids, sp = self._prepare(prompt, greedy)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str):
+    async def generate_choice(self, prompt: str, choices: Sequence[str], max_tokens: int,
+                              request_id: str, *, session: str | None = None) -> Generation:
+        """Greedy, the reply forced to one of `choices` (vLLM structured outputs): the
+        judge's reward, so that every candidate gets one."""
+        from vllm.sampling_params import StructuredOutputsParams
+
+        greedy = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens)
+        ids, sp = self._prepare(prompt, greedy, structured_outputs=StructuredOutputsParams(
+            choice=list(choices)))
+        return self._generation(len(ids), await self._run(ids, sp, request_id))
+
+    def stream(self, prompt: str, params: SampleParams, request_id: str, *,
+               session: str | None = None):
+        # Checked on the call, not on the first item: a refused parameter is then a
+        # 400 before the response starts, not an error event after a 200.
         ids, sp = self._prepare(prompt, params, n=1, output_kind=RequestOutputKind.DELTA)
+        return self._stream(ids, sp, request_id)
+
+    async def _stream(self, ids: list[int], sp: SamplingParams, request_id: str):
         n_tokens = 0
         async for out in self._outputs(ids, sp, request_id):
             o = out.outputs[0]
@@ -157,7 +196,7 @@ class VLLMEngine(ChatTokens):
         return Generation(comps, n_prompt, out.num_cached_tokens or 0)
 
     async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str) -> Scores:
+                    request_id: str, *, session: str | None = None) -> Scores:
         pids = self._ids(prefix)
         conts = [self._ids(c) for c in continuations]
         self._check_fits(len(pids) + max((len(c) for c in conts), default=0), 1)
@@ -189,6 +228,8 @@ class VLLMEngine(ChatTokens):
 
     async def close(self) -> None:
         if self.llm is not None:
+            # The drain is over: the engine process may now stop on vLLM's SIGTERM.
+            engine_signals.release(self.engine_pids)
             self.llm.shutdown()
             # Drop it now: AsyncLLM.__del__ at interpreter exit would shut down again
             # after module globals are gone, and print a spurious TypeError.

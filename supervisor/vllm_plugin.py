@@ -6,7 +6,7 @@ positions it read from the prefix cache. In-process that garbage is harmless (on
 positions past the cache hit are read), but `vllm serve` must encode it as JSON, and
 one NaN or inf there turns the whole answer into a 400 ("Out of range float values
 are not JSON compliant"): remote cached scoring then has to try again
-(supervisor/remote_scoring.py). Zeroed buffers remove those failures, for one memset
+(supervisor/remote_engine.py). Zeroed buffers remove those failures, for one memset
 per prompt-log-prob request. VLLM_PLUGINS selects plugins, as for any other."""
 
 from __future__ import annotations

@@ -38,3 +38,16 @@ def server(default_model, tmp_path_factory):
     """The real server with the packaged default model, as `make serve` runs it."""
     with serve(tmp_path_factory.mktemp("server") / "server.log") as url:
         yield SimpleNamespace(url=url)
+
+
+# Fixtures that start the real vLLM engine. A test that uses one must be marked `vllm`
+# (pytestmark, or on the test), so that `-m "not vllm"` leaves no engine start.
+VLLM_FIXTURES = {"server", "tiny_engine", "local_prm", "vllm_serve"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [it.nodeid for it in items if VLLM_FIXTURES & set(getattr(it, "fixturenames", ()))
+                and it.get_closest_marker("vllm") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests start vLLM but are not marked `vllm`:\n  "
+                                + "\n  ".join(unmarked))

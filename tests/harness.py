@@ -62,6 +62,45 @@ def build_tiny(tokenizer_dir: Path, out: Path, *, lm_head: bool = True) -> Path:
     return out
 
 
+def build_published_replica(default_dir: Path, out: Path, shards: int = 3) -> Path:
+    """The published RATIONALYST's layout at 135M scale: the default model's own body
+    as a bare `LlamaModel` (keys without `model.`), float32, one pad row added to the
+    embeddings as the reference's training script does (mean-initialised), no LM
+    head, sharded with a model.safetensors.index.json, and a tokenizer with the pad."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    with safe_open(str(default_dir / "model.safetensors"), framework="pt") as f:
+        body = {k.removeprefix("model."): f.get_tensor(k).float() for k in f.keys()
+                if k != "lm_head.weight"}
+    embed = body["embed_tokens.weight"]
+    body["embed_tokens.weight"] = torch.cat([embed, embed.mean(0, keepdim=True)])
+    out.mkdir(parents=True)
+    names = list(body)
+    weight_map = {}
+    for i in range(shards):
+        file = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: body[k] for k in names[i::shards]}
+        save_file(part, out / file, metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(part, file))
+    total = sum(t.numel() * 4 for t in body.values())
+    (out / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": total}, "weight_map": weight_map}))
+    config = json.loads((default_dir / "config.json").read_text())
+    vocab = embed.shape[0] + 1
+    config.update(architectures=["LlamaModel"], vocab_size=vocab, torch_dtype="float32",
+                  tie_word_embeddings=False, pad_token_id=vocab - 1)
+    config.pop("dtype", None)
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    tok = AutoTokenizer.from_pretrained(default_dir)
+    tok.add_special_tokens({"pad_token": "[PAD]"})
+    assert tok.pad_token_id == vocab - 1
+    tok.save_pretrained(out)
+    return out
+
+
 # ---- server subprocesses ---------------------------------------------------------------
 
 def serve(log_path: Path, *args: str, env: dict | None = None,

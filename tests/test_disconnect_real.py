@@ -14,6 +14,8 @@ import pytest
 
 from harness import metric, server_busy
 
+pytestmark = pytest.mark.vllm  # the real engine (the session `server`)
+
 HEAVY = {"question": "Tom has 3 apples and buys 4 bags of 6 apples. How many now?",
          "max_steps": 64, "num_candidates": 8, "seed": 1}
 

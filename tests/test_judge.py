@@ -17,7 +17,7 @@ from rationalyst.supervisor.engine import EngineError, Engines
 from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
 from rationalyst.supervisor.types import Problem, SolveParams
-from rationalyst.supervisor.verifiers import JUDGE_SYSTEM, HTTPJudge, parse_reward
+from rationalyst.supervisor.strategies.judge import JUDGE_SYSTEM, HTTPJudge, parse_reward
 
 PROBLEM = Problem("What is 2 + 3?", "math")
 CANDS = ["add two and three", "the sum is five", "guess six"]
@@ -61,6 +61,17 @@ async def test_highest_reward_wins_and_trace_keeps_rewards_and_replies():
     u = result.usage
     assert u.verifier_prompt_tokens > 0 and u.verifier_completion_tokens == 6
     assert u.verifier_unparsed == 0
+
+
+async def test_every_call_of_a_judge_solve_carries_the_solve_id():
+    # What replica pinning and X-Session-Id use (tests/test_replicas.py runs the same
+    # on two real replicas): the verifier's calls too, not only the samples.
+    eng = agent({c: "Reward: 1" for c in CANDS})
+    await solve_all(PROBLEM, params(max_steps=2), Engines(eng, eng, eng), "solve-abc")
+    kinds = {kind for kind, _, _ in eng.requests}
+    assert kinds == {"sample", "generate"}
+    assert set(eng.sessions.values()) == {"solve-abc"}
+    assert len([r for r in eng.sessions if "judge" in r]) == 6
 
 
 async def test_ties_go_to_the_agents_own_likelier_candidate():
@@ -191,6 +202,7 @@ def test_unreachable_verifier_is_503_with_its_host_and_health_degraded():
 
 # ---- the real default model as its own verifier --------------------------------------
 
+@pytest.mark.vllm
 def test_judge_end_to_end_on_the_default_model(server):
     with httpx.Client(base_url=server.url, timeout=600) as c:
         r = c.post("/solve", json={"question": "Tom has 3 apples and buys 4 more. How many "
@@ -222,16 +234,16 @@ def test_judge_end_to_end_on_the_default_model(server):
         r = c.post("/solve", json={"question": "q", "strategy": "prm"})
         assert r.status_code == 400 and "RATIONALYST_PRM_MODEL" in r.json()["error"]["message"]
         models = {m["id"] for m in c.get("/v1/models").json()["data"]}
-        assert {"judge", "prm"} <= models
+        assert "judge" in models and "prm" not in models  # listed only with a PRM
 
 
 def test_the_trace_viewer_menus_offer_every_strategy():
     import re
-    from pathlib import Path
 
     from rationalyst.protocol import STRATEGIES
+    from rationalyst.server import ui
 
-    html = (Path(__file__).resolve().parents[1] / "server/static/index.html").read_text()
+    html = ui.render()  # the page as served: its menus come from the registry
     for menu in ("strategy", "compare"):
         block = re.search(rf'<select id="{menu}">(.*?)</select>', html, re.S).group(1)
         assert set(re.findall(r"<option>(\w+)</option>", block)) == set(STRATEGIES)

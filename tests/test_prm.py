@@ -22,7 +22,7 @@ from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.prm import PRESETS, InProcessPRM, PRMScores, RemotePRM
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
 from rationalyst.supervisor.types import Problem, SolveParams
-from rationalyst.supervisor.verifiers import aggregate
+from rationalyst.supervisor.strategies.prm import aggregate
 
 PROBLEM = Problem("What is 2 + 3?", "math")
 CANDS = ["add two and three", "the sum is five", "guess six"]
@@ -87,7 +87,7 @@ class ScriptedPRM:
     def __init__(self, table: dict[str, list[float]], gate: asyncio.Event | None = None):
         self.table, self.gate, self.calls, self.cancelled = table, gate, [], 0
 
-    async def score(self, question, trajectories, request_id):
+    async def score(self, question, trajectories, request_id, session=None):
         self.calls.append([list(t) for t in trajectories])
         if self.gate:
             try:
@@ -165,6 +165,7 @@ def test_prm_without_a_prm_configured_is_400_before_any_work():
 
 # ---- the real pooling runner ----------------------------------------------------------
 
+@pytest.mark.vllm
 async def test_in_process_prm_scores_each_step_of_each_candidate(local_prm):
     assert local_prm.step_tag_id == local_prm.tokenizer.convert_tokens_to_ids("<extra_0>")
     trajectories = [["2 + 3 = 5", "The answer is 5"], ["2 + 3 = 6"], ["five"]]
@@ -182,6 +183,7 @@ async def test_in_process_prm_scores_each_step_of_each_candidate(local_prm):
     assert flat(again.steps) == pytest.approx(flat(scores.steps[1:]), abs=1e-5)
 
 
+@pytest.mark.vllm
 async def test_prm_strategy_takes_the_argmax_of_the_real_prm(local_prm):
     eng = agent()
     result = await solve_all(PROBLEM, params(max_steps=2), Engines(eng, eng, eng,
@@ -197,6 +199,7 @@ async def test_prm_strategy_takes_the_argmax_of_the_real_prm(local_prm):
     assert all(len(c.step_scores) == 2 for c in result.steps[1].candidates)
 
 
+@pytest.mark.vllm
 async def test_remote_prm_through_vllm_serve_pooling_matches_in_process(
         prm_model, local_prm, tmp_path):
     pooler = json.dumps({"step_tag_id": local_prm.step_tag_id})

@@ -13,8 +13,10 @@ from harness import read_items, serve
 from rationalyst.supervisor.engine import Engines, SampleParams
 from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
-from rationalyst.supervisor.strategies import STEP_STOP
+from rationalyst.supervisor.strategies.base import STEP_STOP
 from rationalyst.supervisor.types import Problem, SolveParams
+
+pytestmark = pytest.mark.vllm  # the real engine (the session `server`)
 
 
 async def test_turn_steps_keep_newlines_and_end_at_end_of_turn(tiny_engine):

@@ -188,6 +188,7 @@ class _Shared:
         pass
 
 
+@pytest.mark.vllm
 @pytest.mark.timeout(600)
 async def test_real_model_sources_give_different_scores(tmp_path, default_model,
                                                          tiny_engine):

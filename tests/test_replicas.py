@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from rationalyst.clients.local_server import SERVE, LocalServer
-from rationalyst.supervisor import remote_scoring
+from rationalyst.supervisor import remote_engine
 from rationalyst.supervisor.engine import Engines, EngineError
 from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.remote_engine import RemoteEngine
@@ -69,7 +69,7 @@ def prompt_tokens(server: LocalServer) -> float:
 
 
 def test_the_api_key_guards_the_token_route(pair):
-    url = pair[0].url + remote_scoring.ROUTE
+    url = pair[0].url + remote_engine.ROUTE
     body = {"model": "tiny", "token_ids": [1, 2, 3],
             "sampling_params": {"max_tokens": 1, "detokenize": False}}
     assert httpx.post(url, json=body).status_code == 401
@@ -82,7 +82,7 @@ def test_the_api_key_guards_the_token_route(pair):
 async def test_cached_scoring_matches_full_prefill_and_computes_less(pair, tiny_model):
     eng = await engine(pair[0], tiny_model).connect()
     try:
-        assert eng.scoring == remote_scoring.CACHED and eng.scoring_note is None
+        assert eng.scoring == remote_engine.CACHED and eng.scoring_note is None
         prefix = eng.render([{"role": "user", "content": QUESTION * 8}])
         # Siblings sharing a start: a cache hit may reach into the longer one.
         conts = ["He has 7 apples.", "He has 7 apples. So the answer is 7.",
@@ -136,8 +136,8 @@ def solve_ids_for(rep: Replicas) -> dict[str, str]:
     return found
 
 
-async def run_solve(rep: Replicas, solve_id: str, seed: int):
-    params = SolveParams(strategy="rationalyst", num_candidates=2, max_steps=2, seed=seed,
+async def run_solve(rep: Replicas, solve_id: str, seed: int, strategy: str = "rationalyst"):
+    params = SolveParams(strategy=strategy, num_candidates=2, max_steps=2, seed=seed,
                          step_max_tokens=8, rationale_max_tokens=8)
     return await solve_all(Problem(QUESTION, "math"), params, Engines(rep, rep, rep),
                            solve_id)
@@ -146,7 +146,7 @@ async def run_solve(rep: Replicas, solve_id: str, seed: int):
 async def test_each_solve_stays_on_its_replica_and_both_get_work(pair, tiny_model):
     rep = await Replicas([engine(s, tiny_model) for s in pair]).connect()
     try:
-        assert rep.scoring == remote_scoring.CACHED
+        assert rep.scoring == remote_engine.CACHED
         assert {s["url"] for s in rep.status() if s["up"]} == {s.url for s in pair}
         by_url = {s.url: s for s in pair}
         for n, (url, solve_id) in enumerate(solve_ids_for(rep).items()):
@@ -158,8 +158,27 @@ async def test_each_solve_stays_on_its_replica_and_both_get_work(pair, tiny_mode
             # to its replica; none to the other.
             assert after[url] > before[url], url
             assert [after[u] - before[u] for u in by_url if u != url] == [0.0]
-        # The same id keeps its replica; request ids of any step map to it.
-        assert rep.order("solve-7-3-score")[0] is rep.order("solve-7-0-sample")[0]
+        # The same id keeps its replica.
+        assert rep.order("solve-7")[0] is rep.order("solve-7")[0]
+    finally:
+        await rep.close()
+
+
+async def test_a_judge_solve_keeps_all_its_calls_on_its_replica(pair, tiny_model):
+    # The agent judges its own candidates: its verifier calls (request ids
+    # "<solve>-<step>-judge<i>") carry the solve's id too, so they stay with the
+    # samples on the solve's replica (they once went wherever their own id hashed).
+    rep = await Replicas([engine(s, tiny_model) for s in pair]).connect()
+    try:
+        by_url = {s.url: s for s in pair}
+        for n, (url, solve_id) in enumerate(solve_ids_for(rep).items()):
+            before = {u: prompt_tokens(s) for u, s in by_url.items()}
+            result = await run_solve(rep, solve_id, seed=n, strategy="judge")
+            assert len(result.steps) >= 1
+            assert result.usage.verifier_prompt_tokens > 0  # the judge did run
+            after = {u: prompt_tokens(s) for u, s in by_url.items()}
+            assert after[url] > before[url], url
+            assert [after[u] - before[u] for u in by_url if u != url] == [0.0]
     finally:
         await rep.close()
 
@@ -172,7 +191,7 @@ def test_a_server_with_two_replicas_reports_them_in_health(pair, tiny_model, tmp
     with LocalServer(tmp_path / "server.log", 300, [*SERVE[:4], *args, *SERVE[4:]]) as url:
         health = httpx.get(url + "/health", timeout=30).json()
     assert health["status"] == "ready"
-    assert health["scoring"] == remote_scoring.CACHED
+    assert health["scoring"] == remote_engine.CACHED
     for role in ("agent", "rationale", "scorer"):
         assert [(r["url"], r["up"]) for r in health["replicas"][role]] == [
             (s.url, True) for s in pair]
@@ -200,10 +219,11 @@ async def test_killing_a_replica_moves_its_solves_to_the_other(pair, tiny_model)
 
 
 async def test_every_request_names_its_solve_for_gateways(tiny_model):
-    """The header a gateway hashes on to keep a solve on one replica. Checked on
-    httpx's mock transport: what matters is what the engine puts on the wire."""
+    """The header a gateway hashes on to keep a solve on one replica: the session the
+    call carries, else (a call of its own) its request id. Checked on httpx's mock
+    transport: what matters is what the engine puts on the wire."""
     from rationalyst.supervisor.engine import SampleParams
-    from rationalyst.supervisor.remote_engine import SESSION_HEADER, solve_key
+    from rationalyst.supervisor.remote_engine import SESSION_HEADER
 
     seen = []
 
@@ -216,8 +236,8 @@ async def test_every_request_names_its_solve_for_gateways(tiny_model):
     await eng.client.aclose()
     eng.client = httpx.AsyncClient(base_url=eng.url, transport=httpx.MockTransport(answer))
     eng.max_model_len = 2048
-    await eng.sample("Q", SampleParams(max_tokens=2), "solve-1a-2-sample")
-    await eng.generate("Q", 2, (), "chat-9-0-rationale")
+    await eng.sample("Q", SampleParams(max_tokens=2), "solve-1a-2-sample", session="solve-1a")
+    await eng.generate("Q", 2, (), "solve-1a-2-judge0", session="solve-1a")
+    await eng.generate("Q", 2, (), "chat-9")
     await eng.close()
-    assert seen == ["solve-1a", "chat-9"]
-    assert solve_key("solve-1a-2-score-1-full-0") == solve_key("solve-1a-0-sample")
+    assert seen == ["solve-1a", "solve-1a", "chat-9"]

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
+pytestmark = pytest.mark.vllm  # the real engine (the session `server`)
+
 CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
           st_checks.content_type_conformance, st_checks.response_schema_conformance]
 # Cost caps on generated values (a solve on CPU takes seconds per step); the sampling

@@ -24,13 +24,13 @@ class Recording:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    async def sample(self, *args):
-        gen = await self.engine.sample(*args)
+    async def sample(self, *args, **kw):
+        gen = await self.engine.sample(*args, **kw)
         self.samples.append(gen)
         return gen
 
-    async def score(self, *args):
-        scores = await self.engine.score(*args)
+    async def score(self, *args, **kw):
+        scores = await self.engine.score(*args, **kw)
         self.scores.append(scores)
         return scores
 
@@ -47,6 +47,7 @@ def params(strategy: str, decay: float) -> SolveParams:
                        step_max_tokens=12, rationale_max_tokens=8, score_decay=decay)
 
 
+@pytest.mark.vllm
 @pytest.mark.parametrize("decay", [0.9, 1.0])
 async def test_rationalyst_scores_are_the_decayed_mean_of_the_engines_logprobs(
         tiny_engine, decay):
@@ -69,6 +70,7 @@ async def test_rationalyst_scores_are_the_decayed_mean_of_the_engines_logprobs(
     assert cands[best].chosen
 
 
+@pytest.mark.vllm
 async def test_explicit_decays_the_sampled_tokens_logprobs(tiny_engine):
     eng = Recording(tiny_engine)
     result = await solve_all(Problem("What is 2 + 3?", "math"), params("explicit", 0.9),

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rationalyst.supervisor.structured_judge import (FREE_TEXT_MAX_TOKENS,
+from rationalyst.supervisor.strategies.judge import (FREE_TEXT_MAX_TOKENS,
                                                      StructuredHTTPJudge)
 
 MSGS = [{"role": "user", "content": "Question: 1+1\n\nTrajectory:\nStep 1: 2"}]
