@@ -222,7 +222,7 @@ def test_429_then_200_is_retried_and_parsed(stub):
     assert body == {"question": QUESTION, "choices": ["6", "7"], "strategy": "rationalyst",
                     "num_candidates": 3, "max_steps": 15, "temperature": 0.7, "top_p": 1.0,
                     "seed": 1, "stream": False, "profile": "generic", "score_decay": 1.0,
-                    "prm_aggregation": "last"}
+                    "judge_reply": "structured", "prm_aggregation": "last"}
 
 
 def test_503_retries_are_bounded(stub, sleeps):

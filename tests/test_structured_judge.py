@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from rationalyst.supervisor.engine import EngineError
 from rationalyst.supervisor.strategies.judge import (FREE_TEXT_MAX_TOKENS,
                                                      StructuredHTTPJudge)
 
@@ -40,7 +41,7 @@ async def test_json_schema_reply_is_used_and_remembered():
 async def test_refused_schema_falls_back_to_text_and_remembers():
     def reply(b):
         if "response_format" in b:
-            raise RuntimeError("400 response_format not supported")
+            raise EngineError("the judge verifier answered HTTP 400: response_format not supported")
         return completion("Reward: 3")
     j, bodies = judge_with(reply)
     assert (await j.rate(MSGS, "r1")).reward == 3
