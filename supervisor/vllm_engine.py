@@ -155,9 +155,7 @@ class VLLMEngine(ChatTokens):
 
     async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
                        request_id: str, *, session: str | None = None) -> Generation:
-        greedy = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=tuple(stop))
-        ids, sp = self._prepare(prompt, greedy)
-        return self._generation(len(ids), await self._run(ids, sp, request_id))
+        return await self._greedy(prompt, max_tokens, stop, request_id)
 
     async def generate_choice(self, prompt: str, choices: Sequence[str], max_tokens: int,
                               request_id: str, *, session: str | None = None) -> Generation:
@@ -165,9 +163,14 @@ class VLLMEngine(ChatTokens):
         judge's reward, so that every candidate gets one."""
         from vllm.sampling_params import StructuredOutputsParams
 
-        greedy = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens)
-        ids, sp = self._prepare(prompt, greedy, structured_outputs=StructuredOutputsParams(
-            choice=list(choices)))
+        return await self._greedy(prompt, max_tokens, (), request_id,
+                                  structured_outputs=StructuredOutputsParams(
+                                      choice=list(choices)))
+
+    async def _greedy(self, prompt: str, max_tokens: int, stop: Sequence[str],
+                      request_id: str, **overrides) -> Generation:
+        greedy = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=tuple(stop))
+        ids, sp = self._prepare(prompt, greedy, **overrides)
         return self._generation(len(ids), await self._run(ids, sp, request_id))
 
     def stream(self, prompt: str, params: SampleParams, request_id: str, *,
