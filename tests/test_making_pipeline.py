@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rationalyst.clients.cli import main
-from rationalyst.making import extract, filter as filt
+from rationalyst.making import extract, filter as filt, train
 from rationalyst.making.documents import Document, read_documents
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
 
@@ -253,3 +253,17 @@ def test_train_stopped_midway_resumes_from_its_checkpoint(default_model, tmp_pat
     assert (ckpt / "config.json").exists() and not (ckpt / ".trainer").exists()
     assert main(argv) == 2  # a finished checkpoint is not resumed
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_held_out_split_never_splits_a_document(tmp_path):
+    rows = [{"id": f"d{d}#{k}", "doc_id": f"d{d}", "preceding": f"doc {d} part {k}",
+             "rationale": "r"} for d in range(40) for k in range(d % 4 + 1)]
+    (tmp_path / "kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = train.load_pairs([tmp_path])
+    kept, held = train.split_eval(pairs, 0.1, seed=0)
+    docs = lambda ps: {p["doc"] for p in ps}  # noqa: E731
+    assert docs(kept) & docs(held) == set() and docs(held)
+    assert len(kept) + len(held) == len(rows)
+    assert round(0.1 * len(rows)) <= len(held) < round(0.1 * len(rows)) + 4
+    # The reference's format has no doc_id: each pair is a document of its own.
+    assert len(train.split_eval([{"preceding": "p", "rationale": "r"}] * 20, 0.1, 0)[1]) == 2
