@@ -105,11 +105,36 @@ such than that the their them then there these they this those through to too un
 until up very was we were what when where which while who whom why will with would
 yes you your
 """.split())
-# The guard's content-word rules need this many content words in the following text:
-# a short one ("Yes.", "So x = 2.") is named by any rationale on topic.
+# The guard's content-word rule needs this many content words in the following text
+# (the containment rule two): a short one ("Yes.", "So x = 2.") is named by any
+# rationale on topic.
 MIN_CONTENT_WORDS = 3
+MIN_CONTAINED_WORDS = 2
 CONTENT_SHARE = 0.6  # "most of its content words"
-LEAK_REASONS = ("similar", "contains", "content_words")
+LEAK_REASONS = ("similar", "contains", "content_words", "answer", "new_numbers")
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_ANSWER_IS = re.compile(r"answer is:?\s*\$?([^\s$]+)", re.IGNORECASE)
+# A yes/no answer said outright ("The answer is no.", "So, yes."), not merely a "yes"
+# somewhere in a rationale.
+_SAYS_YES_NO = re.compile(r"(?:answer is:?|\bso,?|^)\s*(yes|no)\W*$|answer is:?\s*(yes|no)\b",
+                          re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def numbers(text: str) -> set[str]:
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+
+
+def stated_answers(text: str) -> set[str]:
+    """Final answers a solution step states: \\boxed{...} or "The answer is: x"."""
+    found = _BOXED.findall(text) + _ANSWER_IS.findall(text)
+    return {a.replace(" ", "").rstrip(".") for a in found} - {""}
+
+
+def _states(rationale: str, answer: str) -> bool:
+    if _NUMBER.fullmatch(answer.lstrip("-")):
+        return answer.lstrip("-").replace(",", "") in numbers(rationale)
+    return len(answer) >= 2 and answer in re.sub(r"[\s$]", "", rationale)
 
 
 def content_words(text: str) -> set[str]:
@@ -120,12 +145,16 @@ def content_words(text: str) -> set[str]:
     return {w.replace(",", "") for w in words if w not in _STOPWORDS}
 
 
-def leak_reason(rationale: str, following: str, threshold: float) -> str | None:
+def leak_reason(rationale: str, following: str, threshold: float,
+                preceding: str = "") -> str | None:
     """Why a rationale restates the following text (it raises its likelihood
     trivially), or None. "similar": a copy or paraphrase (rapidfuzz, `threshold`);
     "contains": the following text inside a longer rationale; "content_words": most of
-    the following text's content words (numbers included). The last two only for a
-    following text of MIN_CONTENT_WORDS or more."""
+    the following text's content words (numbers included), these two only for a
+    following text of MIN_CONTENT_WORDS or more; "answer": the final answer the
+    following step states (\\boxed{x}, "The answer is: x"; a bare "Yes."/"No." said
+    outright as the answer); "new_numbers": a number of
+    two or more digits that the following text brings first (not in `preceding`)."""
     r, f = default_process(rationale), default_process(following)
     if not r or not f:
         return None
@@ -135,17 +164,28 @@ def leak_reason(rationale: str, following: str, threshold: float) -> str | None:
     if score >= 100 * threshold:
         return "similar"
     wanted = content_words(following)
-    if len(wanted) < MIN_CONTENT_WORDS:
-        return None
-    if f" {f} " in f" {r} ":
+    if len(wanted) >= MIN_CONTAINED_WORDS and f" {f} " in f" {r} ":
         return "contains"
-    if len(wanted & content_words(rationale)) >= CONTENT_SHARE * len(wanted):
+    if (len(wanted) >= MIN_CONTENT_WORDS
+            and len(wanted & content_words(rationale)) >= CONTENT_SHARE * len(wanted)):
         return "content_words"
+    return _states_what_follows(rationale, following, preceding)
+
+
+def _states_what_follows(rationale: str, following: str, preceding: str) -> str | None:
+    if any(_states(rationale, a) for a in stated_answers(following)):
+        return "answer"
+    said = _SAYS_YES_NO.search(rationale.strip())
+    if said and (said[1] or said[2]).lower() == default_process(following):
+        return "answer"
+    new = {n for n in numbers(following) - numbers(preceding) if len(n) >= 2}
+    if preceding and new & numbers(rationale):
+        return "new_numbers"
     return None
 
 
-def is_leak(rationale: str, following: str, threshold: float) -> bool:
-    return leak_reason(rationale, following, threshold) is not None
+def is_leak(rationale: str, following: str, threshold: float, preceding: str = "") -> bool:
+    return leak_reason(rationale, following, threshold, preceding) is not None
 
 
 def clean_rationale(text: str) -> str:

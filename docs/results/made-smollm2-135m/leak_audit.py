@@ -6,7 +6,8 @@ Re-checks every triple that passed extract's leak guard with a looser bar than t
 guard's own (similarity 0.6 instead of 0.7, half of the following text's content words
 instead of 60%): what it flags is what a reader would call a restatement that slipped
 through. Writes leak_audit.jsonl here: a seeded sample of 120 triples with the verdict,
-the sample tests/test_making_done_when.py re-checks. Prints the rates over all triples
+the sample tests/test_making_done_when.py re-checks; "restates" is left for a
+reader's verdict (null until read). Prints the rates over all triples
 and the longest rationales in tokens (a rationale cut at the 48-token cap has 48)."""
 
 import json
@@ -38,11 +39,14 @@ def main(dirs: list[str]) -> None:
     flagged = sum(r["loose_leak"] for r in rows)
     print(f"triples {len(rows)}, flagged by the looser bar {flagged} "
           f"({flagged / max(1, len(rows)):.1%})")
-    sample = random.Random(0).sample(rows, min(SAMPLE, len(rows)))
+    # Seed 1: the seed-0 sample was read while the answer and new-number rules were
+    # written, so the verdict comes from a sample not seen then.
+    sample = random.Random(1).sample(rows, min(SAMPLE, len(rows)))
     with open(HERE / "leak_audit.jsonl", "w", encoding="utf-8") as f:
         for r in sample:
-            f.write(json.dumps({k: r[k] for k in ("id", "rationale", "following",
-                                                   "loose_leak")}) + "\n")
+            f.write(json.dumps({**{k: r[k] for k in ("id", "preceding", "rationale",
+                                                     "following", "loose_leak")},
+                                "restates": None}) + "\n")
     print(f"sample {len(sample)}: flagged {sum(r['loose_leak'] for r in sample)}")
     try:
         from transformers import AutoTokenizer
