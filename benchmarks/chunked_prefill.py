@@ -1,6 +1,6 @@
 """What turning vLLM-CPU's chunked prefill off costs, on the reference profile's load.
 
-On the CPU the server schedules whole prompts only (`VLLMEngine.load`): vLLM-CPU
+On the CPU the server schedules whole prompts only (`VLLMEngine.engine_args`): vLLM-CPU
 crashed ("CPU Generator does not use offset") when it prefilled seeded requests in
 chunks. This measures the price on the workload that needs it: K concurrent agent
 steps on the reference profile's long few-shot GSM8K prompts (n=3 samples of up to
@@ -53,8 +53,11 @@ async def one_round(eng: VLLMEngine, probs: list[Problem], tag: str) -> tuple[fl
 
 
 async def measure(chunked: bool, probs: list[Problem], rounds: int) -> dict:
-    eng = VLLMEngine.load(str(build_default(default_cache_dir())), "default",
-                          max_model_len=4096, chunked_prefill=chunked)
+    args = VLLMEngine.engine_args(str(build_default(default_cache_dir())), max_model_len=4096)
+    if chunked:  # vLLM's own scheduling (its defaults), which the server turns off on CPU
+        args.enable_chunked_prefill = type(args).enable_chunked_prefill
+        args.max_num_batched_tokens = type(args).max_num_batched_tokens
+    eng = VLLMEngine.from_args(args, "default")
     try:
         await one_round(eng, probs, "warm")
         walls, tokens = [], 0

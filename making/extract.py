@@ -13,7 +13,6 @@ triples.jsonl, extract_stats.json.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass

@@ -75,10 +75,17 @@ class VLLMEngine(ChatTokens):
     @classmethod
     def load(cls, model: str, name: str, *, dtype: str = "auto",
              max_model_len: int | None = None, gpu_memory: float = 0.45,
-             seed: int = 0, block_size: int | None = None,
-             chunked_prefill: bool = False) -> "VLLMEngine":
-        from transformers import AutoTokenizer
+             seed: int = 0, block_size: int | None = None) -> "VLLMEngine":
+        return cls.from_args(cls.engine_args(model, dtype=dtype, max_model_len=max_model_len,
+                                             gpu_memory=gpu_memory, seed=seed,
+                                             block_size=block_size), name)
 
+    @staticmethod
+    def engine_args(model: str, *, dtype: str = "auto", max_model_len: int | None = None,
+                    gpu_memory: float = 0.45, seed: int = 0,
+                    block_size: int | None = None) -> AsyncEngineArgs:
+        """The server's vLLM settings for `model` (a benchmark may change them before
+        from_args: benchmarks/chunked_prefill.py)."""
         if ON_CPU and dtype == "auto":
             dtype = "float32"  # measured 1.5-3x faster than bf16 on CPUs without AVX512-BF16
         if ON_CPU and block_size is None:
@@ -92,7 +99,7 @@ class VLLMEngine(ChatTokens):
                                enforce_eager=ON_CPU, block_size=block_size)
         if not ON_CPU:
             args.gpu_memory_utilization = gpu_memory
-        elif not chunked_prefill:  # True only in benchmarks/chunked_prefill.py
+        else:
             # vLLM-CPU crashes ("CPU Generator does not use offset") when it prefills a
             # seeded request in chunks, as long few-shot prompts (the reference profile)
             # side by side do: schedule whole prompts only.
@@ -102,12 +109,18 @@ class VLLMEngine(ChatTokens):
                                                "max_position_embeddings", 8192)
             args.enable_chunked_prefill = False
             args.max_num_batched_tokens = max(int(context), 8192)
+        return args
+
+    @classmethod
+    def from_args(cls, args: AsyncEngineArgs, name: str) -> "VLLMEngine":
+        from transformers import AutoTokenizer
+
         try:
             with engine_signals.owned() as pids:
                 llm = AsyncLLM.from_engine_args(args)
         except Exception as exc:
-            raise EngineError(f"vLLM could not load model {model}: {exc}") from exc
-        tok = AutoTokenizer.from_pretrained(model)
+            raise EngineError(f"vLLM could not load model {args.model}: {exc}") from exc
+        tok = AutoTokenizer.from_pretrained(args.model)
         engine = cls(llm, tok, name, llm.model_config.max_model_len)
         engine.engine_pids = pids
         return engine

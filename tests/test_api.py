@@ -82,7 +82,9 @@ def test_same_seed_gives_same_steps(client):
 
 
 def test_stream_sends_each_step_before_done(client):
-    events = sse_events(client, {"question": GSM8K["question"], "max_steps": 3, "seed": 3})
+    # Two candidates, not the default three: the test is about streaming, not choosing.
+    events = sse_events(client, {"question": GSM8K["question"], "max_steps": 3, "seed": 3,
+                                 "num_candidates": 2})
     names = [e for e, _, _ in events]
     assert names[-1] == "done" and names.count("done") == 1
     steps = [d for e, d, _ in events if e == "step"]

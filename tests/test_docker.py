@@ -197,7 +197,7 @@ def test_hf_token_comes_from_the_environment_only():
 def test_split_vllm_servers_each_reserve_their_own_gpu(load):
     doc = load("split")
     ids = []
-    for role, name in VLLM_SERVICES.items():
+    for name in VLLM_SERVICES.values():
         svc = doc["services"][name]
         # Our GPU image (vLLM's, pinned, plus our plugin), running `vllm serve`.
         assert svc["image"] == "rationalyst-server:gpu", name

@@ -13,7 +13,6 @@ import time
 
 import httpx
 import pytest
-from hypothesis import settings
 
 from harness import asse_events, metric, scripted_server
 

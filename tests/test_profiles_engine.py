@@ -64,7 +64,8 @@ async def test_turn_mode_passes_end_of_turn_ids_and_no_budget():
 # ---- /solve with the reference profile on the real default model ------------------
 # One server for the module, with small turn caps: a turn step may run to 1,000 tokens
 # (the reference's), and these tests check the protocol's semantics, not CPU speed (on
-# a loaded 2-core machine each decoded token of a step costs about a second).
+# a loaded 2-core machine each decoded token of a step costs about a second). Hence no
+# deadline in the request either: a slow machine would end the solve with "timeout".
 SMALL_TURN = 8
 
 
@@ -95,7 +96,6 @@ def _dataset_requests() -> list[tuple[str, dict]]:
 
 
 @pytest.mark.vllm
-@pytest.mark.timeout(120, func_only=True)  # the module's server start is not the test's
 @pytest.mark.parametrize("dataset,fields", _dataset_requests(), ids=lambda v: v
                          if isinstance(v, str) else "")
 def test_solve_reference_profile_per_dataset(small_server, dataset, fields):
@@ -103,8 +103,8 @@ def test_solve_reference_profile_per_dataset(small_server, dataset, fields):
     (cut here at the small cap), its rationale and scored candidates. One step: the
     prompts are long (up to nine shots), and prefill is what a CPU pays for."""
     body = {**fields, "dataset": dataset, "profile": "reference", "max_tokens": None,
-            "num_candidates": 2, "max_steps": 1, "seed": 14, "timeout_s": 110}
-    r = httpx.post(small_server.url + "/solve", json=body, timeout=115)
+            "num_candidates": 2, "max_steps": 1, "seed": 14}
+    r = httpx.post(small_server.url + "/solve", json=body, timeout=600)  # a hang guard
     assert r.status_code == 200, r.text
     res = r.json()
     assert res["finish_reason"] in ("answer", "max_steps"), (res["finish_reason"],

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from rationalyst.supervisor.engine import EngineError
 from rationalyst.supervisor.strategies.judge import (FREE_TEXT_MAX_TOKENS,
                                                      StructuredHTTPJudge)

@@ -29,7 +29,10 @@ def find_python312() -> str | None:
 
 
 PY312 = find_python312()
-pytestmark = pytest.mark.skipif(PY312 is None, reason="no python3.12 on PATH")
+# `packaging`: out of make check's fast lane, as installing the dependencies (torch
+# among them) takes minutes.
+pytestmark = [pytest.mark.packaging,
+              pytest.mark.skipif(PY312 is None, reason="no python3.12 on PATH")]
 
 # Starts the installed app on the scripted engine, then serves / and one /solve
 # over real HTTP on 127.0.0.1; prints what it saw as one JSON line.
