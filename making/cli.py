@@ -1,4 +1,4 @@
-"""`rationalyst extract | filter | train`: argument parsing and exit codes. The work is
+"""`rationalyst prefilter | extract | filter | train`: argument parsing and exit codes. The work is
 in extract.py, filter.py and train.py; heavy imports happen only once a command runs."""
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ def _engine_flags(p: argparse.ArgumentParser, what: str) -> None:
         "directory or a hub id [default: default]"))
     p.add_argument("--url", default=None, help=(
         "a `vllm serve` of that model (OpenAI-compatible) instead of loading it "
-        "in-process; --model names the checkpoint it runs (for its tokenizer)"))
+        "in-process, or several replicas of it, comma-separated (the work is spread "
+        "over them, as `serve` does); --model names the checkpoint it runs (for its "
+        "tokenizer)"))
     p.add_argument("--api-key", default=None, help="bearer key for --url")
     p.add_argument("--max-model-len", type=int, default=None,
                    help="context length of the in-process engine [model's own]")
@@ -62,6 +64,30 @@ def add_parsers(sub) -> None:
                     help="weight of the i-th following token is decay**i [0.9]")
     _engine_flags(fi, "scores the text")
     fi.set_defaults(func=cmd_filter)
+
+    pf = sub.add_parser("prefilter", help="keep corpus documents close to reasoning data",
+                        description=(
+                            "The paper's selection of unlabelled documents: keep those "
+                            "of at most --max-chars characters whose sentence embedding "
+                            "has cosine >= --threshold with the reasoning set's mean "
+                            "embedding. Without --model, a TF-IDF stand-in scores them."))
+    pf.add_argument("inputs", nargs="+", metavar="INPUT", help="corpus: .jsonl or .txt, as "
+                    "extract reads")
+    pf.add_argument("--reasoning", nargs="+", required=True, metavar="FILE", help=(
+        "reasoning data (.jsonl with 'question' + 'solution' or 'text', or .txt)"))
+    pf.add_argument("--out", required=True, type=Path, help="output directory")
+    pf.add_argument("--model", default=None, metavar="PATH", help=(
+        "a sentence-transformers model directory (the paper: MiniLM or mpnet) [none: "
+        "the lexical TF-IDF stand-in]"))
+    pf.add_argument("--threshold", type=float, default=None, help=(
+        "least cosine kept [0.3 with --model, the paper's; 0.1 lexical, uncalibrated]"))
+    pf.add_argument("--max-chars", type=int, default=2000, help="longest kept document [2000]")
+    pf.add_argument("--batch-size", type=int, default=256, help="documents scored at once")
+    pf.add_argument("--shard", default="0/1", help="i/n: this machine's share of the inputs")
+    pf.add_argument("--overwrite", action="store_true",
+                    help="delete this command's earlier output in the directory first")
+    pf.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pf.set_defaults(func=cmd_prefilter)
 
     tr = sub.add_parser("train", help="fine-tune a rationale model on kept triples",
                         description=(
@@ -125,14 +151,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     def run() -> int:
         shard = documents.parse_shard(args.shard)
-        docs = documents.read_documents(args.inputs, shard)
+        total = documents.scan(args.inputs, shard)  # bad input fails before the model
+        docs = documents.iter_documents(args.inputs, shard)
         cfg = extract.ExtractConfig(args.mode, args.max_rationale_tokens, args.leak_threshold,
                                     args.min_similarity, args.max_boundaries)
         config = {"inputs": [str(Path(p).resolve()) for p in args.inputs],
                   "shard": args.shard, "model": args.model, **vars(cfg)}
         open_run(args.out, "extract", config, args.overwrite, extract.FILES)
         stats = _with_engine(args, lambda engine: extract.run(
-            engine, docs, args.out, cfg, args.concurrency, progress=not args.no_progress))
+            engine, docs, args.out, cfg, args.concurrency, progress=not args.no_progress,
+            total=total))
         print(f"{stats['kept']}/{stats['read']} documents kept, {stats['triples']} triples "
               f"({stats['rationales_leak']} leaks rejected) -> {args.out / 'triples.jsonl'}")
         return 0
@@ -156,6 +184,38 @@ def cmd_filter(args: argparse.Namespace) -> int:
             progress=not args.no_progress))
         print(f"kept {s['kept']}/{s['scored']} triples ({s['kept_fraction']:.0%}) -> "
               f"{args.dir / 'kept.jsonl'}")
+        return 0
+
+    return guard(run)
+
+
+def cmd_prefilter(args: argparse.Namespace) -> int:
+    from . import documents, prefilter
+    from .store import open_run
+
+    def run() -> int:
+        if args.max_chars < 1 or args.batch_size < 1:
+            raise documents.InputError("--max-chars and --batch-size must be at least 1")
+        shard = documents.parse_shard(args.shard)
+        total = documents.scan(args.inputs, shard)
+        reasoning = prefilter.reasoning_texts(args.reasoning)
+        threshold = args.threshold if args.threshold is not None else (
+            prefilter.EMBEDDING_THRESHOLD if args.model else prefilter.LEXICAL_THRESHOLD)
+        config = {"inputs": [str(Path(p).resolve()) for p in args.inputs],
+                  "reasoning": [str(Path(p).resolve()) for p in args.reasoning],
+                  "shard": args.shard, "model": args.model, "threshold": threshold,
+                  "max_chars": args.max_chars}
+        open_run(args.out, "prefilter", config, args.overwrite,
+                 prefilter.FILES)
+        scorer = (prefilter.EmbeddingScorer(args.model) if args.model
+                  else prefilter.LexicalScorer())
+        scorer.fit(reasoning)
+        s = prefilter.run(scorer, documents.iter_documents(args.inputs, shard), args.out,
+                          threshold, args.max_chars, args.batch_size,
+                          progress=not args.no_progress, total=total)
+        print(f"kept {s['kept']}/{s['read']} documents ({s['too_long']} too long, "
+              f"{s['below_threshold']} below {threshold:g}, scorer: {s['scorer']}) -> "
+              f"{args.out / 'kept.jsonl'}")
         return 0
 
     return guard(run)

@@ -1,5 +1,7 @@
-"""One engine for a making step: the model in-process, or a `vllm serve` URL (the
-remote engine, as `serve` uses it). Same start-up check as the server."""
+"""One engine for a making step: the model in-process, or `vllm serve` URLs (one
+server, or several replicas of it spread as `serve` spreads them: each request is
+pinned by its id, so the work of one process goes to all of them). Same start-up
+check as the server."""
 
 from __future__ import annotations
 
@@ -12,15 +14,13 @@ async def open_engine(model: str, url: str | None, *, cache_dir: Path,
                       api_key: str | None = None, max_model_len: int | None = None,
                       max_concurrency: int = 64) -> Engine:
     """Raises ModelError (no LM head, no config) before anything is loaded."""
-    from rationalyst.supervisor.backends import display_name
+    from rationalyst.supervisor.backends import connect_remote, display_name
     from rationalyst.supervisor.models import resolve
 
     path = resolve(model, cache_dir)
-    if url:
-        from rationalyst.supervisor.remote_engine import RemoteEngine
-
-        return await RemoteEngine(url, path, display_name(path), api_key=api_key,
-                                  max_concurrency=max_concurrency).connect()
+    if url:  # one server, or several replicas (comma-separated), as `serve` takes them
+        return await connect_remote(path, url, api_key=api_key,
+                                    max_concurrency=max_concurrency)
     from rationalyst.supervisor.vllm_engine import VLLMEngine
 
     return VLLMEngine.load(path, display_name(path), max_model_len=max_model_len)

@@ -34,6 +34,7 @@ from rationalyst.supervisor.types import Problem, SolveParams, Timings, Usage
 
 from . import prompts as making_prompts
 from . import split
+from .documents import InputError
 from .store import Appender, read_jsonl
 
 SOURCES = ("none", "blank", "stand-in", "trained", "oracle")
@@ -350,6 +351,14 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
     seeds = {it.id: _seed(cfg, i) for i, it in enumerate(items)}
     steps = [r for r in read_jsonl(out / "steps.jsonl")
              if r["item"] in done and r["item"] in by_id and "skipped" not in r]
+    # The trained rationale reads the item's steps before k: they must be the ones
+    # the run ranked, or its rationales would not belong to the recorded candidates.
+    changed = [_key(r["item"], r["k"]) for r in steps
+               if r["k"] >= len(by_id[r["item"]].steps)
+               or _norm(by_id[r["item"]].steps[r["k"]]) != r["gold"]]
+    if changed:
+        raise InputError(f"{len(changed)} gold steps differ from the run's (first: "
+                         f"{changed[0]}): the items changed since; use another --out")
     rat_path, score_path = out / "trained_rationales.jsonl", out / "trained_scores.jsonl"
     rats = {r["key"]: r["rationale"] for r in read_jsonl(rat_path)}
 
@@ -390,6 +399,18 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
                      concurrency, progress)
     finally:
         app.close()
+
+
+def drop_trained(out: Path) -> None:
+    """Forget the trained source (its rationales, scores and phase times), so that
+    another checkpoint takes its place on the same steps."""
+    for name in ("trained_rationales.jsonl", "trained_scores.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    timing = out / "timing.json"
+    if timing.exists():
+        walls = {k: v for k, v in json.loads(timing.read_text()).items()
+                 if not k.startswith("trained")}
+        timing.write_text(json.dumps(walls, indent=1) + "\n")
 
 
 def merge_trained(out: Path, steps: list[dict]) -> list[dict]:

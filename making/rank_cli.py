@@ -35,6 +35,15 @@ def add_parser(sub) -> None:
     p.add_argument("--rationale-model", default=None, metavar="CKPT", help=(
         "a trained rationale model (`rationalyst train --out`): adds the 'trained' "
         "source"))
+    p.add_argument("--replace-trained", action="store_true", help=(
+        "drop the run's trained source (its rationales and scores) and score "
+        "--rationale-model in its place on the same steps and candidates; the other "
+        "sources are not run again"))
+    p.add_argument("--exclude-inputs", nargs="+", default=None, metavar="FILE", help=(
+        "training inputs of the trained model (documents .jsonl, triples, kept pairs, or "
+        "a list of ids such as a made run's input_ids.txt): items whose id or question "
+        "appears in them are left out, and listed in the report; kept for later runs "
+        "and reports of this --out"))
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--data-dir", type=Path, default=None,
                    help="benchmark folder [RATIONALYST_DATA_DIR or ../shared/data/benchmarks]")
@@ -50,7 +59,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from rationalyst.supervisor.engine import EngineError
     from rationalyst.supervisor.models import ModelError, default_cache_dir, resolve
 
-    from . import rank, rank_report
+    from . import rank, rank_exclude, rank_report
+    from .documents import InputError
     from .engines import open_engine
 
     out: Path = args.out
@@ -58,6 +68,12 @@ def cmd_rank(args: argparse.Namespace) -> int:
         if not (out / "config.json").is_file():
             print(f"rationalyst: {out} has no rank run (config.json)", file=sys.stderr)
             return 2
+        if args.exclude_inputs:
+            try:
+                _exclude_finished(out, args)
+            except InputError as exc:
+                print(f"rationalyst: {exc}", file=sys.stderr)
+                return 2
         _print(rank_report.report(out))
         return 0
     cfg = rank.RankConfig(num_candidates=args.num_candidates, temperature=args.temperature,
@@ -66,13 +82,19 @@ def cmd_rank(args: argparse.Namespace) -> int:
         print("rationalyst: --num-candidates must be at least 2", file=sys.stderr)
         return 2
     data = args.data_dir or default_data_dir()
+    if args.replace_trained and not args.rationale_model:
+        print("rationalyst: --replace-trained needs --rationale-model", file=sys.stderr)
+        return 2
     try:
         items = rank.load_items(data, args.gsm8k, args.math, args.seed, args.max_steps)
         cache = default_cache_dir()
         agent_path = resolve(args.model, cache)
         if args.rationale_model:
             resolve(args.rationale_model, cache)  # fails fast on a bad checkpoint
-    except (OSError, ModelError) as exc:
+        if args.exclude_inputs:
+            found = rank_exclude.find({it.id: it.question for it in items},
+                                      args.exclude_inputs)
+    except (OSError, ModelError, InputError) as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
         return 2
     config = rank.config_record(cfg, name=out.name, agent_model=args.model,
@@ -81,20 +103,31 @@ def cmd_rank(args: argparse.Namespace) -> int:
                                 leak_threshold=rank.LEAK_THRESHOLD)
     old = out / "config.json"
     if old.is_file():
-        # A trained model may be added to a finished run (same steps and candidates).
+        # A trained model may be added to a finished run (same steps and candidates),
+        # or replace the one it holds (--replace-trained).
         before = json.loads(old.read_text())
         if before.get("rationale_model") and args.rationale_model not in (
-                None, before["rationale_model"]):
+                None, before["rationale_model"]) and not args.replace_trained:
             print(f"rationalyst: {out} already holds trained scores of "
-                  f"{before['rationale_model']}; use another --out", file=sys.stderr)
+                  f"{before['rationale_model']}; use another --out, or "
+                  "--replace-trained", file=sys.stderr)
             return 2
         config["rationale_model"] = args.rationale_model or before.get("rationale_model")
-        if {**before, "rationale_model": None} != {**config, "rationale_model": None}:
+        # The name is the folder's (a display label): a moved run is the same run.
+        ignored = {"rationale_model": None, "name": None}
+        if {**before, **ignored} != {**config, **ignored}:
             print(f"rationalyst: {out} holds a run with other settings; use another --out",
                   file=sys.stderr)
             return 2
+        config["name"] = before.get("name", config["name"])
     out.mkdir(parents=True, exist_ok=True)
+    if args.replace_trained:
+        rank.drop_trained(out)
     old.write_text(json.dumps(config, indent=1) + "\n")
+    if args.exclude_inputs:
+        rank_exclude.save(out, args.exclude_inputs, found, questions_known=True)
+    left_out = set(rank_exclude.load(out)["items"])
+    items = [it for it in items if it.id not in left_out]
 
     def opener(path: str):
         return lambda: open_engine(path, None, cache_dir=cache,
@@ -105,7 +138,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
                              opener(resolve(config["rationale_model"], cache))
                              if config["rationale_model"] else None, args.concurrency,
                              progress=not args.no_progress))
-    except (EngineError, ModelError) as exc:
+    except (EngineError, ModelError, InputError) as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -117,7 +150,30 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exclude_finished(out: Path, args: argparse.Namespace) -> None:
+    """--report-only --exclude-inputs: match the run's items by id, and by question
+    where the benchmark files that the run read are at hand."""
+    from rationalyst.clients.datasets import default_data_dir
+
+    from . import rank, rank_exclude
+    from .store import read_jsonl
+
+    cfg = json.loads((out / "config.json").read_text())
+    ids = {r["item"]: None for r in read_jsonl(out / "items.jsonl")}
+    try:
+        items = rank.load_items(args.data_dir or default_data_dir(), cfg["gsm8k"],
+                                cfg["math"], cfg["seed"], cfg["max_steps"])
+        ids.update({it.id: it.question for it in items if it.id in ids})
+        known = all(q is not None for q in ids.values())
+    except (OSError, KeyError):  # no benchmark files (or settings): ids only, said so
+        known = False
+    rank_exclude.save(out, args.exclude_inputs, rank_exclude.find(ids, args.exclude_inputs),
+                      questions_known=known)
+
+
 def _print(summary: dict) -> None:
+    if summary["excluded"]["items"]:
+        print("excluded (in a training input): " + ", ".join(summary["excluded"]["items"]))
     for name, g in summary["groups"].items():
         for d, rows in g["by_decay"].items():
             cells = "  ".join(f"{r['source']} {r['top1']:.3f}" for r in rows)

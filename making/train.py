@@ -29,6 +29,29 @@ from rationalyst.supervisor.prompts import rationale_chat
 from .documents import InputError
 
 FILES = ("train_log.jsonl", "loss.png", "train_summary.json", "config.json")
+# Evaluation scales with the run, not with a fixed step count: a capped subset of the
+# held-out pairs, about 10 times per run. See docs/making-at-scale.md for its share of
+# compute at the paper's scale.
+EVAL_MAX, EVAL_EVERY, SAVE_EVERY = 256, 0.1, 0.25
+
+
+def schedule(total_steps: int, eval_every: float, save_every: float) -> tuple[int, int]:
+    """Steps between evaluations, and between checkpoints: fractions of the run."""
+    return (max(1, math.ceil(eval_every * total_steps)),
+            max(1, math.ceil(save_every * total_steps)))
+
+
+def eval_share(pairs_trained: float, n_eval: int, evaluations: int) -> float:
+    """Evaluation's share of the run's compute, counted in forward passes over pairs
+    of the same mean length: a pair trained on costs about 3 (forward and backward),
+    an evaluated pair 1. `pairs_trained`: epochs x training pairs; `evaluations`
+    counts the one before and the one after."""
+    done = evaluations * n_eval
+    return done / (done + 3 * pairs_trained) if done else 0.0
+
+
+def evaluations(total_steps: int, eval_steps: int) -> int:
+    return total_steps // eval_steps + 2  # the scheduled ones, before, after
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -50,6 +73,14 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=1024,
                    help="tokens per pair; longer preceding text is cut from the front")
     p.add_argument("--eval-fraction", type=float, default=0.05, help="held out [0.05]")
+    p.add_argument("--eval-max", type=int, default=EVAL_MAX, help=(
+        f"held-out pairs evaluated each time, at most (a fixed subset) [{EVAL_MAX}]"))
+    p.add_argument("--eval-every", type=float, default=EVAL_EVERY, help=(
+        "evaluate every this fraction of the run's steps, and before and after "
+        f"[{EVAL_EVERY}: 10 times]"))
+    p.add_argument("--save-every", type=float, default=SAVE_EVERY, help=(
+        "checkpoint (to resume a stopped run) every this fraction of the run's steps; "
+        f"the model is saved at the end [{SAVE_EVERY}]"))
     p.add_argument("--logging-steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -120,7 +151,7 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
                      else 2e-4)
     steps = args.max_steps if args.max_steps > 0 else math.ceil(
         args.epochs * n_train / (args.batch_size * grad_accum))
-    eval_steps = max(1, min(50, steps // 5))
+    eval_steps, save_steps = schedule(steps, args.eval_every, args.save_every)
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     warmup = ({"warmup_ratio": 0.03} if "warmup_ratio" in names
               else {"warmup_steps": 0.03})  # transformers >= 5 takes a ratio here
@@ -132,7 +163,8 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
         eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps,
         # Checkpoints under --out/.trainer let a stopped run continue (Trainer's own
         # resume); the last one is removed with the folder once the model is saved.
-        save_strategy="steps", save_steps=eval_steps, save_total_limit=1,
+        # A few per run: with --full each one gathers the whole model.
+        save_strategy="steps", save_steps=save_steps, save_total_limit=1,
         report_to=[], bf16=use_bf16, seed=args.seed,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
         **warmup)
@@ -180,6 +212,7 @@ def main(args: argparse.Namespace) -> int:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     train_rows, eval_rows = split_eval(pairs, args.eval_fraction, args.seed)
+    held_out, eval_rows = len(eval_rows), eval_rows[:max(0, args.eval_max)]
     train_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
                 for r in train_rows]
     eval_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
@@ -200,6 +233,14 @@ def main(args: argparse.Namespace) -> int:
             r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.05,
             target_modules="all-linear", task_type="CAUSAL_LM"))
     targs = _training_args(args, out, len(train_ds), bool(eval_ds), use_bf16)
+    n_steps = targs.max_steps if targs.max_steps > 0 else math.ceil(
+        args.epochs * len(train_ds) / (args.batch_size * targs.gradient_accumulation_steps))
+    n_evals = evaluations(n_steps, targs.eval_steps) if eval_ds else 0
+    share = eval_share(min(args.epochs * len(train_ds), n_steps * args.batch_size
+                           * targs.gradient_accumulation_steps), len(eval_ds), n_evals)
+    print(f"{n_steps} steps; evaluation of {len(eval_ds)} of {held_out} held-out pairs "
+          f"every {targs.eval_steps} steps ({n_evals} in all, about {share:.1%} of the "
+          f"compute); checkpoint every {targs.save_steps} steps")
     step_timer = _StepTimer()
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
                       eval_dataset=eval_ds or None, callbacks=[step_timer],
@@ -224,7 +265,10 @@ def main(args: argparse.Namespace) -> int:
         plot_loss(log, out / "loss.png")
         summary = {"base": str(base),
                    "mode": "full" if args.full else "head-only" if head_only else "lora",
-                   "pairs": len(pairs), "train": len(train_ds), "eval": len(eval_ds),
+                   "pairs": len(pairs), "train": len(train_ds), "held_out": held_out,
+                   "eval": len(eval_ds), "eval_steps": targs.eval_steps,
+                   "evaluations": n_evals, "eval_share": round(share, 4),
+                   "save_steps": targs.save_steps,
                    "steps": trainer.state.global_step, "seconds": round(seconds, 1),
                    "steps_per_s": round(trainer.state.global_step / seconds, 3),
                    # steps only: no evaluation or checkpoint writes, which differ by mode
