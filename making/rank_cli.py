@@ -92,8 +92,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
         if args.rationale_model:
             resolve(args.rationale_model, cache)  # fails fast on a bad checkpoint
         if args.exclude_inputs:
-            found = rank_exclude.find({it.id: it.question for it in items},
-                                      args.exclude_inputs)
+            found, matched_by = rank_exclude.find({it.id: it.question for it in items},
+                                                  args.exclude_inputs)
     except (OSError, ModelError, InputError) as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
         return 2
@@ -125,7 +125,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         rank.drop_trained(out)
     old.write_text(json.dumps(config, indent=1) + "\n")
     if args.exclude_inputs:
-        rank_exclude.save(out, args.exclude_inputs, found, questions_known=True)
+        rank_exclude.save(out, args.exclude_inputs, found, matched_by)
     left_out = set(rank_exclude.load(out)["items"])
     items = [it for it in items if it.id not in left_out]
 
@@ -164,11 +164,9 @@ def _exclude_finished(out: Path, args: argparse.Namespace) -> None:
         items = rank.load_items(args.data_dir or default_data_dir(), cfg["gsm8k"],
                                 cfg["math"], cfg["seed"], cfg["max_steps"])
         ids.update({it.id: it.question for it in items if it.id in ids})
-        known = all(q is not None for q in ids.values())
     except (OSError, KeyError):  # no benchmark files (or settings): ids only, said so
-        known = False
-    rank_exclude.save(out, args.exclude_inputs, rank_exclude.find(ids, args.exclude_inputs),
-                      questions_known=known)
+        pass
+    rank_exclude.save(out, args.exclude_inputs, *rank_exclude.find(ids, args.exclude_inputs))
 
 
 def _print(summary: dict) -> None:

@@ -71,20 +71,23 @@ class TrainingInputs:
         return None
 
 
-def find(items: Mapping[str, str | None], paths: Sequence[str | Path]) -> dict:
-    """{item id: how it matched} over `items` (id -> question, None when unknown)."""
+def find(items: Mapping[str, str | None], paths: Sequence[str | Path]) -> tuple[dict, str]:
+    """{item id: how it matched} over `items` (id -> question, None when unknown), and
+    what could be matched: 'id and question', or 'id only' (id lists, or no question
+    known)."""
     inputs = TrainingInputs(paths)
     found = {}
     for item_id, question in items.items():
         how = inputs.match(item_id, question)
         if how:
             found[item_id] = how
-    return found
+    by_question = inputs.texts and all(q is not None for q in items.values())
+    return found, "id and question" if by_question else "id only"
 
 
-def save(out: Path, paths: Iterable[str | Path], found: dict, questions_known: bool) -> dict:
+def save(out: Path, paths: Iterable[str | Path], found: dict, matched_by: str) -> dict:
     record = {"inputs": [str(p) for p in paths], "items": dict(sorted(found.items())),
-              "matched_by": "id and question" if questions_known else "id only"}
+              "matched_by": matched_by}
     (out / FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
 

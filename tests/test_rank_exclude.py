@@ -69,9 +69,11 @@ def test_exclusion_by_id_list_and_by_question_text(tmp_path):
     docs.write_text(json.dumps({"id": "x1", "text": "Question: A robe takes 2 bolts of "
                                 "blue  fiber and\nhalf that much.\nAnswer: 3"}) + "\n"
                     + json.dumps({"id": "x2", "text": "Question: What is 2+2?"}) + "\n")
-    found = rank_exclude.find(items, [ids, docs])
+    found, how = rank_exclude.find(items, [ids, docs])
     # Too short a question would match by chance: "short" is not excluded.
     assert found == {"gsm8k-test-1": "question", "gsm8k-test-2": "id"}
+    assert how == "id and question"
+    assert rank_exclude.find(items, [ids]) == ({"gsm8k-test-2": "id"}, "id only")
     with pytest.raises(rank_exclude.InputError, match="no such file"):
         rank_exclude.find(items, [tmp_path / "missing.jsonl"])
     bad = tmp_path / "bad.jsonl"
@@ -129,5 +131,40 @@ def test_committed_run_excludes_the_made_runs_training_item(tmp_path):
                  *inputs]) == 0
     s = json.loads((run / "summary.json").read_text())
     assert s["excluded"]["items"] == {"math-test-1476": "id"}
-    assert s["excluded"]["matched_by"] == "id and question"
+    assert s["excluded"]["matched_by"] == "id only"  # the made run committed its ids
     assert s["items"] == 119
+
+
+def test_the_readme_rerun_command_replaces_only_the_trained_source(tmp_path, monkeypatch,
+                                                                   default_model):
+    """The command the rank README gives for a new checkpoint, on a copy of the
+    committed run, with scripted engines in place of the models (no model code):
+    only the trained phases run, on every scored step but the excluded item's."""
+    from rationalyst.making import engines
+    from rationalyst.supervisor.scripted_engine import ScriptedEngine
+
+    run = tmp_path / "rank-cpu-smollm2-135m"  # another folder name than the run's
+    shutil.copytree(RUN, run, ignore=shutil.ignore_patterns("seed15-*"))
+    steps_before = (run / "steps.jsonl").read_bytes()
+    opened = []
+
+    async def fake_open(model, url, **kw):
+        opened.append(model)
+        return ScriptedEngine(generate=lambda prompt: "Add the two amounts first.")
+    monkeypatch.setattr(engines, "open_engine", fake_open)
+    inputs = sorted(str(p) for p in MADE.glob("shard-*/input_ids.txt"))
+    assert main(["rank", "--out", str(run), "--gsm8k", "100", "--math", "20",
+                 "--concurrency", "6", "--rationale-model", str(default_model),
+                 "--replace-trained", "--exclude-inputs", *inputs, "--no-progress"]) == 0
+    assert (run / "steps.jsonl").read_bytes() == steps_before  # nothing ranked again
+    assert len(opened) == 2  # the trained model, then the agent to score: no rank phase
+    rats = [json.loads(x) for x in open(run / "trained_rationales.jsonl")]
+    assert len(rats) == 423 and {r["rationale"] for r in rats} == {
+        "Add the two amounts first."}
+    assert not any(r["key"].startswith("math-test-1476#") for r in rats)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["rationale_model"] == str(default_model) and cfg["name"] == "run"
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing["rank"] == pytest.approx(2878.075, abs=0.01)
+    s = json.loads((run / "summary.json").read_text())
+    assert "trained" in s["sources"] and s["excluded"]["items"] == {"math-test-1476": "id"}
