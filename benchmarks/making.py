@@ -75,19 +75,24 @@ async def main(n_docs: int, boundaries: int) -> None:
 
 
 # One shard process: how it reads its input, then its peak RSS (MiB) and documents.
+# /proc's VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's RSS.
 SHARD = """
-import resource, sys
+import sys
 from rationalyst.making import documents
+
+def mib(key):
+    line = next(x for x in open("/proc/self/status") if x.startswith(key))
+    return int(line.split()[1]) / 1024
+
 path, how, i, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = mib("VmRSS")
 if how == "stream":  # what `rationalyst extract` does now: validate, then stream
     documents.scan([path], (i, n))
     count = sum(1 for _ in documents.iter_documents([path], (i, n)))
 elif how == "list":  # the old reader: every document in memory, then the share
     docs = [d for d in documents.iter_documents([path])][i::n]
     count = len(docs)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(base / 1024, peak / 1024, count)
+print(base, mib("VmHWM"), count)
 """
 
 

@@ -1,5 +1,6 @@
-"""`rationalyst prefilter | extract | filter | train`: argument parsing and exit codes. The work is
-in extract.py, filter.py and train.py; heavy imports happen only once a command runs."""
+"""`rationalyst prefilter | extract | filter | train`: argument parsing and exit codes.
+The work is in prefilter.py, extract.py, filter.py and train.py; heavy imports happen
+only once a command runs."""
 
 from __future__ import annotations
 
@@ -205,8 +206,7 @@ def cmd_prefilter(args: argparse.Namespace) -> int:
                   "reasoning": [str(Path(p).resolve()) for p in args.reasoning],
                   "shard": args.shard, "model": args.model, "threshold": threshold,
                   "max_chars": args.max_chars}
-        open_run(args.out, "prefilter", config, args.overwrite,
-                 prefilter.FILES)
+        open_run(args.out, "prefilter", config, args.overwrite, prefilter.FILES)
         scorer = (prefilter.EmbeddingScorer(args.model) if args.model
                   else prefilter.LexicalScorer())
         scorer.fit(reasoning)
