@@ -351,14 +351,7 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
     seeds = {it.id: _seed(cfg, i) for i, it in enumerate(items)}
     steps = [r for r in read_jsonl(out / "steps.jsonl")
              if r["item"] in done and r["item"] in by_id and "skipped" not in r]
-    # The trained rationale reads the item's steps before k: they must be the ones
-    # the run ranked, or its rationales would not belong to the recorded candidates.
-    changed = [_key(r["item"], r["k"]) for r in steps
-               if r["k"] >= len(by_id[r["item"]].steps)
-               or _norm(by_id[r["item"]].steps[r["k"]]) != r["gold"]]
-    if changed:
-        raise InputError(f"{len(changed)} gold steps differ from the run's (first: "
-                         f"{changed[0]}): the items changed since; use another --out")
+    check_golds(steps, by_id)
     rat_path, score_path = out / "trained_rationales.jsonl", out / "trained_scores.jsonl"
     rats = {r["key"]: r["rationale"] for r in read_jsonl(rat_path)}
 
@@ -399,6 +392,17 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
                      concurrency, progress)
     finally:
         app.close()
+
+
+def check_golds(steps: list[dict], by_id: dict[str, Item]) -> None:
+    """The trained rationale reads an item's steps before k: they must be the ones the
+    run ranked, or its rationales would not belong to the recorded candidates."""
+    changed = [_key(r["item"], r["k"]) for r in steps if r["item"] in by_id and (
+        r["k"] >= len(by_id[r["item"]].steps)
+        or _norm(by_id[r["item"]].steps[r["k"]]) != r["gold"])]
+    if changed:
+        raise InputError(f"{len(changed)} gold steps differ from the run's (first: "
+                         f"{changed[0]}): the items changed since; use another --out")
 
 
 def drop_trained(out: Path) -> None:

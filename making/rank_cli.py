@@ -62,6 +62,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from . import rank, rank_exclude, rank_report
     from .documents import InputError
     from .engines import open_engine
+    from .store import read_jsonl
 
     out: Path = args.out
     if args.report_only:
@@ -122,6 +123,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
         config["name"] = before.get("name", config["name"])
     out.mkdir(parents=True, exist_ok=True)
     if args.replace_trained:
+        try:  # before anything is deleted
+            rank.check_golds(read_jsonl(out / "steps.jsonl"), {it.id: it for it in items})
+        except InputError as exc:
+            print(f"rationalyst: {exc}", file=sys.stderr)
+            return 2
         rank.drop_trained(out)
     old.write_text(json.dumps(config, indent=1) + "\n")
     if args.exclude_inputs:

@@ -112,6 +112,14 @@ def test_replace_trained_drops_only_the_trained_source(tmp_path):
     assert json.loads((tmp_path / "timing.json").read_text()) == {"rank": 10.0}
 
 
+def test_replace_trained_refuses_a_run_whose_items_changed(tmp_path):
+    items = {"q": rank.Item("q", "gsm8k", "math", "Q", ("Step one.", "Step two."))}
+    rank.check_golds([{"item": "q", "k": 1, "gold": "Step two."}], items)
+    for row in ({"item": "q", "k": 1, "gold": "Step 2."}, {"item": "q", "k": 2, "gold": "x"}):
+        with pytest.raises(rank_exclude.InputError, match="gold steps differ.*q#"):
+            rank.check_golds([row], items)
+
+
 def test_committed_run_reloads_the_same_items():
     """The rerun command in the rank README adds a trained source to the committed
     run's steps: that needs today's items to be the ones it ranked."""
