@@ -78,6 +78,12 @@ async def test_url_takes_several_replicas_through_the_servers_engine(default_mod
                           cache_dir=default_model.parent)
     with pytest.raises(EngineError, match="not an http"):
         await open_engine("default", "http://127.0.0.1:9,ftp://x", cache_dir=default_model.parent)
+    # `serve` reaches its replicas through the same connect_remote.
+    from rationalyst.supervisor.backends import load_engines
+    from rationalyst.supervisor.settings import Settings
+
+    with pytest.raises(EngineError, match="no replica is reachable"):
+        await load_engines(Settings(agent_url="http://127.0.0.1:9, http://127.0.0.1:7"))
 
 
 # ---- evaluation schedule -----------------------------------------------------------
