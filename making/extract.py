@@ -109,7 +109,8 @@ class Extractor:
             prompt = self.engine.render(prompts.insert_messages(so_far, nxt))
             try:
                 gen = await self.engine.generate(prompt, self.cfg.max_rationale_tokens,
-                                                 ["\n"], f"extract-{doc_id}-{i}")
+                                                 ["\n"], f"extract-{doc_id}-{i}",
+                                                 session=f"extract-{doc_id}")  # 1 replica
             except PromptTooLong:
                 return ""
             return split.clean_rationale(gen.completions[0].text)

@@ -33,7 +33,7 @@ def test_extract_spreads_its_requests_over_two_replicas(tiny_model, tmp_path, mo
         monkeypatch.setattr(RemoteEngine, "generate", counted)
         docs = tmp_path / "docs.jsonl"
         with open(docs, "w") as f:
-            for i in range(6):
+            for i in range(16):  # a document's requests share one replica: 16 spread
                 f.write(json.dumps({"id": f"d{i}", "text": f"Ann has {i} apples. She buys "
                                     "two more. Now she has more apples. She is happy."})
                         + "\n")
@@ -42,8 +42,8 @@ def test_extract_spreads_its_requests_over_two_replicas(tiny_model, tmp_path, mo
                      "--url", ",".join(urls), "--max-rationale-tokens", "8",
                      "--concurrency", "3", "--no-progress"]) == 0
         stats = json.loads((out / "extract_stats.json").read_text())
-        assert stats["read"] == 6
+        assert stats["read"] == 16
         assert set(calls) == set(urls), calls  # both replicas did work
-        assert sum(calls.values()) >= 6  # at least one rationale asked per document
+        assert sum(calls.values()) >= 16  # at least one rationale asked per document
     finally:
         srv.kill()

@@ -155,3 +155,22 @@ def test_a_real_run_evaluates_a_capped_subset_on_the_schedule(default_model, tmp
     log = [json.loads(line) for line in open(out / "train_log.jsonl")]
     assert [r["step"] for r in log if "eval_loss" in r] == [2, 4, 6, 8, 10, 10]  # + final
     assert saved == [5, 10]
+
+
+async def test_a_documents_requests_share_one_session(tmp_path):
+    """With replicas, a session stays on one: a document's rationales (and later its
+    triples' scoring) share a prefix, so they go to one prefix cache (scripted
+    engine: it records each request's session)."""
+    from rationalyst.making import extract, filter as filt
+    from rationalyst.making.documents import Document
+    from rationalyst.supervisor.scripted_engine import ScriptedEngine
+
+    eng = ScriptedEngine(generate=lambda prompt: "it follows from the sentence before")
+    docs = [Document(d, "Alpha is one. Beta is two. Gamma is three.", d) for d in "ab"]
+    await extract.run(eng, docs, tmp_path, extract.ExtractConfig(), progress=False)
+    gen = {r: s for r, s in eng.sessions.items() if r.startswith("extract-")}
+    assert len(gen) >= 4 and all(s == f"extract-{r.split('-')[1]}" for r, s in gen.items())
+    await filt.run(eng, tmp_path, progress=False)
+    scored = {r: s for r, s in eng.sessions.items() if r.startswith("filter-")}
+    assert scored and all(s == f"filter-{r.split('-')[1].split('#')[0]}"
+                          for r, s in scored.items())
