@@ -1,7 +1,7 @@
 """One engine for a making step: the model in-process, or `vllm serve` URLs (one
-server, or several replicas of it spread as `serve` spreads them: each request is
-pinned by its id, so the work of one process goes to all of them). Same start-up
-check as the server."""
+server, or several replicas of it, spread as `serve` spreads them: each document's
+requests are one session, pinned to one replica, and the documents of one process go
+to all of them). Same start-up check as the server."""
 
 from __future__ import annotations
 
