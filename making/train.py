@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import shutil
 import sys
@@ -149,8 +150,10 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
     grad_accum = args.grad_accum or (8 if args.full else 1)
     lr = args.lr or (2e-5 if args.full else 1e-3 if getattr(args, "head_only", False)
                      else 2e-4)
+    # Processes under accelerate/torchrun (their env): each step takes a batch on each.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     steps = args.max_steps if args.max_steps > 0 else math.ceil(
-        args.epochs * n_train / (args.batch_size * grad_accum))
+        args.epochs * n_train / (args.batch_size * grad_accum * world))
     eval_steps, save_steps = schedule(steps, args.eval_every, args.save_every)
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     warmup = ({"warmup_ratio": 0.03} if "warmup_ratio" in names
@@ -233,11 +236,13 @@ def main(args: argparse.Namespace) -> int:
             r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.05,
             target_modules="all-linear", task_type="CAUSAL_LM"))
     targs = _training_args(args, out, len(train_ds), bool(eval_ds), use_bf16)
+    per_step = args.batch_size * targs.gradient_accumulation_steps * targs.world_size
     n_steps = targs.max_steps if targs.max_steps > 0 else math.ceil(
-        args.epochs * len(train_ds) / (args.batch_size * targs.gradient_accumulation_steps))
+        args.epochs * len(train_ds) / per_step)
     n_evals = evaluations(n_steps, targs.eval_steps) if eval_ds else 0
-    share = eval_share(min(args.epochs * len(train_ds), n_steps * args.batch_size
-                           * targs.gradient_accumulation_steps), len(eval_ds), n_evals)
+    pairs_trained = (n_steps * per_step if targs.max_steps > 0
+                     else args.epochs * len(train_ds))
+    share = eval_share(pairs_trained, len(eval_ds), n_evals)
     print(f"{n_steps} steps; evaluation of {len(eval_ds)} of {held_out} held-out pairs "
           f"every {targs.eval_steps} steps ({n_evals} in all, about {share:.1%} of the "
           f"compute); checkpoint every {targs.save_steps} steps")

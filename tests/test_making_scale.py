@@ -110,7 +110,7 @@ def test_evaluation_is_at_most_10_percent_at_the_papers_scale(per_step):
     assert old > 0.4  # the finding: about 10x the training with 2 pairs a step
 
 
-def test_trainer_gets_the_schedule(tmp_path):
+def test_trainer_gets_the_schedule(tmp_path, monkeypatch):
     p = argparse.ArgumentParser()
     train.add_train_flags(p)
     args = p.parse_args(["--full"])
@@ -119,6 +119,11 @@ def test_trainer_gets_the_schedule(tmp_path):
     # 75,050 pairs / (2 x 8) = 4,691 steps: evaluate every 470, save every 1,173.
     assert (targs.eval_steps, targs.save_steps) == (470, 1173)
     assert targs.eval_strategy == "steps" and targs.save_strategy == "steps"
+    # Two processes (accelerate sets WORLD_SIZE): 2,346 steps, the reference's run.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    targs = train._training_args(args, tmp_path, n_train=75_050, has_eval=True,
+                                 use_bf16=False)
+    assert (targs.eval_steps, targs.save_steps) == (235, 587)
 
 
 def test_a_real_run_evaluates_a_capped_subset_on_the_schedule(default_model, tmp_path,
