@@ -81,7 +81,8 @@ def add_parsers(sub) -> None:
         "a sentence-transformers model directory (the paper: MiniLM or mpnet) [none: "
         "the lexical TF-IDF stand-in]"))
     pf.add_argument("--threshold", type=float, default=None, help=(
-        "least cosine kept [0.3 with --model, the paper's; 0.1 lexical, uncalibrated]"))
+        "least cosine kept [0.3 with --model, the paper's; 0.1 lexical, from one small "
+        "check]"))
     pf.add_argument("--max-chars", type=int, default=2000, help="longest kept document [2000]")
     pf.add_argument("--batch-size", type=int, default=256, help="documents scored at once")
     pf.add_argument("--shard", default="0/1", help="i/n: this machine's share of the inputs")

@@ -5,8 +5,8 @@ of a reasoning set (the paper: MiniLM or mpnet over GSM8K, ECQA... training data
 
 The embedding model is a sentence-transformers checkpoint given by path. Without
 one, a cheap lexical stand-in scores the same way: TF-IDF vectors fitted on the
-reasoning set, cosine with their mean. Its scale is not the embeddings': set its
-threshold on your data (the default below is a guess, not a calibration).
+reasoning set, cosine with their mean. Its scale is not the embeddings': its
+default (0.1) comes from one small check (docs/making-at-scale.md), set it on your data.
 
 The corpus is streamed in batches (documents.iter_documents, so `--shard` works as
 in extract). Output: kept.jsonl (id, text, similarity), prefilter_stats.json.
@@ -22,7 +22,7 @@ from .documents import Document, InputError, iter_documents
 
 FILES = ("kept.jsonl", "prefilter_stats.json")
 EMBEDDING_THRESHOLD = 0.3  # the paper's
-LEXICAL_THRESHOLD = 0.1    # uncalibrated: TF-IDF cosines are smaller than embeddings'
+LEXICAL_THRESHOLD = 0.1    # TF-IDF cosines are smaller than embeddings'
 INSTALL = "pip install 'rationalyst-server[prefilter]'"
 
 
@@ -73,8 +73,10 @@ class LexicalScorer:
             from sklearn.feature_extraction.text import TfidfVectorizer
         except ImportError:
             raise InputError(f"the lexical scorer needs scikit-learn: {INSTALL}") from None
-        # Numbers count: reasoning data is full of them, and "3" says arithmetic.
-        self.vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+        # Numbers count (reasoning data is full of them, and "3" says arithmetic);
+        # stop words do not: without them any English prose looks close.
+        self.vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b",
+                                   stop_words="english")
         self.centre = None
 
     def fit(self, reasoning: Sequence[str]) -> None:
