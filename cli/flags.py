@@ -145,7 +145,7 @@ def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
             if getattr(args, n, None) is not None}
 
 
-def build(parser: argparse.ArgumentParser, model: type[BaseModel], **values):
+def build(parser: argparse.ArgumentParser, model: type[BaseModel], /, **values):
     """model(**values); a validation error becomes a usage error naming the flag."""
     try:
         return model(**values)

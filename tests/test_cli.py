@@ -6,6 +6,7 @@ and validation only, nothing runs."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,34 @@ def test_a_new_field_is_a_new_flag():
     opts = flags.build(p, Wider, **flags.given(args, Wider))
     assert opts.exclude_inputs == ["x.jsonl", "y.jsonl"] and opts.inputs == ["a.txt"]
     assert opts.concurrency == 8 and opts.progress  # the shared base's defaults
+
+
+# A valid command line per command: the options built hold exactly what was given.
+GOOD = {
+    "serve": (["--port", "8123"], {"port": 8123}),
+    "prepare": (["--scorer", "agent"], {"scorer": "agent"}),
+    "solve": (["q", "--choices", "a", "b", "--no-stream"],
+              {"question": "q", "choices": ["a", "b"], "stream": False}),
+    "eval": (["--dataset", "gsm8k,math", "--in-process"],
+             {"dataset": ["gsm8k", "math"], "in_process": True}),
+    "prompts": (["--dataset", "gsm8k", "--json"], {"dataset": "gsm8k", "json": True}),
+    "extract": (["a.txt", "b.txt", "--out", "o", "--model", "m", "--no-progress"],
+                {"inputs": ["a.txt", "b.txt"], "out": Path("o"), "model": "m",
+                 "progress": False}),
+    "filter": (["d", "--model", "m", "--url", "http://x"],
+               {"dir": Path("d"), "model": "m", "url": "http://x"}),
+    "train": (["d", "e", "--out", "o", "--head-only"],
+              {"dirs": [Path("d"), Path("e")], "out": Path("o"), "head_only": True}),
+    "rank": (["--out", "o", "--rationale-model", "ck"],
+             {"out": Path("o"), "rationale_model": "ck"}),
+    "import-checkpoint": (["s", "--base", "b", "--out", "o", "--no-check"],
+                          {"src": "s", "base": "b", "out": Path("o"), "check": False}),
+}
+
+
+@pytest.mark.parametrize("name", list(main.COMMANDS))
+def test_a_valid_command_line_builds_its_options(name):
+    argv, expected = GOOD[name]
+    opts = flags.options(main.parser([name]).parse_args([name, *argv]))
+    assert isinstance(opts, main.command(name).options)
+    assert {k: getattr(opts, k) for k in expected} == expected
