@@ -18,8 +18,9 @@ How a field becomes a flag:
   message becomes `--flag: message`;
 - `cli_field(positional=True)` makes an argument (`rationalyst extract INPUT...`);
 - defaults read from the environment use `default_factory` (see eval_cmd.py);
-- commands sharing flags share a base model (`EngineOptions`, `ServerClientOptions`);
-  `borrow` copies fields of another model (the request's) into a command's.
+- commands sharing flags share a base model (cli/options.py: `ServerClientOptions`,
+  `ModelOptions`, `EngineOptions`); `borrow` copies fields of another model (the
+  request's) into a command's.
 """
 
 from __future__ import annotations
@@ -64,8 +65,11 @@ def cli_field(default: typing.Any = ..., *, positional: bool = False,
 
 
 def borrow(model: type[BaseModel], names: typing.Iterable[str]) -> dict:
-    """Fields of `model` for pydantic.create_model: a command takes them as they are."""
-    return {n: (model.model_fields[n].annotation, model.model_fields[n]) for n in names}
+    """Fields of `model` for pydantic.create_model, with their types (choices
+    included), defaults and descriptions but not their ranges: a command that sends
+    them to the server leaves those to it, whose 422 names the field."""
+    return {n: (f.annotation, Field(f.default, description=f.description))
+            for n, f in ((n, model.model_fields[n]) for n in names)}
 
 
 def flag(name: str) -> str:
