@@ -324,7 +324,7 @@ def test_compose_import_service_runs_the_command_into_the_cache():
 
     opts = flags.options(cli_main.parser(["import-checkpoint"]).parse_args(argv))
     assert opts.src == argv[1] and str(opts.out) == argv[5]
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "deployment.md").read_text()  # the compose how-to lives there
     assert "--profile import run --rm import" in readme
     assert f"RATIONALYST_RATIONALE_MODEL={argv[5]}" in readme
 
