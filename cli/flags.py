@@ -5,11 +5,14 @@ help, and a bad value is a usage error naming the flag (exit 2), never a traceba
 
 Adding a flag is one field on the command's model, nothing else:
 
-    class RankOptions(BaseModel):
+    class RankOptions(ModelOptions):           # cli/rank_cmd.py
         ...
         exclude_inputs: list[Path] = Field([], description="skip items found in these")
 
-gives `--exclude-inputs A,B,...` in the parser and in `--help`, checked by the model.
+gives `--exclude-inputs A,B,...` in the parser and in `--help`, checked by the model;
+the run function reads `opts.exclude_inputs`. A new command is a model, a run
+function, a `Command(...)` and one line in cli/main.py's COMMANDS (tests/test_cli.py
+then asks for its bad-value cases).
 How a field becomes a flag:
 - `some_name` -> `--some-name`; the description is the help, the default is shown;
 - `Literal[...]` -> a choice; `bool` -> `--x/--no-x`; `list[...]` -> comma-separated
