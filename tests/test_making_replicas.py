@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from harness import vllm_server
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 from rationalyst.supervisor.remote_engine import RemoteEngine
 
 pytestmark = pytest.mark.vllm

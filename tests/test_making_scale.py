@@ -5,7 +5,6 @@ with the run (and its share of compute at the paper's 79k pairs)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import types
 
@@ -111,9 +110,7 @@ def test_evaluation_is_at_most_10_percent_at_the_papers_scale(per_step):
 
 
 def test_trainer_gets_the_schedule(tmp_path, monkeypatch):
-    p = argparse.ArgumentParser()
-    train.add_train_flags(p)
-    args = p.parse_args(["--full"])
+    args = train.TrainOptions(dirs=[tmp_path], out=tmp_path / "ck", full=True)
     targs = train._training_args(args, tmp_path, n_train=75_050, has_eval=True,
                                  use_bf16=False)
     # 75,050 pairs / (2 x 8) = 4,691 steps: evaluate every 470, save every 1,173.
@@ -133,7 +130,7 @@ def test_a_real_run_evaluates_a_capped_subset_on_the_schedule(default_model, tmp
     from harness import build_tiny
     from transformers import Trainer
 
-    from rationalyst.clients.cli import main
+    from rationalyst.cli.main import main
 
     base = build_tiny(default_model, tmp_path / "tiny")
     run = tmp_path / "run"

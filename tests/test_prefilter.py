@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 
 REASONING = [
     {"question": "Tom has 3 boxes of 12 pens. How many pens does he have?",
@@ -109,6 +109,7 @@ def test_lexical_stand_in_without_a_model(tmp_path):
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    """Input a run finds bad (flag values are usage errors: tests/test_cli.py)."""
     reasoning, corpus = _write(tmp_path)
     base = ["prefilter", str(corpus), "--out", str(tmp_path / "o"), "--no-progress"]
     cases = [
@@ -116,7 +117,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         (["--reasoning", str(tmp_path / "r.csv")], "no such file"),
         (["--reasoning", str(reasoning), "--model", str(tmp_path)],
          "not a sentence-transformers model"),
-        (["--reasoning", str(reasoning), "--max-chars", "0"], "at least 1"),
     ]
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")

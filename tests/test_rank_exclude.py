@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from harness import DATA, REPO
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 from rationalyst.making import rank, rank_exclude, rank_report
 
 RUN = REPO / "docs/results/rank-cpu-smollm2-135m"
