@@ -102,12 +102,6 @@ def _usage(prompt: int, completion: int) -> CompletionUsage:
                            total_tokens=prompt + completion)
 
 
-def solve_usage(u: Usage) -> CompletionUsage:
-    # Prompt side: agent prompts plus scorer prefill; completion side: steps + rationales.
-    return _usage(u.agent_prompt_tokens + u.scored_tokens,
-                  u.agent_completion_tokens + u.rationale_tokens)
-
-
 @dataclass
 class _Chunks:
     """Builds the chat.completion.chunk events of one response."""

@@ -82,8 +82,9 @@ def test_usage_counts_hidden_work_as_reasoning(oai):
     ext = u.model_extra["rationalyst"]
     assert ext["scoring_prefill_tokens"] == trace["scored_tokens"]
     assert ext["verifier_completion_tokens"] == trace["verifier_completion_tokens"]
-    assert u.prompt_tokens == (trace["agent_prompt_tokens"] + trace["scored_tokens"]
-                               + trace["verifier_prompt_tokens"])
+    assert u.prompt_tokens == (trace["agent_prompt_tokens"] + trace["rationale_prompt_tokens"]
+                               + trace["scored_tokens"] + trace["verifier_prompt_tokens"])
+    assert trace["rationale_prompt_tokens"] > 0
 
 
 def test_temperature_zero_runs_seeded_and_says_so(oai):
