@@ -131,3 +131,21 @@ def test_search_and_learn_prm_shape(srv):
     assert len(out) == 2 and [len(x) for x in out] == [1, 2]
     assert [len(s) for s in out[1]] == [2, 1]
     assert all(isinstance(v, float) for x in out for s in x for v in s)
+
+
+@pytest.mark.vllm
+def test_score_matches_the_loop_on_the_default_model(server):
+    """The real engine (in-process vLLM, the default model): a seeded two-step
+    rationalyst solve's candidates scored again by /score get the loop's rationales and
+    scores (prefix-cached scoring both times)."""
+    r = httpx.post(server.url + "/solve", json={"question": Q, "seed": 11, "max_steps": 2,
+                                                "num_candidates": 3}, timeout=300)
+    assert r.status_code == 200, r.text
+    for k, step in enumerate(r.json()["steps"]):
+        prefix = [s["text"] for s in r.json()["steps"][:k]]
+        body = httpx.post(server.url + "/score", json={
+            "question": Q, "steps": prefix,
+            "candidates": [c["text"] for c in step["candidates"]]}, timeout=300).json()
+        assert body["rationale"] == step["rationale"]
+        assert [c["score"] for c in body["candidates"]] == pytest.approx(
+            [c["score"] for c in step["candidates"]], abs=1e-5)
