@@ -70,7 +70,7 @@ GREEDY_TEMPERATURE = 1e-5
 def check_sampling(strategy: str, temperature: float, num_candidates: int) -> None:
     """Temperature 0 is greedy decoding: one candidate, nothing to choose between, and
     vLLM refuses n > 1 with it. Refused, naming `temperature`, rather than quietly run
-    unsupervised (see the README)."""
+    unsupervised (see docs/api.md)."""
     if strategy != "greedy" and num_candidates > 1 and temperature < GREEDY_TEMPERATURE:
         raise ValueError(
             f"temperature {temperature:g} is greedy decoding, which gives one candidate, "

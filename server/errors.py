@@ -144,7 +144,7 @@ def install(app: FastAPI) -> None:
             annotation = getattr(getattr(body_field, "field_info", None), "annotation", None)
             fields = getattr(annotation, "model_fields", ())
         message, param = validation_message(exc, fields)
-        # A body that is not JSON is a 400 (the README's), a bad field in one a 422.
+        # A body that is not JSON is a 400 (docs/api.md's), a bad field in one a 422.
         bad_json = message.endswith("not valid JSON")
         if (why := _not_json(request, exc)) is not None:
             message, param, bad_json = why, "Content-Type", True

@@ -325,7 +325,7 @@ def test_compose_import_service_runs_the_command_into_the_cache():
     import_checkpoint.add_parser(parser.add_subparsers())
     args = parser.parse_args(argv)
     assert args.src == argv[1] and str(args.out) == argv[5]
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "deployment.md").read_text()  # the compose how-to lives there
     assert "--profile import run --rm import" in readme
     assert f"RATIONALYST_RATIONALE_MODEL={argv[5]}" in readme
 
