@@ -24,3 +24,45 @@ async def open_engine(model: str, url: str | None, *, cache_dir: Path,
     from rationalyst.supervisor.vllm_engine import VLLMEngine
 
     return VLLMEngine.load(path, display_name(path), max_model_len=max_model_len)
+
+
+def with_engine(opts, work):
+    """Open the engine `opts` name (model, url, api_key, max_model_len, concurrency),
+    run `await work(engine)` on it, and close it."""
+    import asyncio
+
+    from rationalyst.supervisor.models import default_cache_dir
+
+    async def go():
+        engine = await open_engine(opts.model, opts.url, cache_dir=default_cache_dir(),
+                                   api_key=opts.api_key, max_model_len=opts.max_model_len,
+                                   max_concurrency=max(1, opts.concurrency) * 8)
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
+def guard(run) -> int:
+    """Run a making command: the errors a user can fix become one line and exit 2,
+    Ctrl-C exits 130."""
+    import sys
+
+    from rationalyst.supervisor.engine import EngineError
+    from rationalyst.supervisor.models import ModelError
+
+    from .documents import InputError
+
+    def fail(msg: str, code: int) -> int:
+        print(f"rationalyst: {msg}", file=sys.stderr)
+        return code
+
+    try:
+        return run()
+    except (InputError, ModelError, EngineError) as exc:
+        return fail(str(exc), 2)
+    except KeyboardInterrupt:
+        return fail("interrupted; finished work is saved: rerun the same command to "
+                    "continue", 130)

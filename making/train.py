@@ -11,11 +11,12 @@ no vLLM (GPU machines may lack it) and runs under `accelerate launch` (DDP; FSDP
 --full).
 
     python -m rationalyst.making.train DIR --base MODEL --out CKPT   (same flags)
+
+TrainOptions is the command's options: a flag is one field (cli/flags.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -24,35 +25,50 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import Field, model_validator
+
+from rationalyst.cli.flags import Command, Options, cli_field
 from rationalyst.supervisor.prompts import rationale_chat
 
 from .documents import InputError
+from .engines import guard
 
 FILES = ("train_log.jsonl", "loss.png", "train_summary.json", "config.json")
 
 
-def add_train_flags(p: argparse.ArgumentParser) -> None:
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--full", action="store_true", help=(
-        "full fine-tune with the reference's settings (lr 2e-5, cosine, warm-up 3%%, "
+class TrainOptions(Options):
+    dirs: list[Path] = cli_field(positional=True, metavar="DIR", description=(
+        "filter directories (their kept.jsonl), or JSONL files in the reference's "
+        "training format ('preceeding' and 'rationale' per line); all are concatenated"))
+    base: str = Field("default", description="base checkpoint")
+    out: Path = Field(description="checkpoint directory")
+    full: bool = Field(False, description=(
+        "full fine-tune with the reference's settings (lr 2e-5, cosine, warm-up 3%, "
         "batch 2 x 8 accumulation) instead of LoRA"))
-    mode.add_argument("--head-only", action="store_true", help=(
+    head_only: bool = Field(False, description=(
         "freeze the body; train only the LM head and the final norm (lr 1e-3): gives "
         "an imported body whose head was never published a head tuned to it"))
-    p.add_argument("--epochs", type=float, default=1.0, help="[1]")
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
-    p.add_argument("--lr", type=float, default=None,
-                   help="[2e-4 LoRA, 2e-5 --full, 1e-3 --head-only]")
-    p.add_argument("--batch-size", type=int, default=2, help="per device [2]")
-    p.add_argument("--grad-accum", type=int, default=None, help="[1 LoRA, 8 --full]")
-    p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--lora-alpha", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=1024,
-                   help="tokens per pair; longer preceding text is cut from the front")
-    p.add_argument("--eval-fraction", type=float, default=0.05, help="held out [0.05]")
-    p.add_argument("--logging-steps", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    epochs: float = Field(1.0, gt=0, description="passes over the training pairs")
+    max_steps: int = Field(-1, description="stop after this many steps (-1: no cap)")
+    lr: float | None = Field(None, gt=0, description=(
+        "learning rate [default 2e-4 LoRA, 2e-5 --full, 1e-3 --head-only]"))
+    batch_size: int = Field(2, ge=1, description="per device")
+    grad_accum: int | None = Field(None, ge=1, description=(
+        "gradient accumulation steps [default 1 LoRA, 8 --full]"))
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
+    max_length: int = Field(1024, ge=1, description=(
+        "tokens per pair; longer preceding text is cut from the front"))
+    eval_fraction: float = Field(0.05, ge=0, lt=1, description="held out")
+    logging_steps: int = Field(5, ge=1, description="log the loss every N steps")
+    seed: int = Field(0, ge=0, description="shuffle and split seed")
+    overwrite: bool = Field(False, description="replace an existing --out")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "TrainOptions":
+        if self.full and self.head_only:
+            raise ValueError("--full and --head-only exclude each other")
+        return self
 
 
 def load_pairs(dirs) -> list[dict]:
@@ -161,7 +177,7 @@ def plot_loss(log: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: TrainOptions) -> int:
     out: Path = args.out
     resume = None if args.overwrite else _stopped_run(out)
     ours = {out / ".trainer"}  # all a stopped run leaves: rerunning continues it
@@ -318,12 +334,15 @@ def _resolve_base(spec: str) -> str:
     return resolve(spec, default_cache_dir())
 
 
-if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...`
-    parser = argparse.ArgumentParser(prog="rationalyst train")
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
-    parser.add_argument("--base", default="default")
-    parser.add_argument("--out", required=True, type=Path)
-    add_train_flags(parser)
-    from .cli import guard
+COMMAND = Command("train", TrainOptions, lambda opts: guard(lambda: main(opts)),
+                  "fine-tune a rationale model on kept triples", (
+                      "Fine-tune on kept triples as chat pairs (user = preceding, "
+                      "assistant = rationale), LoRA by default; --full, or --head-only to "
+                      "repair an imported head. Runs under `accelerate launch` for several "
+                      "GPUs."))
 
-    sys.exit(guard(lambda: main(parser.parse_args())))
+
+if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...`
+    from rationalyst.cli import flags
+
+    sys.exit(flags.main(COMMAND, prog="rationalyst"))

@@ -1,5 +1,5 @@
 """What the test modules share (they import this, never each other): paths and data,
-servers (a subprocess through clients.local_server.LocalServer, uvicorn in a thread,
+servers (a subprocess through cli.local_server.LocalServer, uvicorn in a thread,
 one stub HTTP server), SSE reading through httpx-sse, bounded polling, metrics.
 
 The operations tests (test_ops, _schema_fuzz, _load, _disconnect, _engine_faults,
@@ -27,7 +27,7 @@ import uvicorn
 from httpx_sse import EventSource
 from prometheus_client.parser import text_string_to_metric_families
 
-from rationalyst.clients.local_server import SERVE, LocalServer, free_port  # noqa: F401
+from rationalyst.cli.local_server import SERVE, LocalServer, free_port  # noqa: F401
 from rationalyst.server.app import create_app
 from rationalyst.server.settings import ServerSettings
 from rationalyst.supervisor.backends import ModelInfo

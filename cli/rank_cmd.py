@@ -1,57 +1,52 @@
-"""`rationalyst rank`: argument parsing; the work is in rank.py and rank_report.py."""
+"""`rationalyst rank`: its options and exit codes; the work is in making/rank.py and
+making/rank_report.py."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
+import typing
 from pathlib import Path
+
+from pydantic import Field
+
+from rationalyst.cli.flags import Command, cli_field
+from rationalyst.cli.options import ModelOptions
 
 HELP = "how often the scorer ranks the gold next step first, per rationale source"
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("rank", help=HELP, description=(
-        "Gold-step ranking: at each step of gold solutions, score the gold step against "
-        "the agent's own samples with no rationale, a blank one, the stand-in "
-        "rationale model, a trained one (--rationale-model) and an oracle written from "
-        "the gold step; report the gold step's top-1 rate per source. Resumable: rerun "
-        "with the same --out to continue."))
-    p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--gsm8k", type=int, default=100, help="first N GSM8K test items [100]")
-    p.add_argument("--math", type=int, default=20,
-                   help="MATH test items outside MATH-500, drawn with --seed [20]")
-    p.add_argument("--max-steps", type=int, default=8, help="gold steps per item, at most [8]")
-    p.add_argument("--num-candidates", type=int, default=4,
-                   help="the gold step + N-1 samples [4]")
-    p.add_argument("--temperature", type=float, default=0.7, help="[0.7]")
-    p.add_argument("--seed", type=int, default=14, help="item i samples with seed + i [14]")
-    p.add_argument("--profile", choices=("generic", "reference"), default="generic", help=(
-        "the agent's prompt profile [generic: short shots without calculator "
-        "annotations, like the gold steps]"))
-    p.add_argument("--model", default="default",
-                   help="agent, scorer and stand-in rationale model [default]")
-    p.add_argument("--rationale-model", default=None, metavar="CKPT", help=(
+class RankOptions(ModelOptions):
+    out: Path = Field(description="output directory")
+    gsm8k: int = Field(100, ge=0, description="first N GSM8K test items")
+    math: int = Field(20, ge=0, description="MATH test items outside MATH-500, drawn with --seed")
+    max_steps: int = Field(8, ge=1, description="gold steps per item, at most")
+    num_candidates: int = Field(4, ge=2, description="the gold step + N-1 samples")
+    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature")
+    seed: int = Field(14, ge=0, description="item i samples with seed + i")
+    profile: typing.Literal["generic", "reference"] = Field("generic", description=(
+        "the agent's prompt profile (generic: short shots without calculator "
+        "annotations, like the gold steps)"))
+    model: str = Field("default",
+                       description="agent, scorer and stand-in rationale model")
+    rationale_model: str | None = cli_field(None, metavar="CKPT", description=(
         "a trained rationale model (`rationalyst train --out`): adds the 'trained' "
         "source"))
-    p.add_argument("--max-model-len", type=int, default=None)
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="benchmark folder [RATIONALYST_DATA_DIR or ../shared/data/benchmarks]")
-    p.add_argument("--concurrency", type=int, default=4, help="items in flight [4]")
-    p.add_argument("--report-only", action="store_true",
-                   help="rewrite summary.md/.json/.png from the finished items")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_rank)
+    data_dir: Path | None = Field(None, description=(
+        "benchmark folder [default RATIONALYST_DATA_DIR or ../shared/data/benchmarks]"))
+    concurrency: int = Field(4, ge=1, description="items in flight")
+    report_only: bool = Field(False,
+                              description="rewrite summary.md/.json/.png from the finished items")
 
 
-def cmd_rank(args: argparse.Namespace) -> int:
+def rank_(args: RankOptions) -> int:
     from rationalyst.clients.datasets import default_data_dir
     from rationalyst.supervisor.engine import EngineError
     from rationalyst.supervisor.models import ModelError, default_cache_dir, resolve
 
-    from . import rank, rank_report
-    from .engines import open_engine
+    from rationalyst.making import rank, rank_report
+    from rationalyst.making.engines import open_engine
 
     out: Path = args.out
     if args.report_only:
@@ -62,9 +57,6 @@ def cmd_rank(args: argparse.Namespace) -> int:
         return 0
     cfg = rank.RankConfig(num_candidates=args.num_candidates, temperature=args.temperature,
                           seed=args.seed, profile=args.profile)
-    if cfg.num_candidates < 2:
-        print("rationalyst: --num-candidates must be at least 2", file=sys.stderr)
-        return 2
     data = args.data_dir or default_data_dir()
     try:
         items = rank.load_items(data, args.gsm8k, args.math, args.seed, args.max_steps)
@@ -104,7 +96,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         asyncio.run(rank.run(items, out, cfg, opener(agent_path),
                              opener(resolve(config["rationale_model"], cache))
                              if config["rationale_model"] else None, args.concurrency,
-                             progress=not args.no_progress))
+                             progress=args.progress))
     except (EngineError, ModelError) as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
         return 2
@@ -122,3 +114,11 @@ def _print(summary: dict) -> None:
         for d, rows in g["by_decay"].items():
             cells = "  ".join(f"{r['source']} {r['top1']:.3f}" for r in rows)
             print(f"{name:6s} decay {d}: {g['steps']} steps, chance {g['chance']:.3f}  {cells}")
+
+
+COMMAND = Command("rank", RankOptions, rank_, HELP, (
+    "Gold-step ranking: at each step of gold solutions, score the gold step against "
+    "the agent's own samples with no rationale, a blank one, the stand-in "
+    "rationale model, a trained one (--rationale-model) and an oracle written from "
+    "the gold step; report the gold step's top-1 rate per source. Resumable: rerun "
+    "with the same --out to continue."))
