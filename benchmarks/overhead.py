@@ -36,7 +36,7 @@ from httpx_sse import EventSource
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rationalyst.clients.local_server import LocalServer  # noqa: E402
+from rationalyst.cli.local_server import LocalServer  # noqa: E402
 
 LEVELS = (1, 16, 64)
 TARGET_MS = 1.0
@@ -45,7 +45,7 @@ CLIENTS = 16  # httpcore's pool does O(connections) work per event: spread the l
 
 def serve(port: int) -> int:
     """The server process: our app and uvicorn, on an instant scripted engine."""
-    from rationalyst.clients.cli import run_server
+    from rationalyst.cli.serve_cmd import run_server
     from rationalyst.server.app import create_app
     from rationalyst.supervisor.backends import ModelInfo
     from rationalyst.supervisor.engine import Engines

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cost import Counting, replay_call, replay_totals  # noqa: E402
 from rationalyst.clients import datasets  # noqa: E402
-from rationalyst.clients.local_server import LocalServer  # noqa: E402
+from rationalyst.cli.local_server import LocalServer  # noqa: E402
 from rationalyst.supervisor.backends import load_engines  # noqa: E402
 from rationalyst.supervisor.engine import Engines  # noqa: E402
 from rationalyst.supervisor.loop import solve_all  # noqa: E402

@@ -34,7 +34,7 @@ def head_alone(model):
     freeze(model)
     model.base_model.norm.weight.requires_grad_(False)
 train.freeze_body = head_alone
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -71,7 +71,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         out = root / mode
         runner = (["-c", NO_NORM] if mode == "head-only-no-norm"
-                  else ["-m", "rationalyst.clients.cli"])
+                  else ["-m", "rationalyst.cli"])
         cmd = [sys.executable, *runner, "train", str(data),
                "--base", "default", "--out", str(out), "--max-steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),

@@ -17,7 +17,7 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable
 
 from rationalyst.supervisor.concurrency import gather_or_cancel
 from rationalyst.supervisor.engine import Engine, PromptTooLong
@@ -108,7 +108,8 @@ class Extractor:
             prompt = self.engine.render(prompts.insert_messages(so_far, nxt))
             try:
                 gen = await self.engine.generate(prompt, self.cfg.max_rationale_tokens,
-                                                 ["\n"], f"extract-{doc_id}-{i}")
+                                                 ["\n"], f"extract-{doc_id}-{i}",
+                                                 session=f"extract-{doc_id}")  # 1 replica
             except PromptTooLong:
                 return ""
             return split.clean_rationale(gen.completions[0].text)
@@ -172,18 +173,20 @@ def write_stats(out: Path, total: int) -> dict:
     return stats
 
 
-async def run(engine: Engine, docs: Sequence[Document], out: Path, cfg: ExtractConfig,
-              concurrency: int = 8, progress: bool = True) -> dict:
-    """Extract every unfinished document, `concurrency` at a time; returns the stats."""
+async def run(engine: Engine, docs: Iterable[Document], out: Path, cfg: ExtractConfig,
+              concurrency: int = 8, progress: bool = True, total: int | None = None) -> dict:
+    """Extract every unfinished document, `concurrency` at a time; returns the stats.
+    `docs` may be a stream (documents.iter_documents), with `total` its length."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     done = resume_state(out)
-    pending = iter([d for d in docs if d.id not in done])
+    total = len(docs) if total is None else total  # type: ignore[arg-type]
+    pending = (d for d in docs if d.id not in done)  # streamed: never all in memory
     ex = Extractor(engine, cfg)
     triples, records = Appender(out / "triples.jsonl"), Appender(out / "documents.jsonl")
-    bar = tqdm(total=len(docs), initial=len(docs) - sum(1 for d in docs if d.id not in done),
-               desc=f"extract ({cfg.mode})", unit="doc", disable=not progress)
+    bar = tqdm(total=total, initial=len(done), desc=f"extract ({cfg.mode})", unit="doc",
+               disable=not progress)
 
     async def worker() -> None:
         for doc in pending:  # one shared iterator: each document goes to one worker
@@ -199,5 +202,5 @@ async def run(engine: Engine, docs: Sequence[Document], out: Path, cfg: ExtractC
         bar.close()
         triples.close()
         records.close()
-        stats = write_stats(out, len(docs))
+        stats = write_stats(out, total)
     return stats

@@ -52,7 +52,9 @@ def decayed(logprobs: Sequence[float], decay: float) -> float:
 
 async def score_triple(engine: Engine, triple: dict, decay: float) -> dict:
     prefix, conts = split_requests(engine, triple)
-    scores = await engine.score(prefix, conts, f"filter-{triple['id']}")
+    # A document's triples share their preceding text: one replica's prefix cache.
+    scores = await engine.score(prefix, conts, f"filter-{triple['id']}",
+                                session=f"filter-{triple.get('doc_id', triple['id'])}")
     # The following text is the tail of each continuation (after the chat template's
     # generation prompt, which ends on a separator, so its tokens stand alone).
     n_follow = engine.count_tokens(triple["following"])

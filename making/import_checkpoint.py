@@ -20,7 +20,6 @@ added pad row and no LM head) into a `*ForCausalLM` checkpoint that can.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import errno
 import json
@@ -32,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from rationalyst.clients import flags
+from rationalyst.cli.flags import Command, Options, cli_field
 
 from . import tensor_files as tf
 from .documents import InputError
@@ -49,10 +48,9 @@ DROPPED = ("dropped: OUT keeps BASE's vocabulary, so every id the model can gene
 _SKIP = ("rotary_emb.inv_freq",)  # buffers some old checkpoints saved; never loaded
 
 
-class ImportOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    src: str = Field(description=(
+class ImportOptions(Options):
+    """The command's options; each is a typed flag (cli/flags.py)."""
+    src: str = cli_field(positional=True, metavar="SRC", description=(
         "the checkpoint to import: a local folder or a hub id "
         "(e.g. Dongwei/Rationalyst_reasoning_datasets)"))
     base: str = Field(description=(
@@ -294,25 +292,10 @@ def _replace(tmp: Path, out: Path) -> None:
 
 # ---- the command ----------------------------------------------------------------
 
-_FLAGS = [n for n in ImportOptions.model_fields if n != "src"]
 HELP = "make a checkpoint without an LM head (the published RATIONALYST) servable"
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("import-checkpoint", help=HELP, description=(
-        "Import a fine-tuned body without an LM head (such as the published "
-        "RATIONALYST, a bare LlamaModel) as a *ForCausalLM checkpoint: BASE's head, "
-        "tokenizer, chat template and generation config; rows SRC added to BASE's "
-        "vocabulary dropped. Streams shard by shard."))
-    p.add_argument("src", metavar="SRC", help=ImportOptions.model_fields["src"].description)
-    flags.add_field_flags(p, ImportOptions, _FLAGS)
-    p.set_defaults(func=cmd_import, parser=p)
-    return p
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    opts = flags.build(args.parser, ImportOptions, src=args.src,
-                       **flags.set_fields(args, _FLAGS))
+def cmd_import(opts: ImportOptions) -> int:
     try:
         record = run(opts)
     except InputError as exc:
@@ -332,12 +315,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMAND = Command("import-checkpoint", ImportOptions, cmd_import, HELP, (
+    "Import a fine-tuned body without an LM head (such as the published "
+    "RATIONALYST, a bare LlamaModel) as a *ForCausalLM checkpoint: BASE's head, "
+    "tokenizer, chat template and generation config; rows SRC added to BASE's "
+    "vocabulary dropped. Streams shard by shard."))
+
+
 def main(argv=None) -> int:
     """`python -m rationalyst.making.import_checkpoint`: for machines without vLLM."""
-    parser = argparse.ArgumentParser(prog="rationalyst")
-    add_parser(parser.add_subparsers())
-    args = parser.parse_args(["import-checkpoint", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    from rationalyst.cli import flags
+
+    return flags.main(COMMAND, argv)
 
 
 if __name__ == "__main__":

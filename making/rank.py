@@ -17,14 +17,12 @@ deduplication and prefix-cached scoring are the server's, not a copy.
 from __future__ import annotations
 
 import json
-import random
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
-from rationalyst.supervisor import profiles, prompts
+from rationalyst.supervisor import prompts
 from rationalyst.supervisor.strategies import base as strategies
 from rationalyst.supervisor.strategies.rationalyst import rationalyst
 from rationalyst.supervisor.concurrency import gather_or_cancel
@@ -34,74 +32,14 @@ from rationalyst.supervisor.types import Problem, SolveParams, Timings, Usage
 
 from . import prompts as making_prompts
 from . import split
+from .documents import InputError
+# The items live in rank_items.py; `rank.load_items` etc. stay the way to reach them.
+from .rank_items import Item, gsm8k_steps, load_items, math_steps  # noqa: F401
 from .store import Appender, read_jsonl
 
 SOURCES = ("none", "blank", "stand-in", "trained", "oracle")
 DECAYS = (1.0, 0.9)
 LEAK_THRESHOLD = 0.7  # extract's default: an oracle this close to the gold step leaks it
-
-
-# ---- gold steps ---------------------------------------------------------------------
-
-_CALC = re.compile(r"<<[^<>]*>>")
-
-
-def gsm8k_steps(solution: str) -> list[str]:
-    """One step per line, calculator annotations removed; `#### x` becomes the
-    agent prompt's answer line."""
-    steps = []
-    for line in solution.split("\n"):
-        line = " ".join(_CALC.sub("", line).split())
-        if not line:
-            continue
-        if line.startswith("####"):
-            line = f"{prompts.ANSWER_PHRASE} {line[4:].strip().replace(',', '')}"
-        steps.append(line)
-    return steps
-
-
-def math_steps(solution: str) -> list[str]:
-    """Sentences, split as the reference profile splits MATH shots."""
-    return list(profiles.sentences(solution))
-
-
-@dataclass(frozen=True)
-class Item:
-    id: str
-    dataset: str  # gsm8k | math
-    task: str
-    question: str
-    steps: tuple[str, ...]
-
-
-def load_items(data_dir: Path, gsm8k: int, math: int, seed: int,
-               max_steps: int) -> list[Item]:
-    """The first `gsm8k` GSM8K test items (file order: no selection), and `math` MATH
-    test items outside MATH-500 (and outside the reference profile's MATH shots),
-    drawn with `seed` from those with short, figure-free solutions."""
-    items = []
-    with open(data_dir / "gsm8k.jsonl", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()][:gsm8k]
-    for r in rows:
-        items.append(Item(r["id"], "gsm8k", "math", r["question"],
-                          tuple(gsm8k_steps(r["solution"])[:max_steps])))
-    if math:
-        pool = profiles.math_pool(data_dir)
-        shots = {it["id"] for it in random.Random(profiles.SHOT_SEED).sample(
-            pool, profiles.MATH_SHOTS)}
-        pool = [it for it in pool if it["id"] not in shots]
-        drawn = [Item(r["id"], "math", "math_boxed", r["question"],
-                      tuple(math_steps(r["solution"])[:max_steps]))
-                 for r in random.Random(seed).sample(pool, min(math, len(pool)))]
-        # Interleaved, so that a run cut short still holds both datasets.
-        every = max(1, len(items) // len(drawn))
-        mixed = []
-        for i, it in enumerate(items):
-            mixed.append(it)
-            if (i + 1) % every == 0 and drawn:
-                mixed.append(drawn.pop(0))
-        items = mixed + drawn
-    return [it for it in items if it.steps]
 
 
 # ---- candidates and bookkeeping ------------------------------------------------------
@@ -350,6 +288,7 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
     seeds = {it.id: _seed(cfg, i) for i, it in enumerate(items)}
     steps = [r for r in read_jsonl(out / "steps.jsonl")
              if r["item"] in done and r["item"] in by_id and "skipped" not in r]
+    check_golds(steps, by_id)
     rat_path, score_path = out / "trained_rationales.jsonl", out / "trained_scores.jsonl"
     rats = {r["key"]: r["rationale"] for r in read_jsonl(rat_path)}
 
@@ -390,6 +329,29 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
                      concurrency, progress)
     finally:
         app.close()
+
+
+def check_golds(steps: list[dict], by_id: dict[str, Item]) -> None:
+    """The trained rationale reads an item's steps before k: they must be the ones the
+    run ranked, or its rationales would not belong to the recorded candidates."""
+    changed = [_key(r["item"], r["k"]) for r in steps if r["item"] in by_id and (
+        r["k"] >= len(by_id[r["item"]].steps)
+        or _norm(by_id[r["item"]].steps[r["k"]]) != r["gold"])]
+    if changed:
+        raise InputError(f"{len(changed)} gold steps differ from the run's (first: "
+                         f"{changed[0]}): the items changed since; use another --out")
+
+
+def drop_trained(out: Path) -> None:
+    """Forget the trained source (its rationales, scores and phase times), so that
+    another checkpoint takes its place on the same steps."""
+    for name in ("trained_rationales.jsonl", "trained_scores.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    timing = out / "timing.json"
+    if timing.exists():
+        walls = {k: v for k, v in json.loads(timing.read_text()).items()
+                 if not k.startswith("trained")}
+        timing.write_text(json.dumps(walls, indent=1) + "\n")
 
 
 def merge_trained(out: Path, steps: list[dict]) -> list[dict]:

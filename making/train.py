@@ -11,48 +11,96 @@ no vLLM (GPU machines may lack it) and runs under `accelerate launch` (DDP; FSDP
 --full).
 
     python -m rationalyst.making.train DIR --base MODEL --out CKPT   (same flags)
+
+TrainOptions is the command's options: a flag is one field (cli/flags.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
+import os
 import random
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from pydantic import Field, model_validator
+
+from rationalyst.cli.flags import Command, Options, cli_field
 from rationalyst.supervisor.prompts import rationale_chat
 
 from .documents import InputError
+from .engines import guard
 
 FILES = ("train_log.jsonl", "loss.png", "train_summary.json", "config.json")
+# Evaluation scales with the run, not with a fixed step count: a capped subset of the
+# held-out pairs, about 10 times per run. See docs/making-at-scale.md for its share of
+# compute at the paper's scale.
+EVAL_MAX, EVAL_EVERY, SAVE_EVERY = 256, 0.1, 0.25
 
 
-def add_train_flags(p: argparse.ArgumentParser) -> None:
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--full", action="store_true", help=(
-        "full fine-tune with the reference's settings (lr 2e-5, cosine, warm-up 3%%, "
+def schedule(total_steps: int, eval_every: float, save_every: float) -> tuple[int, int]:
+    """Steps between evaluations, and between checkpoints: fractions of the run."""
+    return (max(1, math.ceil(eval_every * total_steps)),
+            max(1, math.ceil(save_every * total_steps)))
+
+
+def eval_share(pairs_trained: float, n_eval: int, evaluations: int) -> float:
+    """Evaluation's share of the run's compute, counted in forward passes over pairs
+    of the same mean length: a pair trained on costs about 3 (forward and backward),
+    an evaluated pair 1. `pairs_trained`: epochs x training pairs; `evaluations`
+    counts the one before and the one after."""
+    done = evaluations * n_eval
+    return done / (done + 3 * pairs_trained) if done else 0.0
+
+
+def evaluations(total_steps: int, eval_steps: int) -> int:
+    return total_steps // eval_steps + 2  # the scheduled ones, before, after
+
+
+class TrainOptions(Options):
+    dirs: list[Path] = cli_field(positional=True, metavar="DIR", description=(
+        "filter directories (their kept.jsonl), or JSONL files in the reference's "
+        "training format ('preceeding' and 'rationale' per line); all are concatenated"))
+    base: str = Field("default", description="base checkpoint")
+    out: Path = Field(description="checkpoint directory")
+    full: bool = Field(False, description=(
+        "full fine-tune with the reference's settings (lr 2e-5, cosine, warm-up 3%, "
         "batch 2 x 8 accumulation) instead of LoRA"))
-    mode.add_argument("--head-only", action="store_true", help=(
+    head_only: bool = Field(False, description=(
         "freeze the body; train only the LM head and the final norm (lr 1e-3): gives "
         "an imported body whose head was never published a head tuned to it"))
-    p.add_argument("--epochs", type=float, default=1.0, help="[1]")
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
-    p.add_argument("--lr", type=float, default=None,
-                   help="[2e-4 LoRA, 2e-5 --full, 1e-3 --head-only]")
-    p.add_argument("--batch-size", type=int, default=2, help="per device [2]")
-    p.add_argument("--grad-accum", type=int, default=None, help="[1 LoRA, 8 --full]")
-    p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--lora-alpha", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=1024,
-                   help="tokens per pair; longer preceding text is cut from the front")
-    p.add_argument("--eval-fraction", type=float, default=0.05, help="held out [0.05]")
-    p.add_argument("--logging-steps", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    epochs: float = Field(1.0, gt=0, description="passes over the training pairs")
+    max_steps: int = Field(-1, description="stop after this many steps (-1: no cap)")
+    lr: float | None = Field(None, gt=0, description=(
+        "learning rate [default 2e-4 LoRA, 2e-5 --full, 1e-3 --head-only]"))
+    batch_size: int = Field(2, ge=1, description="per device")
+    grad_accum: int | None = Field(None, ge=1, description=(
+        "gradient accumulation steps [default 1 LoRA, 8 --full]"))
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
+    max_length: int = Field(1024, ge=1, description=(
+        "tokens per pair; longer preceding text is cut from the front"))
+    eval_fraction: float = Field(0.05, ge=0, lt=1, description="held out")
+    eval_max: int = Field(EVAL_MAX, ge=0, description=(
+        "held-out pairs evaluated each time, at most (a fixed subset)"))
+    eval_every: float = Field(EVAL_EVERY, gt=0, le=1, description=(
+        "evaluate every this fraction of the run's steps, and before and after "
+        "(0.1: 10 times)"))
+    save_every: float = Field(SAVE_EVERY, gt=0, le=1, description=(
+        "checkpoint (to resume a stopped run) every this fraction of the run's steps; "
+        "the model is saved at the end"))
+    logging_steps: int = Field(5, ge=1, description="log the loss every N steps")
+    seed: int = Field(0, ge=0, description="shuffle and split seed")
+    overwrite: bool = Field(False, description="replace an existing --out")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "TrainOptions":
+        if self.full and self.head_only:
+            raise ValueError("--full and --head-only exclude each other")
+        return self
 
 
 def load_pairs(dirs) -> list[dict]:
@@ -118,9 +166,11 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
     grad_accum = args.grad_accum or (8 if args.full else 1)
     lr = args.lr or (2e-5 if args.full else 1e-3 if getattr(args, "head_only", False)
                      else 2e-4)
+    # Processes under accelerate/torchrun (their env): each step takes a batch on each.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     steps = args.max_steps if args.max_steps > 0 else math.ceil(
-        args.epochs * n_train / (args.batch_size * grad_accum))
-    eval_steps = max(1, min(50, steps // 5))
+        args.epochs * n_train / (args.batch_size * grad_accum * world))
+    eval_steps, save_steps = schedule(steps, args.eval_every, args.save_every)
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     warmup = ({"warmup_ratio": 0.03} if "warmup_ratio" in names
               else {"warmup_steps": 0.03})  # transformers >= 5 takes a ratio here
@@ -132,7 +182,8 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
         eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps,
         # Checkpoints under --out/.trainer let a stopped run continue (Trainer's own
         # resume); the last one is removed with the folder once the model is saved.
-        save_strategy="steps", save_steps=eval_steps, save_total_limit=1,
+        # A few per run: with --full each one gathers the whole model.
+        save_strategy="steps", save_steps=save_steps, save_total_limit=1,
         report_to=[], bf16=use_bf16, seed=args.seed,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
         **warmup)
@@ -161,7 +212,7 @@ def plot_loss(log: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: TrainOptions) -> int:
     out: Path = args.out
     resume = None if args.overwrite else _stopped_run(out)
     ours = {out / ".trainer"}  # all a stopped run leaves: rerunning continues it
@@ -180,6 +231,7 @@ def main(args: argparse.Namespace) -> int:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     train_rows, eval_rows = split_eval(pairs, args.eval_fraction, args.seed)
+    held_out, eval_rows = len(eval_rows), eval_rows[:max(0, args.eval_max)]
     train_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
                 for r in train_rows]
     eval_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
@@ -200,6 +252,16 @@ def main(args: argparse.Namespace) -> int:
             r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.05,
             target_modules="all-linear", task_type="CAUSAL_LM"))
     targs = _training_args(args, out, len(train_ds), bool(eval_ds), use_bf16)
+    per_step = args.batch_size * targs.gradient_accumulation_steps * targs.world_size
+    n_steps = targs.max_steps if targs.max_steps > 0 else math.ceil(
+        args.epochs * len(train_ds) / per_step)
+    n_evals = evaluations(n_steps, targs.eval_steps) if eval_ds else 0
+    pairs_trained = (n_steps * per_step if targs.max_steps > 0
+                     else args.epochs * len(train_ds))
+    share = eval_share(pairs_trained, len(eval_ds), n_evals)
+    print(f"{n_steps} steps; evaluation of {len(eval_ds)} of {held_out} held-out pairs "
+          f"every {targs.eval_steps} steps ({n_evals} in all, about {share:.1%} of the "
+          f"compute); checkpoint every {targs.save_steps} steps")
     step_timer = _StepTimer()
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
                       eval_dataset=eval_ds or None, callbacks=[step_timer],
@@ -224,7 +286,10 @@ def main(args: argparse.Namespace) -> int:
         plot_loss(log, out / "loss.png")
         summary = {"base": str(base),
                    "mode": "full" if args.full else "head-only" if head_only else "lora",
-                   "pairs": len(pairs), "train": len(train_ds), "eval": len(eval_ds),
+                   "pairs": len(pairs), "train": len(train_ds), "held_out": held_out,
+                   "eval": len(eval_ds), "eval_steps": targs.eval_steps,
+                   "evaluations": n_evals, "eval_share": round(share, 4),
+                   "save_steps": targs.save_steps,
                    "steps": trainer.state.global_step, "seconds": round(seconds, 1),
                    "steps_per_s": round(trainer.state.global_step / seconds, 3),
                    # steps only: no evaluation or checkpoint writes, which differ by mode
@@ -318,12 +383,15 @@ def _resolve_base(spec: str) -> str:
     return resolve(spec, default_cache_dir())
 
 
-if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...`
-    parser = argparse.ArgumentParser(prog="rationalyst train")
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
-    parser.add_argument("--base", default="default")
-    parser.add_argument("--out", required=True, type=Path)
-    add_train_flags(parser)
-    from .cli import guard
+COMMAND = Command("train", TrainOptions, lambda opts: guard(lambda: main(opts)),
+                  "fine-tune a rationale model on kept triples", (
+                      "Fine-tune on kept triples as chat pairs (user = preceding, "
+                      "assistant = rationale), LoRA by default; --full, or --head-only to "
+                      "repair an imported head. Runs under `accelerate launch` for several "
+                      "GPUs."))
 
-    sys.exit(guard(lambda: main(parser.parse_args())))
+
+if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...`
+    from rationalyst.cli import flags
+
+    sys.exit(flags.main(COMMAND, prog="rationalyst"))

@@ -35,6 +35,9 @@ CATEGORIES = ("biology", "business", "chemistry", "computer science", "economics
               "engineering", "health", "history", "law", "math", "other", "philosophy",
               "physics", "psychology")
 StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
+# The strategies that score a candidate step (POST /score); greedy and random do not.
+SCORERS = ("rationalyst", "explicit", "judge", "prm")
+ScorerName = Literal[SCORERS]  # type: ignore[valid-type]
 PRMAggregation = Literal[PRM_AGGREGATIONS]  # type: ignore[valid-type]
 Profile = Literal[PROFILES]  # type: ignore[valid-type]
 StepEnd = Literal[STEP_ENDS]  # type: ignore[valid-type]
@@ -123,6 +126,19 @@ def check_category(profile: str, task: str | None, choices: Sequence[str] | None
 
 # ---- requests ---------------------------------------------------------------------
 
+def check_question(question: str) -> str:
+    """A question with some text (what /solve and /score both require)."""
+    if not question.strip():
+        raise ValueError("question must contain some text")
+    return question
+
+
+def check_choices(choices: list[str] | None) -> list[str] | None:
+    if choices is not None and any(not c.strip() for c in choices):
+        raise ValueError("every choice must contain some text")
+    return choices
+
+
 class StrictJSON(BaseModel):
     """A request body of exactly its declared JSON types: strict mode, so `true` is
     not 1 and "3" is not 3; but 2.0 is an integer, as JSON Schema has it."""
@@ -197,9 +213,7 @@ class SolveOptions(StrictJSON):
     @field_validator("choices")
     @classmethod
     def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and any(not c.strip() for c in v):
-            raise ValueError("every choice must contain some text")
-        return v
+        return check_choices(v)
 
 
 class SolveRequest(SolveOptions):
@@ -220,15 +234,56 @@ class SolveRequest(SolveOptions):
     @field_validator("question")
     @classmethod
     def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("question must contain some text")
-        return v
+        return check_question(v)
 
     @model_validator(mode="after")
     def _task_fits_choices(self) -> "SolveRequest":
         self.task = pick_task(self.task, self.choices)
         check_category(self.profile, self.task, self.choices, self.category)
         check_sampling(self.strategy, self.temperature, self.num_candidates)
+        return self
+
+
+MAX_STEP_CHARS = 4_000
+Steps = list[Annotated[str, Field(max_length=MAX_STEP_CHARS)]]
+
+
+class ScoreRequest(StrictJSON):
+    """POST /score: candidate next steps, or a whole trajectory, scored by a strategy's
+    scorer. Its question, choices and task are checked as /solve's are."""
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    steps: Steps = Field(default_factory=list, max_length=64,
+                         description="the trajectory so far")
+    candidates: Steps | None = Field(None, min_length=1, max_length=16, description=(
+        "candidate next steps; unset: score every step of `steps` after its own prefix"))
+    strategy: ScorerName = Field(DEFAULT_STRATEGY, description=(
+        "whose scorer: rationalyst (log-prob under the rationale), explicit (the agent's "
+        "own log-prob with the rationale in its prompt), judge (the verifier's reward "
+        "0-3), prm (the process reward model's aggregated step probability)"))
+    task: Task | None = None
+    choices: list[Annotated[str, Field(max_length=MAX_CHOICE_CHARS)]] | None = Field(
+        None, min_length=2, max_length=10)
+    score_decay: float = Field(DEFAULT_SCORE_DECAY, gt=0.0, le=1.0)
+    judge_reply: Literal["structured", "free_text"] = "structured"
+    prm_aggregation: PRMAggregation = "last"
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        return check_question(v)
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
+        return check_choices(v)
+
+    @model_validator(mode="after")
+    def _task_fits_choices(self) -> "ScoreRequest":
+        self.task = pick_task(self.task, self.choices)
+        if self.candidates is None and not self.steps:
+            raise ValueError("steps: send candidates, or steps to score")
         return self
 
 
@@ -289,10 +344,29 @@ class Usage(WireModel):
     verifier_prompt_tokens: int = Field(0, description="judge's or PRM's prompt tokens")
     verifier_completion_tokens: int = Field(0, description="judge's reply tokens")
     verifier_unparsed: int = Field(0, description="judge replies with no reward 0-3 in them")
+    rationale_prompt_tokens: int = Field(0, description="RATIONALYST's prompt tokens")
+    cached_tokens: int = Field(0, description=(
+        "of the agent, rationale and verifier prompt tokens, those the backend read from "
+        "its prefix cache instead of computing (0 where the backend does not report it)"))
+    reasoning_tokens: int = Field(0, description=(
+        "generated tokens not in the chosen steps: rejected candidates, rationales, "
+        "verifier replies (set when the solve ends)"))
 
     @property
     def generated(self) -> int:
         return self.agent_completion_tokens + self.rationale_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every prompt token read or computed: the OpenAI `prompt_tokens` (the scorer's
+        prefill counts only what it computed, cache hits excluded)."""
+        return (self.agent_prompt_tokens + self.rationale_prompt_tokens + self.scored_tokens
+                + self.verifier_prompt_tokens)
+
+    @property
+    def completion_tokens(self) -> int:
+        """Every generated token: agent candidates, rationales, verifier replies."""
+        return self.generated + self.verifier_completion_tokens
 
 
 class SolveResult(WireModel):

@@ -61,24 +61,27 @@ def openai_usage(u: Usage, content_tokens: int) -> dict:
     completion_tokens: every token the solve generated (agent candidates, rationales,
     verifier replies); completion_tokens_details.reasoning_tokens: those of them that
     are not in the returned content (rejected candidates, rationales, verifier output,
-    and in the `reasoning` format the steps before the answer). prompt_tokens: agent
-    prompts, scorer prefill really computed, verifier prompts. `rationalyst` breaks
-    them down by model."""
-    completion = u.agent_completion_tokens + u.rationale_tokens + u.verifier_completion_tokens
-    prompt = u.agent_prompt_tokens + u.scored_tokens + u.verifier_prompt_tokens
+    and in the `reasoning` format the steps before the answer). prompt_tokens: agent,
+    rationale and verifier prompts, and the scorer prefill really computed;
+    prompt_tokens_details.cached_tokens: of those, the ones read from the backends'
+    prefix caches. `rationalyst` breaks them down by model."""
+    completion, prompt = u.completion_tokens, u.prompt_tokens
     content_tokens = max(0, min(content_tokens, completion))
     return {
         "prompt_tokens": prompt, "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": completion - content_tokens},
         "rationalyst": {
             "content_tokens": content_tokens,
             "agent_prompt_tokens": u.agent_prompt_tokens,
             "agent_completion_tokens": u.agent_completion_tokens,
+            "rationale_prompt_tokens": u.rationale_prompt_tokens,
             "rationale_tokens": u.rationale_tokens,
             "scoring_prefill_tokens": u.scored_tokens,
             "verifier_prompt_tokens": u.verifier_prompt_tokens,
             "verifier_completion_tokens": u.verifier_completion_tokens,
+            "cached_tokens": u.cached_tokens,
         },
     }
 

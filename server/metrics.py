@@ -8,7 +8,7 @@ from typing import AsyncIterator, Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rationalyst.supervisor.engine import EngineError
-from rationalyst.supervisor.types import Result, Step
+from rationalyst.supervisor.types import Result, Step, Usage
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -51,12 +51,19 @@ class Metrics:
 
     def observe_result(self, result: Result) -> None:
         self.solve_seconds.labels(result.strategy).observe(result.timings.total_ms / 1e3)
-        u = result.usage
+        self.observe_usage(result.usage)
+
+    def observe_usage(self, u: Usage) -> None:
+        """A solve's or a /score call's tokens, by kind: the figures of its `usage`
+        (scored: the scoring prefill; cached: prompt tokens read from a prefix cache;
+        reasoning: generated tokens not in the chosen steps)."""
         for kind, n in (("agent_prompt", u.agent_prompt_tokens),
                         ("agent_completion", u.agent_completion_tokens),
+                        ("rationale_prompt", u.rationale_prompt_tokens),
                         ("rationale", u.rationale_tokens), ("scored", u.scored_tokens),
                         ("verifier_prompt", u.verifier_prompt_tokens),
-                        ("verifier_completion", u.verifier_completion_tokens)):
+                        ("verifier_completion", u.verifier_completion_tokens),
+                        ("cached", u.cached_tokens), ("reasoning", u.reasoning_tokens)):
             self.tokens.labels(kind).inc(n)
 
     async def track(self, events: AsyncIterator[Step | Result],

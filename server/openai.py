@@ -71,11 +71,15 @@ async def retrieve_model(model: str, request: Request):
 
 
 # OpenAI parameters a supervised model cannot honour: refused, never silently dropped.
+# Tools and functions merely offered (chat UIs such as Open WebUI send their built-in
+# ones with every request) are allowed: OpenAI's default tool_choice "auto" lets a model
+# answer without a call, as a solve does. Only a forced call is refused.
 _UNSUPPORTED = {"logprobs": "log-probs of a supervised solve are in rationalyst.steps",
                 "top_logprobs": "log-probs of a supervised solve are in rationalyst.steps",
                 "response_format": "a solve writes free-text steps",
-                "tools": "a solve calls no tools", "tool_choice": "a solve calls no tools",
-                "functions": "a solve calls no tools", "function_call": "a solve calls no tools"}
+                "tool_choice": "a solve calls no tools, so it cannot be made to call one",
+                "function_call": "a solve calls no tools, so it cannot be made to call one"}
+_NOT_A_CALL = (None, False, [], {"type": "text"}, "auto", "none")
 
 
 def check_messages(req: ChatCompletionRequest) -> None:
@@ -100,12 +104,6 @@ def check_messages(req: ChatCompletionRequest) -> None:
 def _usage(prompt: int, completion: int) -> CompletionUsage:
     return CompletionUsage(prompt_tokens=prompt, completion_tokens=completion,
                            total_tokens=prompt + completion)
-
-
-def solve_usage(u: Usage) -> CompletionUsage:
-    # Prompt side: agent prompts plus scorer prefill; completion side: steps + rationales.
-    return _usage(u.agent_prompt_tokens + u.scored_tokens,
-                  u.agent_completion_tokens + u.rationale_tokens)
 
 
 @dataclass
@@ -174,7 +172,7 @@ async def _supervised(req: ChatCompletionRequest, request: Request):
         raise APIError(400, str(exc), param="category") from exc
     extra = req.model_extra or {}
     for name, why in _UNSUPPORTED.items():
-        if extra.get(name) not in (None, False, [], {"type": "text"}):
+        if extra.get(name) not in _NOT_A_CALL:
             raise APIError(400, f"{name} is not supported by supervised model "
                                 f"{req.model!r}: {why}", param=name,
                            code="unsupported_parameter")

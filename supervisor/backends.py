@@ -32,6 +32,27 @@ def split_urls(url: str) -> list[str]:
     return urls
 
 
+async def connect_remote(path: str, url: str, *, api_key: str | None = None,
+                         timeout_s: float = 300.0, max_concurrency: int = 64,
+                         retry_s: float = 5.0) -> Engine:
+    """The `vllm serve` at `url`, or its replicas behind one engine when `url` names
+    several (comma-separated): the server's and the making pipeline's one way."""
+    from transformers import AutoTokenizer
+
+    from .remote_engine import RemoteEngine
+
+    urls = split_urls(url)
+    tok = AutoTokenizer.from_pretrained(path)
+    engines = [RemoteEngine(u, path, display_name(path), api_key=api_key,
+                            timeout_s=timeout_s, max_concurrency=max_concurrency,
+                            tokenizer=tok) for u in urls]
+    if len(engines) == 1:
+        return await engines[0].connect()
+    from .replicas import Replicas
+
+    return await Replicas(engines, retry_s=retry_s).connect()
+
+
 def display_name(model: str) -> str:
     p = Path(model)
     return p.name if p.is_absolute() else model
@@ -53,21 +74,10 @@ async def load_engines(settings: Settings) -> tuple[Engines, ModelInfo]:
     loaded: dict[tuple[str, str | None], Engine] = {}
 
     async def remote(path: str, url: str, api_key: str | None) -> Engine:
-        from transformers import AutoTokenizer
-
-        from .remote_engine import RemoteEngine
-
-        urls = split_urls(url)
-        tok = AutoTokenizer.from_pretrained(path)
-        engines = [RemoteEngine(u, path, display_name(path), api_key=api_key,
-                                timeout_s=settings.remote_timeout_s,
-                                max_concurrency=settings.remote_max_concurrency,
-                                tokenizer=tok) for u in urls]
-        if len(engines) == 1:
-            return await engines[0].connect()
-        from .replicas import Replicas
-
-        return await Replicas(engines, retry_s=settings.replica_retry_s).connect()
+        return await connect_remote(path, url, api_key=api_key,
+                                    timeout_s=settings.remote_timeout_s,
+                                    max_concurrency=settings.remote_max_concurrency,
+                                    retry_s=settings.replica_retry_s)
 
     async def engine(path: str, url: str | None, api_key: str | None,
                      gpu_memory: float) -> Engine:

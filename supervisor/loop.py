@@ -111,6 +111,9 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
             break
 
     timings.total_ms = (time.perf_counter() - t_start) * 1e3
+    # What the solve generated beyond the steps it returns: OpenAI's reasoning_tokens.
+    chosen = engines.agent.count_tokens(STEP_JOIN.join(s.text for s in steps)) if steps else 0
+    usage.reasoning_tokens = max(0, usage.completion_tokens - chosen)
     yield Result(id=request_id, strategy=params.strategy, seed=seed, answer=answer,
                  finish_reason=finish, steps=steps, usage=usage, timings=timings)
 

@@ -172,6 +172,14 @@ class RemoteEngine(ChatTokens):
         params = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=tuple(stop))
         return await self.sample(prompt, params, request_id, session=session)
 
+    async def generate_choice(self, prompt: str, choices: Sequence[str], max_tokens: int,
+                              request_id: str, *, session: str | None = None) -> Generation:
+        """Greedy, the reply forced to one of `choices` by the server's structured
+        outputs (vLLM 0.32's completions field; the judge's reward, as in-process)."""
+        params = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens,
+                              extra={"structured_outputs": {"choice": list(choices)}})
+        return await self.sample(prompt, params, request_id, session=session)
+
     async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
                      session: str | None = None):
         body = {**self._body(self._ids(prompt), params, request_id), "n": 1, "stream": True,

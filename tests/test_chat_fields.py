@@ -82,8 +82,9 @@ def test_usage_counts_hidden_work_as_reasoning(oai):
     ext = u.model_extra["rationalyst"]
     assert ext["scoring_prefill_tokens"] == trace["scored_tokens"]
     assert ext["verifier_completion_tokens"] == trace["verifier_completion_tokens"]
-    assert u.prompt_tokens == (trace["agent_prompt_tokens"] + trace["scored_tokens"]
-                               + trace["verifier_prompt_tokens"])
+    assert u.prompt_tokens == (trace["agent_prompt_tokens"] + trace["rationale_prompt_tokens"]
+                               + trace["scored_tokens"] + trace["verifier_prompt_tokens"])
+    assert trace["rationale_prompt_tokens"] > 0
 
 
 def test_temperature_zero_runs_seeded_and_says_so(oai):
@@ -119,3 +120,15 @@ def test_litellm_reads_reasoning_content(srv):
         reasoning += getattr(d, "reasoning_content", None) or ""
         content += d.content or ""
     assert (reasoning, content) == ("first step 0", "The answer is: 7")
+
+
+def test_offered_tools_are_answered_without_a_call_and_a_forced_call_is_400(oai):
+    # Chat UIs (Open WebUI) send their built-in tools with every request.
+    tools = [{"type": "function", "function": {"name": "web_search", "parameters": {
+        "type": "object", "properties": {"query": {"type": "string"}}}}}]
+    r = oai.chat.completions.create(model="rationalyst", messages=ASK, seed=1, tools=tools,
+                                    extra_body={"num_candidates": 1})
+    assert r.choices[0].message.content and not r.choices[0].message.tool_calls
+    with pytest.raises(openai.BadRequestError, match="tool_choice"):
+        oai.chat.completions.create(model="rationalyst", messages=ASK, tools=tools,
+                                    tool_choice="required")

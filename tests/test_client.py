@@ -133,7 +133,7 @@ async def test_async_bad_request(server):
 
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "rationalyst.cli", "solve", *args], cwd=REPO,
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout,
                           env={**os.environ, "PYTHONIOENCODING": "utf-8"})
 
@@ -313,9 +313,10 @@ async def test_async_retries_and_unretried_broken_stream(stub):
 
 CHECK_IMPORTS = """
 import sys
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 rc = main(sys.argv[1:])
-leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("server", "supervisor"))
+leaked = sorted(m for m in sys.modules if m.split(".")[0] == "vllm"
+                or m.startswith(("rationalyst.server", "rationalyst.supervisor")))
 assert not leaked, leaked
 sys.exit(rc)
 """
@@ -333,10 +334,10 @@ def test_cli_speaks_only_http(stub):
 
 def test_cli_api_error_exits_1(stub):
     stub.script = [err(429, "server is full")]
-    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", QUESTION, "--url",
+    p = subprocess.run([sys.executable, "-m", "rationalyst.cli", "solve", QUESTION, "--url",
                         stub.url], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "server is full" in p.stderr and len(stub.requests) == 3
-    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", "--max-steps", "x", "q"],
+    p = subprocess.run([sys.executable, "-m", "rationalyst.cli", "solve", "--max-steps", "x", "q"],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "max-steps" in p.stderr
 
@@ -360,6 +361,6 @@ def test_a_request_object_and_timeout_s_reach_the_wire(stub):
     (["eval", "--dataset", "gsm8k", "--strategies", "greedy,nonesuch"], "--strategies"),
 ])
 def test_bad_flag_values_are_usage_errors_naming_the_flag(argv, flag):
-    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", *argv], cwd=REPO,
+    p = subprocess.run([sys.executable, "-m", "rationalyst.cli", *argv], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and flag in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from rationalyst.clients import datasets, eval_cmd
+from rationalyst.cli import eval_cmd
+from rationalyst.clients import datasets
 from rationalyst.clients.datasets import math_equal, normalize_math, number_equal, parse_number, wilson
 import harness
 from harness import DATA, REPO, json_reply
@@ -208,7 +209,7 @@ def test_torn_last_line_is_ignored_and_no_server_exits_1(tmp_path):
 @pytest.mark.vllm
 def test_tiny_end_to_end_run(server, tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--url", server.url,
+        [sys.executable, "-m", "rationalyst.cli", "eval", "--url", server.url,
          "--dataset", "gsm8k,arc_challenge", "--strategies", "greedy", "--limit", "1",
          "--max-steps", "2", "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -225,7 +226,7 @@ def test_tiny_end_to_end_run(server, tmp_path):
 @pytest.mark.vllm
 def test_in_process_starts_a_private_server_and_stops_it(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
+        [sys.executable, "-m", "rationalyst.cli", "eval", "--in-process", "--dataset", "gsm8k",
          "--strategies", "greedy", "--limit", "1", "--max-steps", "2", "--out",
          str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr
@@ -241,7 +242,7 @@ def test_in_process_starts_a_private_server_and_stops_it(tmp_path):
 def test_in_process_server_that_cannot_start_is_a_clear_error(tmp_path):
     env = {**os.environ, "RATIONALYST_AGENT_MODEL": str(tmp_path / "no-such-model")}
     p = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
+        [sys.executable, "-m", "rationalyst.cli", "eval", "--in-process", "--dataset", "gsm8k",
          "--limit", "1", "--out", str(tmp_path / "out")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 1

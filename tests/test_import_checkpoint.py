@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from harness import REPO, build_published_replica
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 from rationalyst.making import import_checkpoint, tensor_files
 
 
@@ -91,7 +91,7 @@ def test_published_layout_imports_exactly(imported, replica, default_model):
 
 def test_serving_the_replica_is_refused_with_the_import_command(replica):
     proc = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "serve", "--port", "1",
+        [sys.executable, "-m", "rationalyst.cli", "serve", "--port", "1",
          "--rationale-model", str(replica)],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -319,12 +319,11 @@ def test_compose_import_service_runs_the_command_into_the_cache():
     assert argv == ["import-checkpoint", "Dongwei/Rationalyst_reasoning_datasets", "--base",
                     "meta-llama/Meta-Llama-3-8B-Instruct", "--out",
                     "/models/Rationalyst-LlamaForCausalLM"]
-    import argparse
+    from rationalyst.cli import flags
+    from rationalyst.cli import main as cli_main
 
-    parser = argparse.ArgumentParser()
-    import_checkpoint.add_parser(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    assert args.src == argv[1] and str(args.out) == argv[5]
+    opts = flags.options(cli_main.parser(["import-checkpoint"]).parse_args(argv))
+    assert opts.src == argv[1] and str(opts.out) == argv[5]
     readme = (REPO / "docs" / "deployment.md").read_text()  # the compose how-to lives there
     assert "--profile import run --rm import" in readme
     assert f"RATIONALYST_RATIONALE_MODEL={argv[5]}" in readme

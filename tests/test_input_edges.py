@@ -64,9 +64,10 @@ def test_overlong_question_is_a_short_422_that_states_the_limit(server):
 
 
 def test_unsupported_openai_parameters_are_400(server):
+    tools = [{"type": "function", "function": {"name": "f"}}]
     for name, value in (("logprobs", True), ("response_format", {"type": "json_object"}),
-                        ("tools", [{"type": "function", "function": {"name": "f"}}])):
-        r = chat(server.url, **{name: value})
+                        ("tool_choice", "required")):
+        r = chat(server.url, tools=tools, **{name: value})
         assert r.status_code == 400 and err(r)["param"] == name, (name, r.text)
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from harness import serve
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 from rationalyst.making import extract, filter as filt
 from rationalyst.making.documents import read_documents
 

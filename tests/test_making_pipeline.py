@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 from rationalyst.making import extract, filter as filt
 from rationalyst.making.documents import Document
 from rationalyst.supervisor.scripted_engine import ScriptedEngine

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from rationalyst.clients import datasets, prompts_cmd
+from rationalyst.cli import prompts_cmd
+from rationalyst.clients import datasets
 from rationalyst.protocol import DATASETS, SolveRequest
 from rationalyst.server.openai_protocol import ChatCompletionRequest
 from rationalyst.supervisor import handwritten_shots, profiles, prompts
@@ -135,7 +136,7 @@ def test_committed_renderings_match_the_command():
 
 
 def test_prompts_cli_flags_come_from_the_model():
-    run = [sys.executable, "-m", "rationalyst.clients.cli", "prompts"]
+    run = [sys.executable, "-m", "rationalyst.cli", "prompts"]
     bad = subprocess.run([*run, "--dataset", "gsm8k", "--index", "-1"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "--index" in bad.stderr
@@ -152,14 +153,10 @@ def test_shot_files_ship_as_package_data():
 
 
 def test_eval_sends_the_dataset_and_takes_score_decay():
-    import argparse
+    from rationalyst.cli import eval_cmd, flags, main
 
-    from rationalyst.clients import eval_cmd, flags
-
-    p = argparse.ArgumentParser()
-    eval_cmd.add_arguments(p)
-    args = p.parse_args(["--dataset", "gsm8k", "--score-decay", "0.9"])
-    assert flags.set_fields(args, eval_cmd.REQUEST_FLAGS) == {"score_decay": 0.9}
+    args = main.parser(["eval"]).parse_args(["eval", "--dataset", "gsm8k", "--score-decay", "0.9"])
+    assert eval_cmd.request_fields(flags.options(args)) == {"score_decay": 0.9}
     item = {"id": "x", "question": "q", "choices": ["a", "b"], "category": "law"}
     assert datasets.get("mmlu_pro").request(item, "reference")["dataset"] == "mmlu_pro"
     assert datasets.get("commonsenseqa").request(item, "reference")["profile"] == "reference"

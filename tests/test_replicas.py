@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from rationalyst.clients.local_server import SERVE, LocalServer
+from rationalyst.cli.local_server import SERVE, LocalServer
 from rationalyst.supervisor import remote_engine
 from rationalyst.supervisor.engine import Engines, EngineError
 from rationalyst.supervisor.loop import solve_all

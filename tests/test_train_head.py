@@ -9,7 +9,7 @@ import json
 
 from safetensors import safe_open
 
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 
 # The reference's key is spelt "preceeding"; one line uses our spelling.
 REFERENCE_LINES = [

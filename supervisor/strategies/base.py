@@ -62,6 +62,11 @@ class StepChoice:
 
 # A step strategy: the same signature for all of them (see the registry in __init__).
 Strategy = Callable[[StepState, Engines], Awaitable[StepChoice]]
+# A strategy's scorer: fills in each candidate's score (and the verifier's reply or
+# step scores) as the candidate next step after state.steps, given the rationale its
+# strategy wrote (None for strategies without one). The strategy calls it in its step,
+# and POST /score calls it alone (supervisor/step_scoring.py).
+Scorer = Callable[[StepState, Engines, list[Candidate], "str | None"], Awaitable[None]]
 
 
 async def timed(coro: Awaitable, timings: Timings, attr: str):
@@ -89,6 +94,7 @@ async def sample(state: StepState, engines: Engines,
 def count_agent(usage: Usage, gen: Generation) -> None:
     usage.agent_prompt_tokens += gen.prompt_tokens
     usage.agent_completion_tokens += gen.completion_tokens
+    usage.cached_tokens += gen.cached_tokens
 
 
 async def write_rationale(state: StepState, engines: Engines) -> str:
@@ -104,11 +110,18 @@ async def write_rationale(state: StepState, engines: Engines) -> str:
         call = eng.generate(prompt, max_tokens, (), rid, session=state.session)
     gen = await timed(call, state.timings, "rationale_ms")
     state.usage.rationale_tokens += gen.completion_tokens
+    state.usage.rationale_prompt_tokens += gen.prompt_tokens
+    state.usage.cached_tokens += gen.cached_tokens
     return gen.completions[0].text.strip()
 
 
 def candidates(gen: Generation) -> list[Candidate]:
     return [Candidate(text=c.text.strip()) for c in gen.completions]
+
+
+def unique_texts(cands: list[Candidate]) -> list[str]:
+    """The distinct non-empty candidate texts, in order: each is scored once."""
+    return list(dict.fromkeys(c.text for c in cands if c.text))
 
 
 def choose(cands: list[Candidate], index: int) -> None:

@@ -9,20 +9,23 @@ The run resumes: items already graded in items.jsonl are skipped; errored ones r
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 import typing
 from pathlib import Path
 
-from rationalyst.clients import datasets, flags, grading
-from rationalyst.clients.client import DEFAULT_URL, AsyncRationalystClient, RationalystError
+from pydantic import Field, create_model, field_validator
+
+from rationalyst.cli.flags import Command, borrow
+from rationalyst.cli.local_server import LocalServer, ServerStartError
+from rationalyst.cli.options import ServerClientOptions
+from rationalyst.clients import datasets, grading
+from rationalyst.clients.client import AsyncRationalystClient, RationalystError
 from rationalyst.clients.eval_report import read_records
-from rationalyst.clients.local_server import LocalServer, ServerStartError
-from rationalyst.protocol import DEFAULT_STRATEGY, PROFILES, STRATEGIES, SolveRequest
+from rationalyst.protocol import (DEFAULT_STRATEGY, STRATEGIES, Profile,
+                                  SolveRequest, StrategyName)
 
 HELP = "grade strategies on benchmark files against a running server (HTTP client)"
 DESCRIPTION = (
@@ -38,53 +41,51 @@ REQUEST_FLAGS = ["max_steps", "num_candidates", "temperature", "max_tokens", "ti
                  "score_decay"]
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+Grading = typing.Literal[grading.GRADINGS]  # type: ignore[valid-type]
 
 
-def _strategies(text: str) -> list[str]:
-    names = _csv(text)
-    unknown = [n for n in names if n not in STRATEGIES]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
-    return names
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, type=_csv, metavar="NAMES",
-                   help=f"comma-separated: {', '.join(datasets.BENCHMARKS)}")
-    p.add_argument("--strategies", type=_strategies,
-                   default=[DEFAULT_STRATEGY, "greedy", "random"], metavar="NAMES",
-                   help=f"comma-separated, of {', '.join(STRATEGIES)} "
-                        f"[default {DEFAULT_STRATEGY},greedy,random]")
-    p.add_argument("--limit", type=int, default=50, metavar="N",
-                   help="first N items of each dataset, 0 for all [default %(default)s]")
-    p.add_argument("--concurrency", type=int, default=4, metavar="K",
-                   help="requests in flight [default %(default)s]")
-    p.add_argument("--url", default=os.environ.get("RATIONALYST_URL", DEFAULT_URL),
-                   help="server address [env RATIONALYST_URL, default %(default)s]")
-    p.add_argument("--in-process", action="store_true", help=(
+class _EvalFlags(ServerClientOptions):
+    dataset: list[str] = Field(description=f"comma-separated: {', '.join(datasets.BENCHMARKS)}")
+    strategies: list[StrategyName] = Field(  # type: ignore[valid-type]
+        [DEFAULT_STRATEGY, "greedy", "random"],
+        description=f"comma-separated, of {', '.join(STRATEGIES)}")
+    limit: int = Field(50, ge=0, description="first N items of each dataset, 0 for all")
+    concurrency: int = Field(4, ge=1, description="requests in flight")
+    in_process: bool = Field(False, description=(
         "start a server for this run (models from RATIONALYST_* settings, its log in "
         "OUT/server.log) and stop it at the end"))
-    p.add_argument("--api-key", default=os.environ.get("RATIONALYST_API_KEY"),
-                   help="sent as 'Authorization: Bearer KEY' [env RATIONALYST_API_KEY]")
-    p.add_argument("--out", type=Path, help="output folder [default out/eval-<timestamp>]")
-    p.add_argument("--data-dir", type=Path, default=datasets.default_data_dir(),
-                   help="benchmark JSONL folder [env RATIONALYST_DATA_DIR, "
-                        "default ../shared/data/benchmarks beside the repo]")
-    p.add_argument("--profile", choices=PROFILES, default="reference", help=(
+    out: Path | None = Field(None, description="output folder [default out/eval-<timestamp>]")
+    data_dir: Path = Field(default_factory=datasets.default_data_dir, description=(
+        "benchmark JSONL folder [env RATIONALYST_DATA_DIR, default "
+        "../shared/data/benchmarks beside the repo]"))
+    profile: Profile = Field("reference", description=(
         "prompt profile sent with each item (with the item's `dataset`); strategyqa, "
-        "which has no reference prompt, always goes as generic [default %(default)s]"))
-    p.add_argument("--grading", choices=grading.GRADINGS, default="reference", help=(
-        "reference: re-read each answer from the steps by the reference code's parsing, "
-        "quirks included (see clients/grading.py), against its normalised gold; "
-        "lenient: the server's own answer [default %(default)s]"))
-    flags.add_field_flags(p, SolveRequest, REQUEST_FLAGS)
-    p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="item i is solved with seed N+i [default %(default)s]")
-    p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
-                   help="seconds to wait for one solve [default %(default)s]")
+        "which has no reference prompt, always goes as generic"))
+    grading: Grading = Field(
+        "reference", description=(
+            "reference: re-read each answer from the steps by the reference code's "
+            "parsing, quirks included (see clients/grading.py), against its normalised "
+            "gold; lenient: the server's own answer"))
+    seed: int = Field(0, ge=0, description="item i is solved with seed N+i")
+    timeout: float = Field(1800.0, gt=0, description="seconds to wait for one solve")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        for name in names:
+            datasets.get(name)  # ValueError: unknown dataset, with the known ones
+        if not names:
+            raise ValueError("name at least one dataset")
+        return names
+
+
+EvalOptions = create_model("EvalOptions", __base__=_EvalFlags,
+                           **borrow(SolveRequest, REQUEST_FLAGS))
+
+
+def request_fields(opts) -> dict:
+    """The request fields given on the command line (the rest: the server's defaults)."""
+    return opts.model_dump(include=set(REQUEST_FLAGS) & opts.model_fields_set)
 
 
 # ---- records ----------------------------------------------------------------------
@@ -96,7 +97,7 @@ def _tokens(usage: dict) -> int:
 
 
 async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, item: dict,
-                    strategy: str, seed: int, args: argparse.Namespace) -> dict:
+                    strategy: str, seed: int, args) -> dict:
     record = {"dataset": bench.name, "strategy": strategy, "id": str(item["id"]),
               "profile": bench.profile(args.profile), "grading": args.grading,
               "gold": bench.gold(item), "prediction": None, "correct": False,
@@ -105,7 +106,7 @@ async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, i
     try:
         result = await client.solve(**bench.request(item, args.profile), strategy=strategy,
                                     seed=seed,
-                                    **flags.set_fields(args, REQUEST_FLAGS))
+                                    **request_fields(args))
     except RationalystError as exc:
         status = f"HTTP {exc.status_code}: " if exc.status_code else ""
         record.update(error=status + exc.message, time_s=time.perf_counter() - start)
@@ -130,7 +131,7 @@ async def solve_one(client: AsyncRationalystClient, bench: datasets.Benchmark, i
 
 # ---- the run ----------------------------------------------------------------------
 
-async def run_async(args: argparse.Namespace, out: Path) -> int:
+async def run_async(args, out: Path) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
         TimeElapsedColumn
 
@@ -190,15 +191,8 @@ async def run_async(args: argparse.Namespace, out: Path) -> int:
     return 0
 
 
-def main(argv: typing.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rationalyst eval", description=DESCRIPTION)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        for name in args.dataset:
-            datasets.get(name)
-    except ValueError as exc:
-        parser.error(str(exc))
+def run(args) -> int:
+    """The run `args` (EvalOptions) describe; its exit status."""
     out = args.out or Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     print(f"rationalyst eval: writing to {out} (rerun with --out {out} to resume)",
@@ -223,3 +217,13 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         eval_report.write(out)
         print((out / "summary.md").read_text())
     return status
+
+
+COMMAND = Command("eval", EvalOptions, run, HELP, DESCRIPTION)
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    """`rationalyst eval ARGS` (tests call it in-process)."""
+    from rationalyst.cli import flags
+
+    return flags.main(COMMAND, argv)

@@ -32,7 +32,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-SERVE = [sys.executable, "-m", "rationalyst.clients.cli", "serve", "--host", "127.0.0.1", "--port"]
+SERVE = [sys.executable, "-m", "rationalyst.cli", "serve", "--host", "127.0.0.1", "--port"]
 
 
 class LocalServer:

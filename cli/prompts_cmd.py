@@ -10,15 +10,14 @@ the chat template; --render also shows the agent model's rendering of each.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import typing
-import warnings
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from rationalyst.clients import datasets, flags
+from rationalyst.cli.flags import Command, Options
+from rationalyst.clients import datasets
 from rationalyst.protocol import (DATASETS, DEFAULT_MAX_STEPS, DEFAULT_NUM_CANDIDATES,
                                   DEFAULT_SCORE_DECAY, DEFAULT_TEMPERATURE, Profile,
                                   SolveRequest, default_step_end)
@@ -30,10 +29,8 @@ CANDIDATE_PLACEHOLDER = "<candidate step>"
 FILES = {"math": "math_full"}
 
 
-class PromptsOptions(BaseModel):
-    """The command's options; each is a typed flag (clients/flags.py)."""
-    # `json` names the --json flag; it shadows only pydantic v1's deprecated .json().
-    warnings.filterwarnings("ignore", 'Field name "json"', UserWarning)
+class PromptsOptions(Options):
+    """The command's options; each is a typed flag (cli/flags.py)."""
     dataset: typing.Literal[DATASETS] = Field(  # type: ignore[valid-type]
         description="the benchmark whose item and prompt are shown")
     profile: Profile = Field("reference", description="prompt profile")
@@ -41,11 +38,6 @@ class PromptsOptions(BaseModel):
     json: bool = Field(False, description="print one JSON object")
     render: bool = Field(False, description=(
         "also render each prompt with the agent model's chat template (loads its tokenizer)"))
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    flags.add_field_flags(p, PromptsOptions, PromptsOptions.model_fields)
-    p.set_defaults(func=run, parser=p)
 
 
 def build(opts: PromptsOptions) -> dict:
@@ -116,11 +108,9 @@ def _print_text(out: dict) -> None:
     print(f"\n(scorer: {out['scored']})")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(opts: PromptsOptions) -> int:
     from rationalyst.supervisor.engine import EngineError
 
-    opts = flags.build(args.parser, PromptsOptions,
-                       **flags.set_fields(args, PromptsOptions.model_fields))
     try:
         out = build(opts)
         if opts.render:
@@ -133,3 +123,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_text(out)
     return 0
+
+
+COMMAND = Command("prompts", PromptsOptions, run, HELP, __doc__)

@@ -7,14 +7,14 @@ message on stderr), 2 usage error, 130 interrupted.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import typing
 
-from rationalyst.clients import flags
-from rationalyst.clients.client import DEFAULT_URL, RationalystClient, RationalystError
+from pydantic import create_model
+
+from rationalyst.cli.flags import Command, borrow, cli_field
+from rationalyst.cli.options import ServerClientOptions
+from rationalyst.clients.client import RationalystClient, RationalystError
 from rationalyst.protocol import SolveRequest, SolveResult, Step
 
 HELP = "solve a question on a running server (HTTP client)"
@@ -22,20 +22,18 @@ HELP = "solve a question on a running server (HTTP client)"
 REQUEST_FLAGS = [n for n in SolveRequest.model_fields if n not in ("question", "stream")]
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("question", help="the question to solve")
-    p.add_argument("--url", default=os.environ.get("RATIONALYST_URL", DEFAULT_URL),
-                   help="server address [env RATIONALYST_URL, default %(default)s]")
-    p.add_argument("--api-key", default=os.environ.get("RATIONALYST_API_KEY"),
-                   help="sent as 'Authorization: Bearer KEY' [env RATIONALYST_API_KEY]")
-    flags.add_field_flags(p, SolveRequest, [n for n in REQUEST_FLAGS if n != "choices"])
-    p.add_argument("--choices", nargs="+", metavar="CHOICE",
-                   help="answer options (lettered A, B, ...); implies task multiple_choice")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
-                   help="seconds to wait for the server [default %(default)s]")
-    p.add_argument("--stream", action="store_true", help="show each step as it is chosen")
-    p.add_argument("--json", action="store_true", help=(
+class _SolveFlags(ServerClientOptions):
+    question: str = cli_field(positional=True, description="the question to solve")
+    choices: list[str] | None = cli_field(None, nargs="+", metavar="CHOICE", description=(
+        "answer options (lettered A, B, ...); implies task multiple_choice"))
+    stream: bool = cli_field(False, description="show each step as it is chosen")
+    json: bool = cli_field(False, description=(
         "print the raw response JSON (with --stream: one {event, data} object per line)"))
+
+
+# The request's own fields (types, ranges, choices), as the server checks them.
+SolveOptions = create_model("SolveOptions", __base__=_SolveFlags, **borrow(
+    SolveRequest, [n for n in REQUEST_FLAGS if n != "choices"]))
 
 
 def _short(text: str, width: int = 72) -> str:
@@ -88,13 +86,14 @@ class _Printer:
             style="dim"))
 
 
-def run(args: argparse.Namespace) -> int:
-    kwargs = flags.set_fields(args, REQUEST_FLAGS)
-    printer = None if args.json else _Printer()
+def run(opts) -> int:
+    """Solve opts.question with the request fields given on the command line."""
+    kwargs = opts.model_dump(include=set(REQUEST_FLAGS) & opts.model_fields_set)
+    printer = None if opts.json else _Printer()
     try:
-        with RationalystClient(args.url, api_key=args.api_key, timeout=args.timeout) as client:
-            if not args.stream:
-                result = client.solve(args.question, **kwargs)
+        with RationalystClient(opts.url, api_key=opts.api_key, timeout=opts.timeout) as client:
+            if not opts.stream:
+                result = client.solve(opts.question, **kwargs)
                 if printer is None:
                     print(json.dumps(result.raw, indent=2, ensure_ascii=False))
                 else:
@@ -102,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                         printer.step(step)
                     printer.result(result)
                 return 0
-            for item in client.stream_solve(args.question, **kwargs):
+            for item in client.stream_solve(opts.question, **kwargs):
                 if printer is None:
                     event = "step" if isinstance(item, Step) else "done"
                     print(json.dumps({"event": event, "data": item.raw}, ensure_ascii=False),
@@ -120,7 +119,4 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
-def main(argv: typing.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rationalyst solve", description=HELP)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+COMMAND = Command("solve", SolveOptions, run, HELP)
