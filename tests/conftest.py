@@ -46,10 +46,10 @@ def server(default_model, tmp_path_factory):
 # uses, starts vLLM, so that `-m "not vllm"` (make check's fast lane) starts none. Read
 # from the source at collection: the calls that start an engine in-process, a real
 # `rationalyst serve` (harness.serve) or a `vllm serve` (harness.vllm_server); plus the
-# shared fixtures by name. (A CLI run in a subprocess is not seen: mark it by hand.)
+# shared fixtures by name. Not seen, so marked by hand: a CLI run in a subprocess, and
+# open_engine / load_engines, which start vLLM only when given no URL.
 VLLM_FIXTURES = {"server", "tiny_engine", "local_prm", "vllm_serve"}
-STARTS_VLLM = re.compile(r"\b(?:serve|vllm_server|open_engine|load_engines)\(|"
-                         r"\b(?:VLLMEngine|InProcessPRM)\.load\(")
+STARTS_VLLM = re.compile(r"\b(?:serve|vllm_server)\(|\b(?:VLLMEngine|InProcessPRM)\.load\(")
 
 
 def _starts_vllm(func) -> bool:
