@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from rationalyst.supervisor import prompts
+from rationalyst.supervisor.types import Problem
+
+from . import render
+
 
 class InputError(ValueError):
     """Input the user must fix; the CLI prints it and exits 2."""
@@ -21,12 +26,23 @@ class Document:
     id: str
     text: str | None  # None when the bytes were not UTF-8
     source: str
+    # A question/answer item: the Problem the server would pose and its solution as
+    # the agent's steps (render.py); `text` is then their rendered trajectory.
+    problem: Problem | None = None
+    steps: tuple[str, ...] = ()
 
 
-def render_qa(question: str, solution: str) -> str:
-    """The reference's rendering of a reasoning item; the prefix is what the server's
-    rationale prompt reads at inference (`Question: q\\nAnswer:`)."""
-    return f"Question: {question.strip()}\nAnswer: {solution.strip()}"
+def qa_document(doc_id: str, obj: dict, where: str) -> Document:
+    """A question + solution object (choices and dataset optional) as the server
+    renders it (render.py)."""
+    choices = obj.get("choices")
+    if choices is not None and not (isinstance(choices, list)
+                                    and all(isinstance(c, str) for c in choices)):
+        raise InputError(f"{where}: 'choices' must be a list of strings")
+    dataset = render.dataset_of(doc_id, obj["solution"], obj.get("dataset"))
+    problem = render.qa_problem(obj["question"], choices, dataset)
+    steps = render.qa_steps(obj["solution"], dataset)
+    return Document(doc_id, prompts.trajectory(problem, steps), where, problem, steps)
 
 
 def _jsonl(path: Path, mine: Callable[[], bool]) -> Iterator[Document]:
@@ -48,13 +64,12 @@ def _jsonl(path: Path, mine: Callable[[], bool]) -> Iterator[Document]:
                 raise InputError(f"{where}: expected a JSON object per line")
             doc_id = str(obj.get("id") or where)
             if isinstance(obj.get("text"), str):
-                text = obj["text"]
+                yield Document(doc_id, obj["text"], where)
             elif isinstance(obj.get("question"), str) and isinstance(obj.get("solution"), str):
-                text = render_qa(obj["question"], obj["solution"])
+                yield qa_document(doc_id, obj, where)
             else:
                 raise InputError(f"{where}: no 'text' field (nor 'question' + 'solution'); "
                                  "each line must be an object with a 'text' string")
-            yield Document(doc_id, text, where)
 
 
 def _txt(path: Path, mine: Callable[[], bool]) -> Iterator[Document]:

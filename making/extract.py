@@ -22,12 +22,12 @@ from typing import Iterable
 from rationalyst.supervisor.concurrency import gather_or_cancel
 from rationalyst.supervisor.engine import Engine, PromptTooLong
 
-from . import prompts, split
+from . import prompts, render, split
 from .documents import Document
 from .store import Appender, read_jsonl, write_jsonl
 
 SKIP_REASONS = ("empty", "not UTF-8", "text modified", "unpaired markers", "no rationale",
-                "leak")
+                "leak", "truncated")
 FILES = ("documents.jsonl", "triples.jsonl", "extract_stats.json")
 
 
@@ -69,22 +69,24 @@ class Extractor:
 
     async def process(self, doc: Document) -> tuple[list[dict], dict]:
         rec = {"id": doc.id, "source": doc.source, "status": "skipped", "reason": None,
-               "triples": 0, "rationales": 0, "leaks": 0, "empty": 0, "cut": False}
+               "triples": 0, "rationales": 0, "leaks": 0, "empty": 0, "truncated": 0,
+               "leak_reasons": {}, "cut": False}
         if doc.text is None:
             rec["reason"] = "not UTF-8"
             return [], rec
         if not doc.text.strip():
             rec["reason"] = "empty"
             return [], rec
-        text, rec["cut"] = self.cut(doc.text)
         if self.cfg.mode == "insert":
-            triples = await self._insert(doc.id, text, rec)
+            triples = await self._insert(doc, rec)
         else:
+            text, rec["cut"] = self.cut(doc.text)
             triples = await self._rewrite(doc.id, text, rec)
         if triples:
             rec["status"], rec["triples"] = "kept", len(triples)
         elif rec["reason"] is None:
-            rec["reason"] = "leak" if rec["leaks"] else "no rationale"
+            rec["reason"] = ("leak" if rec["leaks"] else "truncated" if rec["truncated"]
+                             else "no rationale")
         rows = [{"id": f"{doc.id}#{k}", "doc_id": doc.id, **asdict(t)}
                 for k, t in enumerate(triples)]
         return rows, rec
@@ -93,31 +95,52 @@ class Extractor:
         kept = []
         for t in triples:
             rec["rationales"] += 1
-            if split.is_leak(t.rationale, t.following, self.cfg.leak_threshold):
+            why = split.leak_reason(t.rationale, t.following, self.cfg.leak_threshold)
+            if why:
                 rec["leaks"] += 1
+                rec["leak_reasons"][why] = rec["leak_reasons"].get(why, 0) + 1
             else:
                 kept.append(t)
         return kept
 
-    async def _insert(self, doc_id: str, text: str, rec: dict) -> list[split.Triple]:
-        pairs = split.boundaries(text)
+    def _pairs(self, doc: Document, rec: dict) -> list[tuple[str, str]]:
+        """Where to ask: a question/answer item where the server asks (after the
+        question, between steps); plain text between sentences. Pairs past the
+        context are cut (rec["cut"])."""
+        if doc.problem is None:
+            text, rec["cut"] = self.cut(doc.text)
+            return split.boundaries(text)
+        pairs, budget = [], self._budget()
+        for so_far, nxt in render.qa_boundaries(doc.problem, doc.steps):
+            if self.engine.count_tokens(so_far + " " + nxt) > budget:
+                rec["cut"] = True
+                break
+            pairs.append((so_far, nxt))
+        return pairs
+
+    async def _insert(self, doc: Document, rec: dict) -> list[split.Triple]:
+        pairs = self._pairs(doc, rec)
         if self.cfg.max_boundaries:
             pairs = pairs[:self.cfg.max_boundaries]
 
-        async def one(i: int, so_far: str, nxt: str) -> str:
+        async def one(i: int, so_far: str, nxt: str) -> str | None:
             prompt = self.engine.render(prompts.insert_messages(so_far, nxt))
             try:
                 gen = await self.engine.generate(prompt, self.cfg.max_rationale_tokens,
-                                                 ["\n"], f"extract-{doc_id}-{i}",
-                                                 session=f"extract-{doc_id}")  # 1 replica
+                                                 ["\n"], f"extract-{doc.id}-{i}",
+                                                 session=f"extract-{doc.id}")  # 1 replica
             except PromptTooLong:
                 return ""
+            if gen.completions[0].finish_reason == "length":
+                return None  # cut off by the token cap: an unfinished thought
             return split.clean_rationale(gen.completions[0].text)
 
         outs = await gather_or_cancel(*(one(i, a, b) for i, (a, b) in enumerate(pairs)))
         triples = []
         for (so_far, nxt), r in zip(pairs, outs):
-            if r:
+            if r is None:
+                rec["truncated"] += 1
+            elif r:
                 triples.append(split.Triple(so_far, r, nxt))
             else:
                 rec["empty"] += 1
@@ -131,6 +154,10 @@ class Extractor:
         gen = await self.engine.generate(prompt, max(1, min(want, room)), [],
                                          f"extract-{doc_id}")
         output = gen.completions[0].text
+        if gen.completions[0].finish_reason == "length":  # cut off: its end is missing
+            rec["truncated"] += 1
+            rec["reason"] = "truncated"
+            return []
         try:
             pieces = split.parse_markers(output)
         except split.MarkerError:
@@ -166,7 +193,11 @@ def write_stats(out: Path, total: int) -> dict:
         "cut_to_context": sum(r["cut"] for r in recs),
         "rationales": sum(r["rationales"] for r in recs),
         "rationales_empty": sum(r["empty"] for r in recs),
+        # Cut off by --max-rationale-tokens (finish reason "length"): dropped.
+        "rationales_truncated": sum(r.get("truncated", 0) for r in recs),
         "rationales_leak": sum(r["leaks"] for r in recs),
+        "rationales_leak_by_reason": {k: sum(r.get("leak_reasons", {}).get(k, 0)
+                                             for r in recs) for k in split.LEAK_REASONS},
         "triples": sum(r["triples"] for r in recs),
     }
     (out / "extract_stats.json").write_text(json.dumps(stats, indent=1) + "\n")

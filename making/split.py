@@ -11,13 +11,17 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.utils import default_process
 
 # A boundary after ., ! or ? (and closing quotes/brackets) before whitespace, at a
-# line break, and after the "Answer:" of a rendered reasoning item, so that the first
-# rationale sees what the server's first rationale call sees ("Question: q\nAnswer:").
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?!Answer:)|\n+\s*(?!Answer:)"
+# blank line (a paragraph's end), and after the "Answer:" of a rendered reasoning item,
+# so that the first rationale sees what the server's first rationale call sees
+# ("Question: q\nAnswer:"). A single line break is no boundary: it cuts sentences.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?!Answer:)|\n[ \t]*\n\s*(?!Answer:)"
                        r"|(?<=\nAnswer:)[ \t]+")
-# No boundary inside display maths (a LaTeX environment, $$...$$ or \[...\]).
-_DISPLAY = re.compile(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}|\$\$.*?\$\$|\\\[.*?\\\]",
-                      re.DOTALL)
+# No boundary inside display maths (a LaTeX environment, $$...$$ or \[...\]) or code
+# (``` fences, MATH's [asy]...[/asy] figures).
+_BLOCK = re.compile(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}|\$\$.*?\$\$|\\\[.*?\\\]"
+                    r"|```.*?```|\[asy\].*?\[/asy\]", re.DOTALL)
+# A "Question: ...\nAnswer:" text: the question is one piece, asked about only after it.
+_ANSWER_AT = re.compile(r"\A\s*Question:.*?\nAnswer:", re.DOTALL)
 # Markers as models write them: any case, spaces inside the brackets.
 _MARKER = re.compile(r"<\s*(/?)\s*(bot|eot)\s*>", re.IGNORECASE)
 
@@ -29,9 +33,10 @@ class MarkerError(ValueError):
 def sentences(text: str) -> list[str]:
     """Segments whose concatenation is `text` (each keeps its trailing space)."""
     out, start = [], 0
-    display = [m.span() for m in _DISPLAY.finditer(text)]
+    blocks = [m.span() for m in _BLOCK.finditer(text)]
+    head = _ANSWER_AT.match(text)
     for m in _BOUNDARY.finditer(text):
-        if any(a < m.start() < b for a, b in display):
+        if any(a < m.start() < b for a, b in blocks) or (head and m.start() < head.end()):
             continue
         if m.end() > start and text[start:m.start()].strip():
             out.append(text[start:m.end()])
@@ -90,18 +95,57 @@ def similarity(a: str, b: str) -> float:
     return Levenshtein.normalized_similarity(a, b)
 
 
-def is_leak(rationale: str, following: str, threshold: float) -> bool:
-    """A rationale that restates the following text: raises its likelihood trivially.
-    Copies score high on `ratio`; paraphrases that reorder or drop a few words on
-    `token_sort_ratio` and on `partial_ratio` (the rationale is a near-copy of part
-    of it). Both are 0-100 on lower-cased text with punctuation removed."""
+# Words that carry no content of their own: a rationale may share them freely.
+_STOPWORDS = frozenset("""
+a about after again all also am an and any are as at be because been before being
+between both but by can could did do does doing done each few for from had has have
+having he her here hers him his how i if in into is it its itself just me more most my
+no nor not now of off on once only or other our out over own same she should so some
+such than that the their them then there these they this those through to too under
+until up very was we were what when where which while who whom why will with would
+yes you your
+""".split())
+# The guard's content-word rules need this many content words in the following text:
+# a short one ("Yes.", "So x = 2.") is named by any rationale on topic.
+MIN_CONTENT_WORDS = 3
+CONTENT_SHARE = 0.6  # "most of its content words"
+LEAK_REASONS = ("similar", "contains", "content_words")
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of 2+ letters that are not stopwords, and numbers; LaTeX
+    command names (\\frac) are markup, not content."""
+    text = re.sub(r"\\[A-Za-z]+", " ", text.lower())
+    words = re.findall(r"\d+(?:[.,]\d+)*|[a-z][a-z'-]*[a-z]", text)
+    return {w.replace(",", "") for w in words if w not in _STOPWORDS}
+
+
+def leak_reason(rationale: str, following: str, threshold: float) -> str | None:
+    """Why a rationale restates the following text (it raises its likelihood
+    trivially), or None. "similar": a copy or paraphrase (rapidfuzz, `threshold`);
+    "contains": the following text inside a longer rationale; "content_words": most of
+    the following text's content words (numbers included). The last two only for a
+    following text of MIN_CONTENT_WORDS or more."""
     r, f = default_process(rationale), default_process(following)
     if not r or not f:
-        return False
+        return None
     score = max(fuzz.ratio(r, f), fuzz.token_sort_ratio(r, f))
     if 20 <= len(r) <= len(f):  # a rationale that is a chunk of the following text
         score = max(score, fuzz.partial_ratio(r, f))
-    return score >= 100 * threshold
+    if score >= 100 * threshold:
+        return "similar"
+    wanted = content_words(following)
+    if len(wanted) < MIN_CONTENT_WORDS:
+        return None
+    if f" {f} " in f" {r} ":
+        return "contains"
+    if len(wanted & content_words(rationale)) >= CONTENT_SHARE * len(wanted):
+        return "content_words"
+    return None
+
+
+def is_leak(rationale: str, following: str, threshold: float) -> bool:
+    return leak_reason(rationale, following, threshold) is not None
 
 
 def clean_rationale(text: str) -> str:

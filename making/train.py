@@ -121,7 +121,8 @@ def load_pairs(dirs) -> list[dict]:
                     preceding = row["preceding"] if "preceding" in row else row["preceeding"]
                     if not (isinstance(preceding, str) and isinstance(row["rationale"], str)):
                         raise TypeError
-                    pairs.append({"preceding": preceding, "rationale": row["rationale"]})
+                    pairs.append({"preceding": preceding, "rationale": row["rationale"],
+                                  "doc": row.get("doc_id")})
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise InputError(f"{path}:{n}: not a rationale pair (preceding or the "
                                      "reference's preceeding, and rationale)") from None
@@ -152,10 +153,20 @@ def encode_pair(tokenizer, preceding: str, rationale: str, max_length: int) -> d
 
 
 def split_eval(pairs: list[dict], fraction: float, seed: int) -> tuple[list, list]:
-    rows = pairs[:]
-    random.Random(seed).shuffle(rows)
-    n_eval = 0 if fraction <= 0 or len(rows) < 2 else max(1, round(fraction * len(rows)))
-    return rows[n_eval:], rows[:n_eval]
+    """(train, held-out), split by document: the pairs of one document (its "doc",
+    the triple's doc_id) are all on one side, so held-out pairs share no prefix with
+    training pairs. Whole documents are held out until `fraction` of the pairs is.
+    A pair with no doc is a document of its own."""
+    docs: dict = {}
+    for i, p in enumerate(pairs):
+        docs.setdefault(p.get("doc") or ("#pair", i), []).append(p)
+    groups = list(docs.values())
+    random.Random(seed).shuffle(groups)
+    n_eval = 0 if fraction <= 0 or len(pairs) < 2 else max(1, round(fraction * len(pairs)))
+    held: list = []
+    while groups and len(held) < n_eval and len(groups) > 1:
+        held.extend(groups.pop())
+    return [p for g in groups for p in g], held
 
 
 def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool):

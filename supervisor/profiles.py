@@ -148,9 +148,17 @@ def hellaswag_text(context: str, endings) -> str:
 
 # ---- solution text to one turn per line or sentence -------------------------------
 
-def gsm8k_steps(solution: str) -> tuple[str, ...]:
+_CALC = re.compile(r"<<[^<>]*>>")
+
+
+def gsm8k_steps(solution: str, calculator: bool = True) -> tuple[str, ...]:
     """The reference's split: `####` -> the answer phrase, one turn per non-empty line,
-    a period added where a line does not end with one (the answer line too)."""
+    a period added where a line does not end with one (the answer line too).
+    calculator=False drops the `<<48/2=24>>` annotations (and the spaces they leave),
+    as an agent prompted without them writes its steps: what `rationalyst` trains on."""
+    if not calculator:
+        solution = "\n".join(" ".join(_CALC.sub("", ln).split())
+                             for ln in solution.split("\n"))
     lines = solution.replace("####", ANSWER).split("\n")
     return tuple(ln if ln.endswith(".") else ln + "." for ln in lines if ln != "")
 
@@ -258,11 +266,21 @@ def dataset_of(problem: Problem) -> str:
     return {"math": "gsm8k", "math_boxed": "math", "true_false": "proofwriter"}[problem.task]
 
 
+def reference_user(problem: Problem) -> str:
+    """The problem's own user turn under the reference profile (no shots loaded)."""
+    name = dataset_of(problem)
+    if name == "hellaswag":
+        return hellaswag_text(problem.question, problem.choices)
+    if name == "proofwriter":
+        return proofwriter_text(problem.question)
+    return question_text(problem.question, problem.choices)
+
+
 def reference_prompt(problem: Problem) -> Prompt:
     """The reference profile's prompt for one problem."""
     fewshot, benchmark = _dir("fewshot"), _dir("benchmark")
     name = dataset_of(problem)
-    user = question_text(problem.question, problem.choices)
+    user = reference_user(problem)
     if name == "gsm8k":
         base = _gsm8k(fewshot)
     elif name == "math":
@@ -270,9 +288,9 @@ def reference_prompt(problem: Problem) -> Prompt:
     elif name == "commonsenseqa":
         base = _ecqa()
     elif name == "hellaswag":
-        base, user = _hellaswag(benchmark), hellaswag_text(problem.question, problem.choices)
+        base = _hellaswag(benchmark)
     elif name == "proofwriter":
-        base, user = _proofwriter(benchmark), proofwriter_text(problem.question)
+        base = _proofwriter(benchmark)
     elif name == "mmlu_pro":
         base = _mmlu(fewshot, problem.category or "other")
     else:

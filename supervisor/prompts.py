@@ -103,13 +103,19 @@ EXPLICIT_NOTE = (" If you find text enclosed in <BOT> and <EOT>, that is a ratio
 question_text = profiles.question_text
 
 
+def user_turn(problem: Problem) -> str:
+    """The problem's own user turn under its profile ('Question: q\n[Choices: ...\n]Answer:')."""
+    if problem.profile == "reference":
+        return profiles.reference_user(problem)
+    return question_text(problem.question, problem.choices)
+
+
 def layout(problem: Problem) -> profiles.Prompt:
     """The agent prompt's parts under the problem's profile."""
     if problem.profile == "reference":
         return profiles.reference_prompt(problem)
     shots = tuple((question_text(q, c), tuple(s)) for q, c, s in _SHOTS[problem.task])
-    return profiles.Prompt(_SYSTEM[problem.task], shots,
-                           question_text(problem.question, problem.choices))
+    return profiles.Prompt(_SYSTEM[problem.task], shots, user_turn(problem))
 
 
 def _history(prompt: profiles.Prompt, steps: Sequence[str]) -> list[dict]:
@@ -139,9 +145,15 @@ def agent_messages(problem: Problem, steps: Sequence[str],
     return [{"role": "system", "content": system}, *msgs] if system else msgs
 
 
+# How the trajectory RATIONALYST reads joins the question's turn and the steps.
+TRAJECTORY_JOIN = " "
+
+
 def trajectory(problem: Problem, steps: Sequence[str]) -> str:
-    """T = 'Question: q\\nAnswer: s1 s2 ...', what RATIONALYST reads."""
-    return " ".join([layout(problem).user, *steps])
+    """T = 'Question: q\\nAnswer: s1 s2 ...', what RATIONALYST reads. The server's
+    rationale call and `rationalyst extract`'s question/answer prefixes (making/render.py)
+    both come from here, so training conditions on the text the server sends."""
+    return TRAJECTORY_JOIN.join([user_turn(problem), *steps])
 
 
 def rationale_chat(text: str) -> list[dict]:

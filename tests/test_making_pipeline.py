@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rationalyst.cli.main import main
-from rationalyst.making import extract, filter as filt
-from rationalyst.making.documents import Document
+from rationalyst.making import extract, filter as filt, train
+from rationalyst.making.documents import Document, read_documents
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
 
 
@@ -89,8 +89,12 @@ async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tm
         ("a", "think about beta first", "Beta is two."),
         ("b", "think about delta first", "Delta is four.")}
     assert stats["skipped"] == {"empty": 1, "not UTF-8": 1, "text modified": 0,
-                                "unpaired markers": 0, "no rationale": 1, "leak": 0}
+                                "unpaired markers": 0, "no rationale": 1, "leak": 0,
+                                "truncated": 0}
     assert stats["rationales_leak"] == 1 and stats["kept"] == 2 and stats["triples"] == 2
+    assert stats["rationales_leak_by_reason"] == {"similar": 1, "contains": 0,
+                                                  "content_words": 0}
+    assert stats["rationales_truncated"] == 0
     assert json.loads((tmp_path / "extract_stats.json").read_text()) == stats
     n_calls = eng.calls["generate"]
 
@@ -104,6 +108,45 @@ async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tm
     again = [json.loads(x) for x in (tmp_path / "triples.jsonl").read_text().splitlines()]
     assert sorted(t["id"] for t in again) == sorted(t["id"] for t in triples)  # no duplicate
     assert stats2 == stats
+
+
+async def test_extract_drops_rationales_cut_by_the_token_cap_and_counts_leaks_by_reason(
+        tmp_path):
+    # The scripted engine cuts a reply longer than max_tokens (whitespace tokens) with
+    # finish reason "length", as vLLM does at the cap.
+    def reply(prompt: str) -> str:
+        nxt = prompt.rsplit("Next sentence:\n", 1)[1].split("\n")[0]
+        if nxt.startswith("Beta"):
+            return " ".join(["word"] * 20)  # over the cap
+        if nxt.startswith("Gamma"):  # restates it inside a longer rationale
+            return "Ages only grow with the years, so we know that " + nxt.lower()
+        return "Short and on topic."
+    docs = [Document("a", "Alpha is one. Beta is two and twelve. Gamma is three and "
+                     "thirty. Delta is four.", "x:1"),
+            Document("b", "Alpha is one. Beta is two.", "x:2")]
+    stats = await extract.run(ScriptedEngine(generate=reply), docs, tmp_path,
+                              extract.ExtractConfig(max_rationale_tokens=16), progress=False)
+    triples = [json.loads(x) for x in (tmp_path / "triples.jsonl").read_text().splitlines()]
+    assert [(t["doc_id"], t["following"]) for t in triples] == [("a", "Delta is four.")]
+    assert stats["rationales_truncated"] == 2  # a's and b's Beta boundary
+    assert stats["rationales_leak_by_reason"] == {"similar": 0, "contains": 1,
+                                                  "content_words": 0}
+    assert stats["skipped"]["truncated"] == 1 and stats["kept"] == 1
+
+
+async def test_extract_asks_question_answer_items_only_after_the_question(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({
+        "id": "q1", "question": "Tom is 3. Ann is 5. Who is older?",
+        "choices": ["Tom", "Ann"], "solution": "Ann is 5. Tom is 3. The answer is: B"}) + "\n")
+    eng = ScriptedEngine(generate=lambda p: "Compare the ages.")
+    await extract.run(eng, read_documents([str(path)]), tmp_path / "run",
+                      extract.ExtractConfig(), progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "run/triples.jsonl").read_text().splitlines()]
+    head = "Question: Tom is 3. Ann is 5. Who is older?\nChoices: A - Tom B - Ann\nAnswer:"
+    assert [(r["preceding"], r["following"]) for r in rows] == [
+        (head, "Ann is 5."), (head + " Ann is 5.", "Tom is 3."),
+        (head + " Ann is 5. Tom is 3.", "The answer is: B")]
 
 
 async def test_extract_rewrite_mode_checks_the_text_and_markers(tmp_path):
@@ -210,3 +253,17 @@ def test_train_stopped_midway_resumes_from_its_checkpoint(default_model, tmp_pat
     assert (ckpt / "config.json").exists() and not (ckpt / ".trainer").exists()
     assert main(argv) == 2  # a finished checkpoint is not resumed
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_held_out_split_never_splits_a_document(tmp_path):
+    rows = [{"id": f"d{d}#{k}", "doc_id": f"d{d}", "preceding": f"doc {d} part {k}",
+             "rationale": "r"} for d in range(40) for k in range(d % 4 + 1)]
+    (tmp_path / "kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = train.load_pairs([tmp_path])
+    kept, held = train.split_eval(pairs, 0.1, seed=0)
+    docs = lambda ps: {p["doc"] for p in ps}  # noqa: E731
+    assert docs(kept) & docs(held) == set() and docs(held)
+    assert len(kept) + len(held) == len(rows)
+    assert round(0.1 * len(rows)) <= len(held) < round(0.1 * len(rows)) + 4
+    # The reference's format has no doc_id: each pair is a document of its own.
+    assert len(train.split_eval([{"preceding": "p", "rationale": "r"}] * 20, 0.1, 0)[1]) == 2

@@ -83,3 +83,50 @@ def test_leak_guard_keeps_real_rationales(rationale):
 
 def test_clean_rationale_drops_label_markers_and_newlines():
     assert split.clean_rationale("Rationale:  multiply <EOT>\n first") == "multiply first"
+
+
+def test_no_boundary_inside_code_or_figures_nor_at_a_single_line_break():
+    text = ("Draw the square.\n[asy]\ndraw((0,0)--(1,0)); label(\"A.\", (0,0));\n"
+            "dot((1,1));\n[/asy]\nIts side is 1. Run it:\n```\nx = 1. \ny = 2.\n```\n"
+            "It prints\n3 in the end.\n\nNew paragraph")
+    segs = split.sentences(text)
+    assert "".join(segs) == text
+    assert [s.strip()[:12] for s in segs] == [
+        "Draw the squ", "[asy]\ndraw((", "Run it:\n```\n", "New paragrap"]
+    assert "It prints\n3 in the end." in segs[2]  # a lone newline does not cut a sentence
+
+
+def test_no_boundary_inside_the_question():
+    text = ("Question: Tom is 3. Ann is 5.\nWho is older?\nChoices: A - Tom B - Ann\n"
+            "Answer: Ann is 5. The answer is: B")
+    pairs = split.boundaries(text)
+    assert [nxt for _, nxt in pairs] == ["Ann is 5.", "The answer is: B"]
+    assert pairs[0][0].endswith("Ann\nAnswer:")
+
+
+def test_leak_guard_catches_a_restatement_inside_a_longer_rationale():
+    # The held-out example: kept by the similarity guard alone.
+    following = "The air is cooler and calmer after sunset."
+    rationale = ("Many birds migrate and fly at night, but the air is cooler and calmer "
+                 "after sunset.")
+    assert split.leak_reason(rationale, following, 0.7) == "contains"
+    # Most of its content words, reordered and padded, numbers included.
+    assert split.leak_reason("Sunset brings calmer winds and cooler air, which makes long "
+                             "flights of migrating birds easier.", following, 0.7) == "content_words"
+    assert split.leak_reason("Add 36 pencils to 10 to get the 46 pencils in the box.",
+                             "So the box holds 36 + 10 = 46 pencils.", 0.7) == "content_words"
+
+
+@pytest.mark.parametrize("rationale", [
+    "Yes. A library holds thousands of books, so reading them all takes years.",
+    "The answer is yes, because bats use echolocation.",
+    "No, because the moon has no air.",
+])
+def test_leak_guard_keeps_rationales_that_merely_contain_a_short_following_text(rationale):
+    for following in ("Yes.", "No.", "So x = 2."):
+        assert split.leak_reason(rationale, following, 0.7) is None
+
+
+def test_content_words_drop_stopwords_and_latex_commands_but_keep_numbers():
+    assert split.content_words("So $\\frac{1}{2}$ of the 1,200 apples are red.") == {
+        "1", "2", "1200", "apples", "red"}
