@@ -43,10 +43,14 @@ def problems(k: int) -> list[Problem]:
 async def one_round(eng: VLLMEngine, probs: list[Problem], tag: str) -> tuple[float, int]:
     await eng.llm.reset_prefix_cache()
     t0 = time.perf_counter()
-    steps = [eng.sample(eng.render(agent_messages(p, [])), STEP, f"{tag}-s{i}")
-             for i, p in enumerate(probs)]
-    rats = [eng.generate(eng.render(rationale_messages(p, [])), 64, (), f"{tag}-r{i}")
-            for i, p in enumerate(probs)]
+    steps = [
+        eng.sample(eng.render(agent_messages(p, [])), STEP, f"{tag}-s{i}")
+        for i, p in enumerate(probs)
+    ]
+    rats = [
+        eng.generate(eng.render(rationale_messages(p, [])), 64, (), f"{tag}-r{i}")
+        for i, p in enumerate(probs)
+    ]
     gens = await asyncio.gather(*steps, *rats)
     wall = time.perf_counter() - t0
     return wall, sum(g.prompt_tokens + g.completion_tokens for g in gens)
@@ -76,9 +80,11 @@ async def main(k: int, rounds: int) -> None:
     for chunked in (False, True):
         rows[chunked] = await measure(chunked, probs, rounds)
         r = rows[chunked]
-        print(f"chunked prefill {'on ' if chunked else 'off'}: median {r['wall_s']:.2f} s "
-              f"per round ({', '.join(f'{w:.2f}' for w in r['walls'])}), {r['tokens']} "
-              f"prompt + completion tokens, {r['tokens_per_s']:.0f} tokens/s")
+        print(
+            f"chunked prefill {'on ' if chunked else 'off'}: median {r['wall_s']:.2f} s "
+            f"per round ({', '.join(f'{w:.2f}' for w in r['walls'])}), {r['tokens']} "
+            f"prompt + completion tokens, {r['tokens_per_s']:.0f} tokens/s"
+        )
     print(f"wall time, off / on: {rows[False]['wall_s'] / rows[True]['wall_s']:.2f}x")
 
 

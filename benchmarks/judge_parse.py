@@ -24,28 +24,38 @@ import sys
 from pathlib import Path
 
 from rationalyst.supervisor.models import default_cache_dir, resolve
-from rationalyst.supervisor.strategies.judge import (AgentJudge, HTTPJudge,
-                                                     StructuredAgentJudge,
-                                                     StructuredHTTPJudge, judge_messages)
+from rationalyst.supervisor.strategies.judge import (
+    AgentJudge,
+    HTTPJudge,
+    StructuredAgentJudge,
+    StructuredHTTPJudge,
+    judge_messages,
+)
 
 DATA = Path(os.environ.get("RATIONALYST_DATA_DIR", "../shared/data/benchmarks"))
 
 
 async def rate_all(name: str, judge, cases: list) -> dict:
-    ratings = await asyncio.gather(*(judge.rate(m, f"{name[:5]}-{i}")
-                                     for i, m in enumerate(cases)))
+    ratings = await asyncio.gather(*(judge.rate(m, f"{name[:5]}-{i}") for i, m in enumerate(cases)))
     parsed = sum(r.reward is not None for r in ratings)
     print(f"{name}: {parsed}/{len(ratings)} replies hold a reward 0-3", flush=True)
-    return {"parsed": parsed, "replies": len(ratings), "rewards": [r.reward for r in ratings],
-            "mode": getattr(judge, "mode", None),
-            "sample_replies": [r.reply for r in ratings[:3]]}
+    return {
+        "parsed": parsed,
+        "replies": len(ratings),
+        "rewards": [r.reward for r in ratings],
+        "mode": getattr(judge, "mode", None),
+        "sample_replies": [r.reply for r in ratings[:3]],
+    }
 
 
 async def main(n: int, url: str | None, model: str) -> None:
-    items = [json.loads(line) for line in open(DATA / "gsm8k.jsonl")][:n + 1]
+    items = [json.loads(line) for line in open(DATA / "gsm8k.jsonl")][: n + 1]
     firsts = [it["solution"].split("\n")[0] for it in items]
-    cases = [judge_messages(items[i]["question"], [step])
-             for i in range(n) for step in (firsts[i], firsts[i + 1])]
+    cases = [
+        judge_messages(items[i]["question"], [step])
+        for i in range(n)
+        for step in (firsts[i], firsts[i + 1])
+    ]
     out = {}
     if url:
         before, after = HTTPJudge(url, model), StructuredHTTPJudge(url, model)
@@ -60,10 +70,10 @@ async def main(n: int, url: str | None, model: str) -> None:
 
         eng = VLLMEngine.load(resolve("default", default_cache_dir()), "default")
         try:
-            out["before (free text, 16 tokens)"] = await rate_all("before", AgentJudge(eng),
-                                                                  cases)
+            out["before (free text, 16 tokens)"] = await rate_all("before", AgentJudge(eng), cases)
             out["after (structured choice)"] = await rate_all(
-                "after", StructuredAgentJudge(eng), cases)
+                "after", StructuredAgentJudge(eng), cases
+            )
         finally:
             await eng.close()
     print(json.dumps(out, indent=1))
@@ -71,5 +81,10 @@ async def main(n: int, url: str | None, model: str) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    asyncio.run(main(int(args[0]) if args else 12, args[1] if len(args) > 1 else None,
-                     args[2] if len(args) > 2 else "gpt-4-turbo"))
+    asyncio.run(
+        main(
+            int(args[0]) if args else 12,
+            args[1] if len(args) > 1 else None,
+            args[2] if len(args) > 2 else "gpt-4-turbo",
+        )
+    )

@@ -22,11 +22,11 @@ import sys
 from playwright.sync_api import sync_playwright
 
 
-def main(url: str, model: str, question: str = "What is 3 + 4?",
-         shot: str = "open-webui.png") -> int:
+def main(
+    url: str, model: str, question: str = "What is 3 + 4?", shot: str = "open-webui.png"
+) -> int:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{url}/?model={model}", timeout=120_000)
         box = page.locator("#chat-input")
@@ -40,8 +40,10 @@ def main(url: str, model: str, question: str = "What is 3 + 4?",
         thought.wait_for(timeout=300_000)
         reply = page.locator("#response-content-container").last
         page.wait_for_function(  # the answer has streamed in after the reasoning
-            "el => el.innerText.trim().split('\\n').length > 1", arg=reply.element_handle(),
-            timeout=300_000)
+            "el => el.innerText.trim().split('\\n').length > 1",
+            arg=reply.element_handle(),
+            timeout=300_000,
+        )
         collapsed = reply.inner_text()
         thought.click()
         page.wait_for_timeout(500)  # the expand animation; then the screenshot

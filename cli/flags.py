@@ -45,12 +45,14 @@ warnings.filterwarnings("ignore", 'Field name "json"', UserWarning)
 
 class Options(BaseModel):
     """A base for command options: unknown fields (a misspelt one in code) are refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 @dataclasses.dataclass(frozen=True)
 class Command:
     """A subcommand: its options model and what runs on them (returns the exit status)."""
+
     name: str
     options: type[BaseModel]
     run: typing.Callable[[typing.Any], int]
@@ -59,11 +61,18 @@ class Command:
     env_prefix: str | None = None  # settings models: unset flags fall back to the env
 
 
-def cli_field(default: typing.Any = ..., *, positional: bool = False,
-              nargs: str | None = None, metavar: str | None = None, **kw) -> typing.Any:
+def cli_field(
+    default: typing.Any = ...,
+    *,
+    positional: bool = False,
+    nargs: str | None = None,
+    metavar: str | None = None,
+    **kw,
+) -> typing.Any:
     """A pydantic Field with how it shows on the command line."""
-    cli = {k: v for k, v in (("positional", positional), ("nargs", nargs),
-                             ("metavar", metavar)) if v}
+    cli = {
+        k: v for k, v in (("positional", positional), ("nargs", nargs), ("metavar", metavar)) if v
+    }
     return Field(default, json_schema_extra={"cli": cli}, **kw)
 
 
@@ -71,8 +80,10 @@ def borrow(model: type[BaseModel], names: typing.Iterable[str]) -> dict:
     """Fields of `model` for pydantic.create_model, with their types (choices
     included), defaults and descriptions but not their ranges: a command that sends
     them to the server leaves those to it, whose 422 names the field."""
-    return {n: (f.annotation, Field(f.default, description=f.description))
-            for n, f in ((n, model.model_fields[n]) for n in names)}
+    return {
+        n: (f.annotation, Field(f.default, description=f.description))
+        for n, f in ((n, model.model_fields[n]) for n in names)
+    }
 
 
 def flag(name: str) -> str:
@@ -101,8 +112,9 @@ def positionals(model: type[BaseModel]) -> list[str]:
     return [n for n, f in model.model_fields.items() if _cli(f).get("positional")]
 
 
-def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel], *,
-              env_prefix: str | None = None) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser, model: type[BaseModel], *, env_prefix: str | None = None
+) -> None:
     """One argument per field. Unset flags are None: the model's default applies (or,
     for settings, the environment)."""
     for name, field in model.model_fields.items():
@@ -125,11 +137,17 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel], *,
             kw["metavar"] = cli["metavar"]
         help_ = field.description or ""
         # A bool's default shows in its name (--x/--no-x); None and [] mean "not given".
-        if field.default not in (None, ..., [], ()) and field.default_factory is None \
-                and not field.is_required() and kind is not bool:
-            shown = ",".join(map(str, field.default)) if isinstance(field.default,
-                                                                    (list, tuple)) \
+        if (
+            field.default not in (None, ..., [], ())
+            and field.default_factory is None
+            and not field.is_required()
+            and kind is not bool
+        ):
+            shown = (
+                ",".join(map(str, field.default))
+                if isinstance(field.default, (list, tuple))
                 else field.default
+            )
             help_ += f" [default {shown}]"
         if env_prefix:
             help_ += f" [env {env_prefix}{name.upper()}]"
@@ -148,8 +166,7 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel], *,
 
 def given(args: argparse.Namespace, model: type[BaseModel]) -> dict:
     """The flags given, by field name."""
-    return {n: getattr(args, n) for n in model.model_fields
-            if getattr(args, n, None) is not None}
+    return {n: getattr(args, n) for n in model.model_fields if getattr(args, n, None) is not None}
 
 
 def build(parser: argparse.ArgumentParser, model: type[BaseModel], /, **values):
@@ -158,8 +175,7 @@ def build(parser: argparse.ArgumentParser, model: type[BaseModel], /, **values):
         return model(**values)
     except ValidationError as exc:
         names = set(positionals(model))
-        problems = "; ".join(
-            f"{_where(e['loc'], names, model)}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{_where(e['loc'], names, model)}: {e['msg']}" for e in exc.errors())
         parser.error(problems)
 
 
@@ -171,8 +187,9 @@ def _where(loc: tuple, names: set[str], model: type[BaseModel]) -> str:
 
 
 def add_command(sub, command: Command) -> argparse.ArgumentParser:
-    p = sub.add_parser(command.name, help=command.help,
-                       description=command.description or command.help)
+    p = sub.add_parser(
+        command.name, help=command.help, description=command.description or command.help
+    )
     add_flags(p, command.options, env_prefix=command.env_prefix)
     p.set_defaults(command=command, parser=p)
     return p
@@ -188,8 +205,9 @@ def run(args: argparse.Namespace) -> int:
     return args.command.run(options(args))
 
 
-def main(command: Command, argv: typing.Sequence[str] | None = None,
-         prog: str = "rationalyst") -> int:
+def main(
+    command: Command, argv: typing.Sequence[str] | None = None, prog: str = "rationalyst"
+) -> int:
     """Run one command on its own (`python -m` entry points)."""
     parser = argparse.ArgumentParser(prog=prog)
     sub = parser.add_subparsers()

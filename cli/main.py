@@ -37,8 +37,9 @@ def command(name: str) -> flags.Command:
 
 
 def parser(names: typing.Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rationalyst", description=(
-        "Inference-time process supervision with RATIONALYST."))
+    p = argparse.ArgumentParser(
+        prog="rationalyst", description=("Inference-time process supervision with RATIONALYST.")
+    )
     sub = p.add_subparsers(dest="name", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     for name in names:
         flags.add_command(sub, command(name))
@@ -50,8 +51,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     # A named command builds only its own parser: its imports, nobody else's.
     args = parser(argv[:1] if argv[:1] and argv[0] in COMMANDS else COMMANDS).parse_args(argv)
     if args.name not in ("solve", "eval"):  # the HTTP clients draw their own progress
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     return flags.run(args)
 
 

@@ -45,9 +45,16 @@ def run_server(app, settings) -> int:
                 self.force_exit = True
             super().handle_exit(sig, frame)
 
-    server = Server(uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_s + 5))
+    server = Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_s + 5,
+        )
+    )
     # uvicorn re-raises the signal once it has drained, which would end a clean stop
     # with "killed by SIGTERM" (or a KeyboardInterrupt traceback): make that a no-op.
     handled = (signal.SIGINT, signal.SIGTERM)
@@ -67,8 +74,10 @@ def check_models(settings: ServerSettings) -> list[str] | None:
     from rationalyst.supervisor.models import ModelError, resolve
 
     try:
-        return [resolve(spec, settings.cache_dir, base=settings.agent_model)
-                for spec in dict.fromkeys([settings.agent_model, settings.rationale_model])]
+        return [
+            resolve(spec, settings.cache_dir, base=settings.agent_model)
+            for spec in dict.fromkeys([settings.agent_model, settings.rationale_model])
+        ]
     except ModelError as exc:
         print(f"rationalyst: {exc}", file=sys.stderr)
         return None
@@ -83,7 +92,11 @@ def prepare(settings: ServerSettings) -> int:
     return 0
 
 
-SERVE = Command("serve", ServerSettings, serve, "start the HTTP server",
-                env_prefix="RATIONALYST_")
-PREPARE = Command("prepare", ServerSettings, prepare,
-                  "build the packaged default model, check models", env_prefix="RATIONALYST_")
+SERVE = Command("serve", ServerSettings, serve, "start the HTTP server", env_prefix="RATIONALYST_")
+PREPARE = Command(
+    "prepare",
+    ServerSettings,
+    prepare,
+    "build the packaged default model, check models",
+    env_prefix="RATIONALYST_",
+)

@@ -24,16 +24,27 @@ REQUEST_FLAGS = [n for n in SolveRequest.model_fields if n not in ("question", "
 
 class _SolveFlags(ServerClientOptions):
     question: str = cli_field(positional=True, description="the question to solve")
-    choices: list[str] | None = cli_field(None, nargs="+", metavar="CHOICE", description=(
-        "answer options (lettered A, B, ...); implies task multiple_choice"))
+    choices: list[str] | None = cli_field(
+        None,
+        nargs="+",
+        metavar="CHOICE",
+        description=("answer options (lettered A, B, ...); implies task multiple_choice"),
+    )
     stream: bool = cli_field(False, description="show each step as it is chosen")
-    json: bool = cli_field(False, description=(
-        "print the raw response JSON (with --stream: one {event, data} object per line)"))
+    json: bool = cli_field(
+        False,
+        description=(
+            "print the raw response JSON (with --stream: one {event, data} object per line)"
+        ),
+    )
 
 
 # The request's own fields (types, ranges, choices), as the server checks them.
-SolveOptions = create_model("SolveOptions", __base__=_SolveFlags, **borrow(
-    SolveRequest, [n for n in REQUEST_FLAGS if n != "choices"]))
+SolveOptions = create_model(
+    "SolveOptions",
+    __base__=_SolveFlags,
+    **borrow(SolveRequest, [n for n in REQUEST_FLAGS if n != "choices"]),
+)
 
 
 def _short(text: str, width: int = 72) -> str:
@@ -58,32 +69,42 @@ class _Printer:
         if step.rationale:
             self.out.print(Text("  rationale: " + _short(step.rationale, 200), style="dim italic"))
         chosen = [c for c in step.candidates if c.chosen]
-        others = sorted((c for c in step.candidates if not c.chosen),
-                        key=lambda c: -(c.score if c.score is not None else float("-inf")))
+        others = sorted(
+            (c for c in step.candidates if not c.chosen),
+            key=lambda c: -(c.score if c.score is not None else float("-inf")),
+        )
         for c in chosen + others:
             line = Text("  ✓ " if c.chosen else "  ✗ ", style="green" if c.chosen else "red")
             if c.score is not None:
                 line.append(f"{c.score:+.2f}  ", style="cyan" if c.chosen else "dim")
-            line.append(step.text if c.chosen else _short(c.text),
-                        style="bold" if c.chosen else "dim")
+            line.append(
+                step.text if c.chosen else _short(c.text), style="bold" if c.chosen else "dim"
+            )
             self.out.print(line)
 
     def result(self, result: SolveResult) -> None:
         from rich.text import Text
 
         answer = Text("\nAnswer: ", style="bold")
-        answer.append(result.answer if result.answer is not None else "(none)",
-                      style="bold green" if result.answer is not None else "bold yellow")
-        answer.append(f"   (finish: {result.finish_reason}, {len(result.steps)} steps, "
-                      f"seed {result.seed})", style="dim")
+        answer.append(
+            result.answer if result.answer is not None else "(none)",
+            style="bold green" if result.answer is not None else "bold yellow",
+        )
+        answer.append(
+            f"   (finish: {result.finish_reason}, {len(result.steps)} steps, seed {result.seed})",
+            style="dim",
+        )
         self.out.print(answer)
         u, t = result.usage, result.timings
-        self.out.print(Text(
-            f"usage: agent {u.agent_prompt_tokens} prompt + {u.agent_completion_tokens} "
-            f"completion tokens, rationale {u.rationale_tokens}, scored {u.scored_tokens}\n"
-            f"time: {t.total_ms / 1e3:.1f} s total (sample {t.sample_ms / 1e3:.1f} s, "
-            f"rationale {t.rationale_ms / 1e3:.1f} s, score {t.score_ms / 1e3:.1f} s)",
-            style="dim"))
+        self.out.print(
+            Text(
+                f"usage: agent {u.agent_prompt_tokens} prompt + {u.agent_completion_tokens} "
+                f"completion tokens, rationale {u.rationale_tokens}, scored {u.scored_tokens}\n"
+                f"time: {t.total_ms / 1e3:.1f} s total (sample {t.sample_ms / 1e3:.1f} s, "
+                f"rationale {t.rationale_ms / 1e3:.1f} s, score {t.score_ms / 1e3:.1f} s)",
+                style="dim",
+            )
+        )
 
 
 def run(opts) -> int:
@@ -104,8 +125,10 @@ def run(opts) -> int:
             for item in client.stream_solve(opts.question, **kwargs):
                 if printer is None:
                     event = "step" if isinstance(item, Step) else "done"
-                    print(json.dumps({"event": event, "data": item.raw}, ensure_ascii=False),
-                          flush=True)
+                    print(
+                        json.dumps({"event": event, "data": item.raw}, ensure_ascii=False),
+                        flush=True,
+                    )
                 elif isinstance(item, Step):
                     printer.step(item)
                 else:

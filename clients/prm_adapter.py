@@ -26,8 +26,14 @@ STEP_SEPARATOR = "\n\n"  # search-and-learn's step delimiter
 
 
 class RationalystPRM:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None,
-                 as_probability: bool = False, **score_fields) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        as_probability: bool = False,
+        **score_fields,
+    ) -> None:
         self.base_url, self.api_key = base_url, api_key
         self.as_probability = as_probability
         self.fields = score_fields  # e.g. task, score_decay

@@ -7,9 +7,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from rationalyst.supervisor import prompts
 from rationalyst.supervisor.types import Problem
@@ -36,8 +36,9 @@ def qa_document(doc_id: str, obj: dict, where: str) -> Document:
     """A question + solution object (choices and dataset optional) as the server
     renders it (render.py)."""
     choices = obj.get("choices")
-    if choices is not None and not (isinstance(choices, list)
-                                    and all(isinstance(c, str) for c in choices)):
+    if choices is not None and not (
+        isinstance(choices, list) and all(isinstance(c, str) for c in choices)
+    ):
         raise InputError(f"{where}: 'choices' must be a list of strings")
     dataset = render.dataset_of(doc_id, obj["solution"], obj.get("dataset"))
     problem = render.qa_problem(obj["question"], choices, dataset)
@@ -68,8 +69,10 @@ def _jsonl(path: Path, mine: Callable[[], bool]) -> Iterator[Document]:
             elif isinstance(obj.get("question"), str) and isinstance(obj.get("solution"), str):
                 yield qa_document(doc_id, obj, where)
             else:
-                raise InputError(f"{where}: no 'text' field (nor 'question' + 'solution'); "
-                                 "each line must be an object with a 'text' string")
+                raise InputError(
+                    f"{where}: no 'text' field (nor 'question' + 'solution'); "
+                    "each line must be an object with a 'text' string"
+                )
 
 
 def _txt(path: Path, mine: Callable[[], bool]) -> Iterator[Document]:
@@ -108,14 +111,15 @@ def check_paths(paths: Sequence[str]) -> list[Path]:
         if not path.is_file():
             raise InputError(f"no such file: {p}")
         if path.suffix not in (".jsonl", ".txt"):
-            raise InputError(f"{p}: unsupported input; use .jsonl (text, or question + "
-                             "solution) or .txt (blank-line-separated documents)")
+            raise InputError(
+                f"{p}: unsupported input; use .jsonl (text, or question + "
+                "solution) or .txt (blank-line-separated documents)"
+            )
         out.append(path)
     return out
 
 
-def iter_documents(paths: Sequence[str], shard: tuple[int, int] = (0, 1)
-                   ) -> Iterator[Document]:
+def iter_documents(paths: Sequence[str], shard: tuple[int, int] = (0, 1)) -> Iterator[Document]:
     """This shard's documents, streamed: the i-th of n takes documents i, i+n, i+2n...
     of the inputs in order. Other shards' documents are counted, never parsed or
     kept, so a shard's memory and validation do not grow with the others' share."""

@@ -10,17 +10,22 @@ from pathlib import Path
 from rationalyst.supervisor.engine import Engine
 
 
-async def open_engine(model: str, url: str | None, *, cache_dir: Path,
-                      api_key: str | None = None, max_model_len: int | None = None,
-                      max_concurrency: int = 64) -> Engine:
+async def open_engine(
+    model: str,
+    url: str | None,
+    *,
+    cache_dir: Path,
+    api_key: str | None = None,
+    max_model_len: int | None = None,
+    max_concurrency: int = 64,
+) -> Engine:
     """Raises ModelError (no LM head, no config) before anything is loaded."""
     from rationalyst.supervisor.backends import connect_remote, display_name
     from rationalyst.supervisor.models import resolve
 
     path = resolve(model, cache_dir)
     if url:  # one server, or several replicas (comma-separated), as `serve` takes them
-        return await connect_remote(path, url, api_key=api_key,
-                                    max_concurrency=max_concurrency)
+        return await connect_remote(path, url, api_key=api_key, max_concurrency=max_concurrency)
     from rationalyst.supervisor.vllm_engine import VLLMEngine
 
     return VLLMEngine.load(path, display_name(path), max_model_len=max_model_len)
@@ -34,9 +39,14 @@ def with_engine(opts, work):
     from rationalyst.supervisor.models import default_cache_dir
 
     async def go():
-        engine = await open_engine(opts.model, opts.url, cache_dir=default_cache_dir(),
-                                   api_key=opts.api_key, max_model_len=opts.max_model_len,
-                                   max_concurrency=max(1, opts.concurrency) * 8)
+        engine = await open_engine(
+            opts.model,
+            opts.url,
+            cache_dir=default_cache_dir(),
+            api_key=opts.api_key,
+            max_model_len=opts.max_model_len,
+            max_concurrency=max(1, opts.concurrency) * 8,
+        )
         try:
             return await work(engine)
         finally:
@@ -64,5 +74,4 @@ def guard(run) -> int:
     except (InputError, ModelError, EngineError) as exc:
         return fail(str(exc), 2)
     except KeyboardInterrupt:
-        return fail("interrupted; finished work is saved: rerun the same command to "
-                    "continue", 130)
+        return fail("interrupted; finished work is saved: rerun the same command to continue", 130)

@@ -15,14 +15,14 @@ in extract). Output: kept.jsonl (id, text, similarity), prefilter_stats.json.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from .documents import Document, InputError, iter_documents
 
 FILES = ("kept.jsonl", "prefilter_stats.json")
 EMBEDDING_THRESHOLD = 0.3  # the paper's
-LEXICAL_THRESHOLD = 0.1    # TF-IDF cosines are smaller than embeddings'
+LEXICAL_THRESHOLD = 0.1  # TF-IDF cosines are smaller than embeddings'
 INSTALL = "pip install 'rationalyst-server[prefilter]'"
 
 
@@ -32,26 +32,35 @@ class EmbeddingScorer:
     def __init__(self, model_path: str, batch_size: int = 64):
         path = Path(model_path)
         if not path.is_dir():
-            raise InputError(f"--model: no such directory: {model_path} (a "
-                             "sentence-transformers model saved on disk)")
+            raise InputError(
+                f"--model: no such directory: {model_path} (a "
+                "sentence-transformers model saved on disk)"
+            )
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise InputError(f"the embedding model needs sentence-transformers: {INSTALL}"
-                             ) from None
+            raise InputError(
+                f"the embedding model needs sentence-transformers: {INSTALL}"
+            ) from None
         try:
             self.model = SentenceTransformer(str(path))  # a GPU when there is one
         except Exception as exc:  # noqa: BLE001 - any load failure is the user's path
-            raise InputError(f"--model {model_path}: not a sentence-transformers model "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise InputError(
+                f"--model {model_path}: not a sentence-transformers model "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         self.batch_size = batch_size
         self.name = f"embedding {path.name}"
         self.centre = None
 
     def _embed(self, texts: Sequence[str]):
-        return self.model.encode(list(texts), batch_size=self.batch_size,
-                                 normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False)
+        return self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     def fit(self, reasoning: Sequence[str]) -> None:
         import numpy as np
@@ -75,8 +84,9 @@ class LexicalScorer:
             raise InputError(f"the lexical scorer needs scikit-learn: {INSTALL}") from None
         # Numbers count (reasoning data is full of them, and "3" says arithmetic);
         # stop words do not: without them any English prose looks close.
-        self.vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b",
-                                   stop_words="english")
+        self.vec = TfidfVectorizer(
+            sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", stop_words="english"
+        )
         self.centre = None
 
     def fit(self, reasoning: Sequence[str]) -> None:
@@ -107,14 +117,21 @@ def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def run(scorer, corpus: Iterable[Document], out: Path, threshold: float, max_chars: int,
-        batch_size: int = 256, progress: bool = True, total: int | None = None) -> dict:
+def run(
+    scorer,
+    corpus: Iterable[Document],
+    out: Path,
+    threshold: float,
+    max_chars: int,
+    batch_size: int = 256,
+    progress: bool = True,
+    total: int | None = None,
+) -> dict:
     """Score the corpus in batches and keep what passes; returns the stats (also in
     prefilter_stats.json). Documents too long are never scored."""
     from tqdm import tqdm
 
-    stats = {"read": 0, "kept": 0, "too_long": 0, "below_threshold": 0, "empty": 0,
-             "not_utf8": 0}
+    stats = {"read": 0, "kept": 0, "too_long": 0, "below_threshold": 0, "empty": 0, "not_utf8": 0}
     bar = tqdm(total=total, desc="prefilter", unit="doc", disable=not progress)
     with open(out / "kept.jsonl", "w", encoding="utf-8") as f:
         for batch in _batches(corpus, batch_size):
@@ -133,9 +150,13 @@ def run(scorer, corpus: Iterable[Document], out: Path, threshold: float, max_cha
             for d, sim in zip(todo, sims):
                 if sim >= threshold:
                     stats["kept"] += 1
-                    f.write(json.dumps({"id": d.id, "text": d.text,
-                                        "similarity": round(sim, 4)},
-                                       ensure_ascii=False) + "\n")
+                    f.write(
+                        json.dumps(
+                            {"id": d.id, "text": d.text, "similarity": round(sim, 4)},
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
                 else:
                     stats["below_threshold"] += 1
             bar.update(len(batch))

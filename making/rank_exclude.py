@@ -10,8 +10,8 @@ excluded.json, so that later reports and phases leave the same items out."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from .documents import InputError
 
@@ -50,12 +50,10 @@ class TrainingInputs:
                 if not isinstance(row, dict):
                     raise InputError(f"{path}:{n}: expected a JSON object per line")
                 self.ids.update(str(row[k]) for k in ("id", "doc_id") if row.get(k))
-                self.texts.append(_norm(" ".join(v for v in row.values()
-                                                 if isinstance(v, str))))
+                self.texts.append(_norm(" ".join(v for v in row.values() if isinstance(v, str))))
 
     def _text(self, path: Path) -> None:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()
-                 if ln.strip()]
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
         if lines and all(len(ln.split()) == 1 for ln in lines):  # an id list
             self.ids.update(lines)
         else:
@@ -86,8 +84,11 @@ def find(items: Mapping[str, str | None], paths: Sequence[str | Path]) -> tuple[
 
 
 def save(out: Path, paths: Iterable[str | Path], found: dict, matched_by: str) -> dict:
-    record = {"inputs": [str(p) for p in paths], "items": dict(sorted(found.items())),
-              "matched_by": matched_by}
+    record = {
+        "inputs": [str(p) for p in paths],
+        "items": dict(sorted(found.items())),
+        "matched_by": matched_by,
+    }
     (out / FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
 

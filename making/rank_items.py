@@ -42,8 +42,7 @@ class Item:
     steps: tuple[str, ...]
 
 
-def load_items(data_dir: Path, gsm8k: int, math: int, seed: int,
-               max_steps: int) -> list[Item]:
+def load_items(data_dir: Path, gsm8k: int, math: int, seed: int, max_steps: int) -> list[Item]:
     """The first `gsm8k` GSM8K test items (file order: no selection), and `math` MATH
     test items outside MATH-500 (and outside the reference profile's MATH shots),
     drawn with `seed` from those with short, figure-free solutions."""
@@ -51,16 +50,31 @@ def load_items(data_dir: Path, gsm8k: int, math: int, seed: int,
     with open(data_dir / "gsm8k.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()][:gsm8k]
     for r in rows:
-        items.append(Item(r["id"], "gsm8k", "math", r["question"],
-                          tuple(gsm8k_steps(r["solution"])[:max_steps])))
+        items.append(
+            Item(
+                r["id"],
+                "gsm8k",
+                "math",
+                r["question"],
+                tuple(gsm8k_steps(r["solution"])[:max_steps]),
+            )
+        )
     if math:
         pool = profiles.math_pool(data_dir)
-        shots = {it["id"] for it in random.Random(profiles.SHOT_SEED).sample(
-            pool, profiles.MATH_SHOTS)}
+        shots = {
+            it["id"] for it in random.Random(profiles.SHOT_SEED).sample(pool, profiles.MATH_SHOTS)
+        }
         pool = [it for it in pool if it["id"] not in shots]
-        drawn = [Item(r["id"], "math", "math_boxed", r["question"],
-                      tuple(math_steps(r["solution"])[:max_steps]))
-                 for r in random.Random(seed).sample(pool, min(math, len(pool)))]
+        drawn = [
+            Item(
+                r["id"],
+                "math",
+                "math_boxed",
+                r["question"],
+                tuple(math_steps(r["solution"])[:max_steps]),
+            )
+            for r in random.Random(seed).sample(pool, min(math, len(pool)))
+        ]
         # Interleaved, so that a run cut short still holds both datasets.
         every = max(1, len(items) // len(drawn))
         mixed = []

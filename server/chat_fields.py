@@ -30,8 +30,11 @@ def reasoning_format(extra: dict, default: str) -> str:
     if fmt is None:
         return default
     if fmt not in REASONING_FORMATS:
-        raise APIError(400, f"reasoning_format must be one of {', '.join(REASONING_FORMATS)}"
-                            f", got {fmt!r}", param="reasoning_format")
+        raise APIError(
+            400,
+            f"reasoning_format must be one of {', '.join(REASONING_FORMATS)}, got {fmt!r}",
+            param="reasoning_format",
+        )
     return fmt
 
 
@@ -55,6 +58,7 @@ def reasoning_delta(text: str) -> dict:
 
 # ---- usage ----------------------------------------------------------------------------
 
+
 def openai_usage(u: Usage, content_tokens: int) -> dict:
     """OpenAI's usage shape from a solve's counts.
 
@@ -68,7 +72,8 @@ def openai_usage(u: Usage, content_tokens: int) -> dict:
     completion, prompt = u.completion_tokens, u.prompt_tokens
     content_tokens = max(0, min(content_tokens, completion))
     return {
-        "prompt_tokens": prompt, "completion_tokens": completion,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": completion - content_tokens},
@@ -88,6 +93,7 @@ def openai_usage(u: Usage, content_tokens: int) -> dict:
 
 # ---- temperature 0 on a supervised model ------------------------------------------------
 
+
 def request_seed(body: dict) -> int:
     """A seed that is a pure function of the request (model, messages and every option
     but the transport ones): the same request, the same solve."""
@@ -96,19 +102,26 @@ def request_seed(body: dict) -> int:
     return int.from_bytes(digest[:8], "big") % SEED_LIMIT
 
 
-def zero_temperature(strategy: str, temperature: float, num_candidates: int,
-                     seed: int | None, body: dict, settings) -> dict | None:
+def zero_temperature(
+    strategy: str, temperature: float, num_candidates: int, seed: int | None, body: dict, settings
+) -> dict | None:
     """How a greedy request (temperature 0, as lm-evaluation-harness sends by default)
     to a sampling strategy runs: None when nothing changes (not greedy, or the
     `greedy` strategy, or one candidate, or the server refuses it), else the sampling
     used: the server's temperature and the request's seed or one derived from it."""
-    if (temperature >= GREEDY_TEMPERATURE or strategy == "greedy" or num_candidates <= 1
-            or settings.zero_temperature == "refuse"):
+    if (
+        temperature >= GREEDY_TEMPERATURE
+        or strategy == "greedy"
+        or num_candidates <= 1
+        or settings.zero_temperature == "refuse"
+    ):
         return None
-    return {"requested_temperature": temperature,
-            "temperature": settings.zero_temperature_sampling,
-            "seed": seed if seed is not None else request_seed(body),
-            "seed_from": "request" if seed is not None else "derived",
-            "why": "temperature 0 asks for a deterministic answer; a supervised model "
-                   "samples candidates, so it sampled at the server's temperature with "
-                   "a fixed seed instead (RATIONALYST_ZERO_TEMPERATURE=refuse gives a 400)"}
+    return {
+        "requested_temperature": temperature,
+        "temperature": settings.zero_temperature_sampling,
+        "seed": seed if seed is not None else request_seed(body),
+        "seed_from": "request" if seed is not None else "derived",
+        "why": "temperature 0 asks for a deterministic answer; a supervised model "
+        "samples candidates, so it sampled at the server's temperature with "
+        "a fixed seed instead (RATIONALYST_ZERO_TEMPERATURE=refuse gives a 400)",
+    }

@@ -27,13 +27,17 @@ router = APIRouter()
 
 class CandidateScore(BaseModel):
     text: str
-    score: float | None = Field(description=(
-        "the strategy's score (rationalyst, explicit: mean token log-prob; judge: the "
-        "reward 0-3; prm: the aggregated step probability); null for an empty step or a "
-        "verifier reply with no reward"))
+    score: float | None = Field(
+        description=(
+            "the strategy's score (rationalyst, explicit: mean token log-prob; judge: the "
+            "reward 0-3; prm: the aggregated step probability); null for an empty step or a "
+            "verifier reply with no reward"
+        )
+    )
     reply: str | None = Field(None, description="judge: the verifier's raw reply")
-    step_scores: list[float] | None = Field(None, description=(
-        "prm: the PRM's probability for each step of the trajectory"))
+    step_scores: list[float] | None = Field(
+        None, description=("prm: the PRM's probability for each step of the trajectory")
+    )
 
 
 class StepScore(CandidateScore):
@@ -44,8 +48,10 @@ class StepScore(CandidateScore):
 class ScoreResponse(BaseModel):
     id: str
     strategy: str
-    rationale: str | None = Field(None, description=(
-        "candidates mode: the rationale used (rationalyst, explicit; null otherwise)"))
+    rationale: str | None = Field(
+        None,
+        description=("candidates mode: the rationale used (rationalyst, explicit; null otherwise)"),
+    )
     candidates: list[CandidateScore] | None = None
     steps: list[StepScore] | None = Field(None, description="trajectory mode: per step")
     usage: Usage
@@ -55,19 +61,38 @@ def _scored(c) -> dict:
     return {"text": c.text, "score": c.score, "reply": c.reply, "step_scores": c.step_scores}
 
 
-@router.post("/score", response_model=ScoreResponse, response_model_exclude_none=False,
-             responses={400: {"model": ErrorResponse, "description": (
-                 "the body is not valid JSON, or the scorer's model is not configured")},
-                 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-                 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
-                 503: {"model": ErrorResponse}})
+@router.post(
+    "/score",
+    response_model=ScoreResponse,
+    response_model_exclude_none=False,
+    responses={
+        400: {
+            "model": ErrorResponse,
+            "description": ("the body is not valid JSON, or the scorer's model is not configured"),
+        },
+        401: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
 async def score(req: ScoreRequest, request: Request):
     request.state.strategy = req.strategy
-    problem = Problem(question=req.question.strip(), task=req.task,
-                      choices=tuple(req.choices) if req.choices else None)
-    params = solve_params(request, None, None, strategy=req.strategy,
-                          score_decay=req.score_decay, judge_reply=req.judge_reply,
-                          prm_aggregation=req.prm_aggregation)
+    problem = Problem(
+        question=req.question.strip(),
+        task=req.task,
+        choices=tuple(req.choices) if req.choices else None,
+    )
+    params = solve_params(
+        request,
+        None,
+        None,
+        strategy=req.strategy,
+        score_decay=req.score_decay,
+        judge_reply=req.judge_reply,
+        prm_aggregation=req.prm_aggregation,
+    )
     engines, metrics = request.app.state.engines, request.app.state.metrics
     step_scoring.scorer_of(req.strategy, engines)  # a 4xx before the queue
     rid = "score-" + uuid.uuid4().hex
@@ -77,17 +102,29 @@ async def score(req: ScoreRequest, request: Request):
         async with admitted(request):
             try:
                 if req.candidates is not None:
-                    out = await step_scoring.score_candidates(problem, steps, req.candidates,
-                                                              params, engines, request_id=rid)
-                    body = ScoreResponse(id=rid, strategy=req.strategy,
-                                         rationale=out.rationale, usage=out.usage,
-                                         candidates=[_scored(c) for c in out.candidates])
+                    out = await step_scoring.score_candidates(
+                        problem, steps, req.candidates, params, engines, request_id=rid
+                    )
+                    body = ScoreResponse(
+                        id=rid,
+                        strategy=req.strategy,
+                        rationale=out.rationale,
+                        usage=out.usage,
+                        candidates=[_scored(c) for c in out.candidates],
+                    )
                 else:
                     parts, usage = await step_scoring.score_trajectory(
-                        problem, steps, params, engines, request_id=rid)
-                    body = ScoreResponse(id=rid, strategy=req.strategy, usage=usage, steps=[
-                        StepScore(index=i, rationale=p.rationale, **_scored(p.candidates[0]))
-                        for i, p in enumerate(parts)])
+                        problem, steps, params, engines, request_id=rid
+                    )
+                    body = ScoreResponse(
+                        id=rid,
+                        strategy=req.strategy,
+                        usage=usage,
+                        steps=[
+                            StepScore(index=i, rationale=p.rationale, **_scored(p.candidates[0]))
+                            for i, p in enumerate(parts)
+                        ],
+                    )
             except EngineError:
                 metrics.engine_errors.inc()
                 raise

@@ -69,8 +69,10 @@ def starts_vllm(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    unmarked = [it.nodeid for it in items
-                if it.get_closest_marker("vllm") is None and starts_vllm(it)]
+    unmarked = [
+        it.nodeid for it in items if it.get_closest_marker("vllm") is None and starts_vllm(it)
+    ]
     if unmarked:
-        raise pytest.UsageError("these tests start vLLM but are not marked `vllm`:\n  "
-                                + "\n  ".join(unmarked))
+        raise pytest.UsageError(
+            "these tests start vLLM but are not marked `vllm`:\n  " + "\n  ".join(unmarked)
+        )

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rationalyst.cli.serve_cmd import run_server  # noqa: E402
 from rationalyst.server.app import create_app  # noqa: E402
+from rationalyst.server.settings import ServerSettings as Settings  # noqa: E402
 from rationalyst.supervisor.backends import ModelInfo  # noqa: E402
 from rationalyst.supervisor.engine import Engines  # noqa: E402
 from rationalyst.supervisor.scripted_engine import ScriptedEngine  # noqa: E402
-from rationalyst.server.settings import ServerSettings as Settings  # noqa: E402
 
 
 def main() -> int:
@@ -35,15 +35,25 @@ def main() -> int:
     p.add_argument("--settings", default="{}", help="Settings fields as a JSON object")
     args = p.parse_args()
     settings = Settings(host="127.0.0.1", port=args.port, **json.loads(args.settings))
-    engine = ScriptedEngine(sample_s=args.sample_s, generate_s=args.generate_s,
-                            score_s=args.score_s)
-    app = create_app(settings, Engines(engine, engine, engine),
-                     ModelInfo("scripted", "scripted", "scripted", True))
+    engine = ScriptedEngine(
+        sample_s=args.sample_s, generate_s=args.generate_s, score_s=args.score_s
+    )
+    app = create_app(
+        settings,
+        Engines(engine, engine, engine),
+        ModelInfo("scripted", "scripted", "scripted", True),
+    )
     rc = run_server(app, settings)
-    print(json.dumps({
-        "cancelled": [rid for kind, rid in engine.events if kind == "cancelled"],
-        "in_flight": sorted(engine.in_flight),
-        "aborted": app.state.metrics.aborted._value.get()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "cancelled": [rid for kind, rid in engine.events if kind == "cancelled"],
+                "in_flight": sorted(engine.in_flight),
+                "aborted": app.state.metrics.aborted._value.get(),
+            }
+        ),
+        flush=True,
+    )
     return rc
 
 

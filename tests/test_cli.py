@@ -23,8 +23,11 @@ def subparser(name: str) -> argparse.ArgumentParser:
 
 def dests(p: argparse.ArgumentParser) -> dict[str, list[str]]:
     """Each argument's destination and its option strings (the name, if positional)."""
-    return {a.dest: list(a.option_strings) or [a.dest] for a in p._actions  # noqa: SLF001
-            if not isinstance(a, argparse._HelpAction)}  # noqa: SLF001
+    return {
+        a.dest: list(a.option_strings) or [a.dest]
+        for a in p._actions  # noqa: SLF001
+        if not isinstance(a, argparse._HelpAction)
+    }  # noqa: SLF001
 
 
 @pytest.mark.parametrize("name", list(main.COMMANDS))
@@ -48,35 +51,50 @@ def test_every_flag_is_a_model_field_and_every_field_a_flag(name):
 # One bad value per way a value is checked: argparse's type or choice, the model's
 # constraint or validator. Each command is here: a new one must add its cases.
 BAD = {
-    "serve": [(["--port", "x"], "--port"), (["--max-concurrent-solves", "0"],
-                                            "--max-concurrent-solves")],
+    "serve": [
+        (["--port", "x"], "--port"),
+        (["--max-concurrent-solves", "0"], "--max-concurrent-solves"),
+    ],
     "prepare": [(["--scorer", "nobody"], "--scorer")],
     # solve's request ranges are the server's (a 422, exit 1: test_client.py)
-    "solve": [(["q", "--max-steps", "x"], "--max-steps"),
-              (["q", "--strategy", "nonesuch"], "--strategy"),
-              (["q", "--timeout", "0"], "--timeout")],
-    "eval": [(["--dataset", "nonesuch"], "--dataset"),
-             (["--dataset", "gsm8k", "--strategies", "greedy,nonesuch"], "--strategies"),
-             (["--dataset", "gsm8k", "--limit", "-1"], "--limit")],
-    "prompts": [(["--dataset", "gsm8k", "--index", "-1"], "--index"),
-                (["--dataset", "nonesuch"], "--dataset")],
-    "prefilter": [(["c.jsonl", "--reasoning", "r.jsonl", "--out", "o", "--max-chars", "0"],
-                   "--max-chars"),
-                  (["c.jsonl", "--reasoning", "r.jsonl", "--out", "o", "--shard", "x"],
-                   "--shard"),
-                  (["c.jsonl", "--out", "o"], "--reasoning")],
-    "extract": [(["a.txt", "--out", "o", "--shard", "2/1"], "--shard"),
-                (["a.txt", "--out", "o", "--leak-threshold", "2"], "--leak-threshold"),
-                (["a.txt", "--out", "o", "--mode", "x"], "--mode")],
-    "filter": [(["d", "--decay", "0"], "--decay"), (["d", "--concurrency", "0"],
-                                                     "--concurrency")],
-    "train": [(["d", "--out", "o", "--batch-size", "0"], "--batch-size"),
-              (["d", "--out", "o", "--eval-every", "0"], "--eval-every"),
-              (["d", "--out", "o", "--full", "--head-only"], "--head-only")],
-    "rank": [(["--out", "o", "--num-candidates", "1"], "--num-candidates"),
-             (["--out", "o", "--profile", "x"], "--profile")],
-    "import-checkpoint": [(["s", "--base", "b", "--out", "o", "--shard-mb", "0"], "--shard-mb"),
-                          (["s", "--base", "b", "--out", "o", "--dtype", "int8"], "--dtype")],
+    "solve": [
+        (["q", "--max-steps", "x"], "--max-steps"),
+        (["q", "--strategy", "nonesuch"], "--strategy"),
+        (["q", "--timeout", "0"], "--timeout"),
+    ],
+    "eval": [
+        (["--dataset", "nonesuch"], "--dataset"),
+        (["--dataset", "gsm8k", "--strategies", "greedy,nonesuch"], "--strategies"),
+        (["--dataset", "gsm8k", "--limit", "-1"], "--limit"),
+    ],
+    "prompts": [
+        (["--dataset", "gsm8k", "--index", "-1"], "--index"),
+        (["--dataset", "nonesuch"], "--dataset"),
+    ],
+    "prefilter": [
+        (["c.jsonl", "--reasoning", "r.jsonl", "--out", "o", "--max-chars", "0"], "--max-chars"),
+        (["c.jsonl", "--reasoning", "r.jsonl", "--out", "o", "--shard", "x"], "--shard"),
+        (["c.jsonl", "--out", "o"], "--reasoning"),
+    ],
+    "extract": [
+        (["a.txt", "--out", "o", "--shard", "2/1"], "--shard"),
+        (["a.txt", "--out", "o", "--leak-threshold", "2"], "--leak-threshold"),
+        (["a.txt", "--out", "o", "--mode", "x"], "--mode"),
+    ],
+    "filter": [(["d", "--decay", "0"], "--decay"), (["d", "--concurrency", "0"], "--concurrency")],
+    "train": [
+        (["d", "--out", "o", "--batch-size", "0"], "--batch-size"),
+        (["d", "--out", "o", "--eval-every", "0"], "--eval-every"),
+        (["d", "--out", "o", "--full", "--head-only"], "--head-only"),
+    ],
+    "rank": [
+        (["--out", "o", "--num-candidates", "1"], "--num-candidates"),
+        (["--out", "o", "--profile", "x"], "--profile"),
+    ],
+    "import-checkpoint": [
+        (["s", "--base", "b", "--out", "o", "--shard-mb", "0"], "--shard-mb"),
+        (["s", "--base", "b", "--out", "o", "--dtype", "int8"], "--dtype"),
+    ],
 }
 
 
@@ -84,8 +102,9 @@ def test_every_command_has_bad_value_cases():
     assert set(BAD) == set(main.COMMANDS)
 
 
-@pytest.mark.parametrize("name, argv, flag", [
-    (name, argv, flag) for name, cases in BAD.items() for argv, flag in cases])
+@pytest.mark.parametrize(
+    "name, argv, flag", [(name, argv, flag) for name, cases in BAD.items() for argv, flag in cases]
+)
 def test_a_bad_value_is_one_usage_line_naming_the_flag(name, argv, flag, capsys):
     with pytest.raises(SystemExit) as info:
         main.main([name, *argv])
@@ -103,8 +122,11 @@ def test_a_new_field_is_a_new_flag():
 
     from rationalyst.cli.making_cmd import ExtractOptions
 
-    Wider = create_model("Wider", __base__=ExtractOptions,
-                         exclude_inputs=(list[str], Field([], description="skip these")))
+    Wider = create_model(
+        "Wider",
+        __base__=ExtractOptions,
+        exclude_inputs=(list[str], Field([], description="skip these")),
+    )
     p = argparse.ArgumentParser()
     flags.add_flags(p, Wider)
     args = p.parse_args(["a.txt", "--out", "o", "--exclude-inputs", "x.jsonl,y.jsonl"])
@@ -117,28 +139,58 @@ def test_a_new_field_is_a_new_flag():
 GOOD = {
     "serve": (["--port", "8123"], {"port": 8123}),
     "prepare": (["--scorer", "agent"], {"scorer": "agent"}),
-    "solve": (["q", "--choices", "a", "b", "--no-stream"],
-              {"question": "q", "choices": ["a", "b"], "stream": False}),
-    "eval": (["--dataset", "gsm8k,math", "--in-process"],
-             {"dataset": ["gsm8k", "math"], "in_process": True}),
+    "solve": (
+        ["q", "--choices", "a", "b", "--no-stream"],
+        {"question": "q", "choices": ["a", "b"], "stream": False},
+    ),
+    "eval": (
+        ["--dataset", "gsm8k,math", "--in-process"],
+        {"dataset": ["gsm8k", "math"], "in_process": True},
+    ),
     "prompts": (["--dataset", "gsm8k", "--json"], {"dataset": "gsm8k", "json": True}),
-    "prefilter": (["c.jsonl", "--reasoning", "r.jsonl", "s.jsonl", "--out", "o",
-                   "--threshold", "0.2"],
-                  {"inputs": ["c.jsonl"], "reasoning": ["r.jsonl", "s.jsonl"],
-                   "threshold": 0.2, "model": None}),
-    "extract": (["a.txt", "b.txt", "--out", "o", "--model", "m", "--no-progress"],
-                {"inputs": ["a.txt", "b.txt"], "out": Path("o"), "model": "m",
-                 "progress": False}),
-    "filter": (["d", "--model", "m", "--url", "http://x"],
-               {"dir": Path("d"), "model": "m", "url": "http://x"}),
-    "train": (["d", "e", "--out", "o", "--head-only"],
-              {"dirs": [Path("d"), Path("e")], "out": Path("o"), "head_only": True}),
-    "rank": (["--out", "o", "--rationale-model", "ck", "--replace-trained",
-              "--exclude-inputs", "a/input_ids.txt", "b/input_ids.txt"],
-             {"out": Path("o"), "rationale_model": "ck", "replace_trained": True,
-              "exclude_inputs": [Path("a/input_ids.txt"), Path("b/input_ids.txt")]}),
-    "import-checkpoint": (["s", "--base", "b", "--out", "o", "--no-check"],
-                          {"src": "s", "base": "b", "out": Path("o"), "check": False}),
+    "prefilter": (
+        ["c.jsonl", "--reasoning", "r.jsonl", "s.jsonl", "--out", "o", "--threshold", "0.2"],
+        {
+            "inputs": ["c.jsonl"],
+            "reasoning": ["r.jsonl", "s.jsonl"],
+            "threshold": 0.2,
+            "model": None,
+        },
+    ),
+    "extract": (
+        ["a.txt", "b.txt", "--out", "o", "--model", "m", "--no-progress"],
+        {"inputs": ["a.txt", "b.txt"], "out": Path("o"), "model": "m", "progress": False},
+    ),
+    "filter": (
+        ["d", "--model", "m", "--url", "http://x"],
+        {"dir": Path("d"), "model": "m", "url": "http://x"},
+    ),
+    "train": (
+        ["d", "e", "--out", "o", "--head-only"],
+        {"dirs": [Path("d"), Path("e")], "out": Path("o"), "head_only": True},
+    ),
+    "rank": (
+        [
+            "--out",
+            "o",
+            "--rationale-model",
+            "ck",
+            "--replace-trained",
+            "--exclude-inputs",
+            "a/input_ids.txt",
+            "b/input_ids.txt",
+        ],
+        {
+            "out": Path("o"),
+            "rationale_model": "ck",
+            "replace_trained": True,
+            "exclude_inputs": [Path("a/input_ids.txt"), Path("b/input_ids.txt")],
+        },
+    ),
+    "import-checkpoint": (
+        ["s", "--base", "b", "--out", "o", "--no-check"],
+        {"src": "s", "base": "b", "out": Path("o"), "check": False},
+    ),
 }
 
 

@@ -12,9 +12,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The repository's folders and the import names they install under (pyproject.toml).
-PACKAGES = {"rationalyst": "rationalyst", "supervisor": "rationalyst.supervisor",
-            "server": "rationalyst.server", "clients": "rationalyst.clients",
-            "making": "rationalyst.making", "cli": "rationalyst.cli"}
+PACKAGES = {
+    "rationalyst": "rationalyst",
+    "supervisor": "rationalyst.supervisor",
+    "server": "rationalyst.server",
+    "clients": "rationalyst.clients",
+    "making": "rationalyst.making",
+    "cli": "rationalyst.cli",
+}
 
 
 def modules() -> dict[str, Path]:
@@ -40,7 +45,7 @@ def resolve(module: str, node: ast.ImportFrom) -> str:
         return node.module or ""
     base = module.split(".")
     base = base if is_package(module) else base[:-1]
-    base = base[:len(base) - (node.level - 1)]
+    base = base[: len(base) - (node.level - 1)]
     return ".".join([*base, *([node.module] if node.module else [])])
 
 
@@ -63,8 +68,12 @@ def imports(module: str):
                 yield from walk(node.body, top and not type_checking(node))
                 yield from walk(node.orelse, top)
             elif isinstance(node, (ast.Try,)):
-                for part in (node.body, *(h.body for h in node.handlers), node.orelse,
-                             node.finalbody):
+                for part in (
+                    node.body,
+                    *(h.body for h in node.handlers),
+                    node.orelse,
+                    node.finalbody,
+                ):
                     yield from walk(part, top)
             elif isinstance(node, (ast.With, ast.For, ast.While)):
                 yield from walk(node.body, top)
@@ -151,10 +160,13 @@ HTTP_ONLY = ("rationalyst.clients", "rationalyst.protocol", "rationalyst.answer_
 
 def test_clients_import_only_the_wire_format():
     edges = graph(deferred=True)
-    bad = [f"{m} imports {dep}" for m in sorted(edges)
-           if m.startswith("rationalyst.clients")
-           for dep in sorted(edges[m])
-           if not (dep == "rationalyst" or dep.startswith(HTTP_ONLY))]
+    bad = [
+        f"{m} imports {dep}"
+        for m in sorted(edges)
+        if m.startswith("rationalyst.clients")
+        for dep in sorted(edges[m])
+        if not (dep == "rationalyst" or dep.startswith(HTTP_ONLY))
+    ]
     assert not bad, "\n".join(bad)
     assert edges["rationalyst.clients.client"], "the check reads clients/"
 
@@ -167,8 +179,11 @@ def test_no_module_imports_another_modules_private_names():
             if src is None or src == m:
                 continue
             for n in names:
-                if n.startswith("_") and not n.startswith("__") \
-                        and project(f"{target}.{n}") in (None, src):
+                if (
+                    n.startswith("_")
+                    and not n.startswith("__")
+                    and project(f"{target}.{n}") in (None, src)
+                ):
                     bad.append(f"{m} imports {n} from {src}")
     assert not bad, "\n".join(bad)
 
@@ -191,20 +206,31 @@ def test_no_module_reaches_into_another_modules_privates():
                     if a.asname and project(a.name) == a.name:
                         aliases[a.asname] = a.name
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                    and node.value.id in aliases and node.attr.startswith("_") \
-                    and not node.attr.startswith("__") and aliases[node.value.id] != m:
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and aliases[node.value.id] != m
+            ):
                 bad.append(f"{m} uses {aliases[node.value.id]}.{node.attr}")
     assert not bad, "\n".join(sorted(set(bad)))
 
 
 def test_the_checks_see_the_project():
     # Guards the test itself: it reads every package, and finds a known edge.
-    assert {"rationalyst.protocol", "rationalyst.supervisor.loop",
-            "rationalyst.supervisor.strategies", "rationalyst.supervisor.strategies.base",
-            "rationalyst.server.app", "rationalyst.making.rank"} <= set(MODULES)
+    assert {
+        "rationalyst.protocol",
+        "rationalyst.supervisor.loop",
+        "rationalyst.supervisor.strategies",
+        "rationalyst.supervisor.strategies.base",
+        "rationalyst.server.app",
+        "rationalyst.making.rank",
+    } <= set(MODULES)
     edges = graph()
     assert "rationalyst.supervisor.strategies" in edges["rationalyst.supervisor.loop"]
-    assert "rationalyst.supervisor.strategies.base" in edges[
-        "rationalyst.supervisor.strategies.judge"]
+    assert (
+        "rationalyst.supervisor.strategies.base" in edges["rationalyst.supervisor.strategies.judge"]
+    )
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]

@@ -16,14 +16,20 @@ from rationalyst.supervisor.strategies.judge import REWARDS
 
 pytestmark = pytest.mark.vllm
 
-Q = "Natalia sold clips to 48 of her friends in April, and then she sold half as many " \
+Q = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
     "clips in May. How many clips did Natalia sell altogether in April and May?"
+)
 
 
 @pytest.fixture(scope="module")
 def vllm_serve(default_model, tmp_path_factory):
-    srv = vllm_server(default_model, tmp_path_factory.mktemp("judge") / "vllm.log",
-                      "--enable-prompt-tokens-details", served="gpt-4-turbo")
+    srv = vllm_server(
+        default_model,
+        tmp_path_factory.mktemp("judge") / "vllm.log",
+        "--enable-prompt-tokens-details",
+        served="gpt-4-turbo",
+    )
     srv.start()
     yield srv
     srv.stop()
@@ -32,12 +38,18 @@ def vllm_serve(default_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def judged(vllm_serve, default_model, tmp_path_factory):
     """Our server with the agent and the judge both on the module's `vllm serve`."""
-    srv = serve(tmp_path_factory.mktemp("judged") / "server.log", "--step-max-tokens", "24",
-                start_timeout_s=120, env={
-                    "RATIONALYST_AGENT_URL": vllm_serve.url,
-                    "RATIONALYST_RATIONALE_URL": vllm_serve.url,
-                    "RATIONALYST_JUDGE_URL": vllm_serve.url + "/v1",
-                    "RATIONALYST_JUDGE_MODEL": "gpt-4-turbo"})
+    srv = serve(
+        tmp_path_factory.mktemp("judged") / "server.log",
+        "--step-max-tokens",
+        "24",
+        start_timeout_s=120,
+        env={
+            "RATIONALYST_AGENT_URL": vllm_serve.url,
+            "RATIONALYST_RATIONALE_URL": vllm_serve.url,
+            "RATIONALYST_JUDGE_URL": vllm_serve.url + "/v1",
+            "RATIONALYST_JUDGE_MODEL": "gpt-4-turbo",
+        },
+    )
     srv.start()
     yield srv
     srv.stop()
@@ -45,9 +57,11 @@ def judged(vllm_serve, default_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def solve(judged) -> dict:
-    r = httpx.post(judged.url + "/solve", json={
-        "question": Q, "strategy": "judge", "seed": 5, "num_candidates": 3, "max_steps": 2},
-        timeout=300)
+    r = httpx.post(
+        judged.url + "/solve",
+        json={"question": Q, "strategy": "judge", "seed": 5, "num_candidates": 3, "max_steps": 2},
+        timeout=300,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -73,24 +87,39 @@ def test_remote_prefix_cache_hits_are_in_usage(solve):
 def test_score_gives_the_loops_rewards(judged, solve):
     for k, step in enumerate(solve["steps"]):
         prefix = [s["text"] for s in solve["steps"][:k]]
-        r = httpx.post(judged.url + "/score", json={
-            "question": Q, "steps": prefix, "strategy": "judge",
-            "candidates": [c["text"] for c in step["candidates"]]}, timeout=300)
+        r = httpx.post(
+            judged.url + "/score",
+            json={
+                "question": Q,
+                "steps": prefix,
+                "strategy": "judge",
+                "candidates": [c["text"] for c in step["candidates"]],
+            },
+            timeout=300,
+        )
         assert r.status_code == 200, r.text
-        assert [c["score"] for c in r.json()["candidates"]] == \
-            [c["score"] for c in step["candidates"]]
+        assert [c["score"] for c in r.json()["candidates"]] == [
+            c["score"] for c in step["candidates"]
+        ]
 
 
-def test_a_vllm_serve_agent_judging_itself_replies_structured(vllm_serve, solve,
-                                                              tmp_path_factory):
+def test_a_vllm_serve_agent_judging_itself_replies_structured(vllm_serve, solve, tmp_path_factory):
     # No judge URL: the remote agent is its own verifier, through the completions
     # route's structured outputs (RemoteEngine.generate_choice).
-    with serve(tmp_path_factory.mktemp("self") / "server.log", start_timeout_s=120, env={
-            "RATIONALYST_AGENT_URL": vllm_serve.url,
-            "RATIONALYST_RATIONALE_URL": vllm_serve.url}) as url:
+    with serve(
+        tmp_path_factory.mktemp("self") / "server.log",
+        start_timeout_s=120,
+        env={"RATIONALYST_AGENT_URL": vllm_serve.url, "RATIONALYST_RATIONALE_URL": vllm_serve.url},
+    ) as url:
         step = solve["steps"][0]
-        r = httpx.post(url + "/score", json={
-            "question": Q, "strategy": "judge",
-            "candidates": [c["text"] for c in step["candidates"]]}, timeout=300)
+        r = httpx.post(
+            url + "/score",
+            json={
+                "question": Q,
+                "strategy": "judge",
+                "candidates": [c["text"] for c in step["candidates"]],
+            },
+            timeout=300,
+        )
     assert r.status_code == 200, r.text
     assert all(c["reply"] in REWARDS for c in r.json()["candidates"]), r.text

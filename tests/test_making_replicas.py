@@ -30,17 +30,42 @@ def test_extract_spreads_its_requests_over_two_replicas(tiny_model, tmp_path, mo
         async def counted(self, *a, **k):
             calls[self.url] += 1
             return await real(self, *a, **k)
+
         monkeypatch.setattr(RemoteEngine, "generate", counted)
         docs = tmp_path / "docs.jsonl"
         with open(docs, "w") as f:
             for i in range(16):  # a document's requests share one replica: 16 spread
-                f.write(json.dumps({"id": f"d{i}", "text": f"Ann has {i} apples. She buys "
-                                    "two more. Now she has more apples. She is happy."})
-                        + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "id": f"d{i}",
+                            "text": f"Ann has {i} apples. She buys "
+                            "two more. Now she has more apples. She is happy.",
+                        }
+                    )
+                    + "\n"
+                )
         out = tmp_path / "x"
-        assert main(["extract", str(docs), "--out", str(out), "--model", str(tiny_model),
-                     "--url", ",".join(urls), "--max-rationale-tokens", "8",
-                     "--concurrency", "3", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "extract",
+                    str(docs),
+                    "--out",
+                    str(out),
+                    "--model",
+                    str(tiny_model),
+                    "--url",
+                    ",".join(urls),
+                    "--max-rationale-tokens",
+                    "8",
+                    "--concurrency",
+                    "3",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         stats = json.loads((out / "extract_stats.json").read_text())
         assert stats["read"] == 16
         assert set(calls) == set(urls), calls  # both replicas did work

@@ -35,8 +35,10 @@ def test_shards_partition_the_inputs_in_order(tmp_path):
 def test_a_shard_never_parses_another_shards_lines(tmp_path):
     """Line 2 is broken JSON: only the shard that owns it sees it, and the reader is
     a stream (the first document comes before the broken line is read)."""
-    f = _jsonl(tmp_path / "d.jsonl", [{"id": "0", "text": "a"}, "{broken\n",
-                                     {"id": "2", "text": "c"}, {"id": "3", "text": "d"}])
+    f = _jsonl(
+        tmp_path / "d.jsonl",
+        [{"id": "0", "text": "a"}, "{broken\n", {"id": "2", "text": "c"}, {"id": "3", "text": "d"}],
+    )
     assert [d.id for d in documents.iter_documents([f], (0, 2))] == ["0", "2"]
     assert documents.scan([f], (0, 2)) == 2
     with pytest.raises(InputError, match=r"d.jsonl:2: not valid JSON"):
@@ -56,6 +58,7 @@ def test_a_shard_keeps_only_its_own_text(tmp_path, monkeypatch):
     def counting(*a, **k):
         built.append(a[0])
         return real(*a, **k)
+
     monkeypatch.setattr(documents, "Document", counting)
     assert documents.scan([f], (3, 8)) == 5
     assert built == ["3", "11", "19", "27", "35"]
@@ -73,8 +76,9 @@ async def test_url_takes_several_replicas_through_the_servers_engine(default_mod
     from rationalyst.supervisor.engine import EngineError
 
     with pytest.raises(EngineError, match="no replica is reachable"):
-        await open_engine("default", "http://127.0.0.1:9, http://127.0.0.1:7",
-                          cache_dir=default_model.parent)
+        await open_engine(
+            "default", "http://127.0.0.1:9, http://127.0.0.1:7", cache_dir=default_model.parent
+        )
     with pytest.raises(EngineError, match="not an http"):
         await open_engine("default", "http://127.0.0.1:9,ftp://x", cache_dir=default_model.parent)
     # `serve` reaches its replicas through the same connect_remote.
@@ -86,6 +90,7 @@ async def test_url_takes_several_replicas_through_the_servers_engine(default_mod
 
 
 # ---- evaluation schedule -----------------------------------------------------------
+
 
 def test_eval_schedule_is_a_fraction_of_the_run():
     assert train.schedule(2346, 0.1, 0.25) == (235, 587)
@@ -111,25 +116,24 @@ def test_evaluation_is_at_most_10_percent_at_the_papers_scale(per_step):
 
 def test_trainer_gets_the_schedule(tmp_path, monkeypatch):
     args = train.TrainOptions(dirs=[tmp_path], out=tmp_path / "ck", full=True)
-    targs = train._training_args(args, tmp_path, n_train=75_050, has_eval=True,
-                                 use_bf16=False)
+    targs = train._training_args(args, tmp_path, n_train=75_050, has_eval=True, use_bf16=False)
     # 75,050 pairs / (2 x 8) = 4,691 steps: evaluate every 470, save every 1,173.
     assert (targs.eval_steps, targs.save_steps) == (470, 1173)
     assert targs.eval_strategy == "steps" and targs.save_strategy == "steps"
     # Two processes (accelerate sets WORLD_SIZE): 2,346 steps, the reference's run.
     monkeypatch.setenv("WORLD_SIZE", "2")
-    targs = train._training_args(args, tmp_path, n_train=75_050, has_eval=True,
-                                 use_bf16=False)
+    targs = train._training_args(args, tmp_path, n_train=75_050, has_eval=True, use_bf16=False)
     assert (targs.eval_steps, targs.save_steps) == (235, 587)
 
 
-def test_a_real_run_evaluates_a_capped_subset_on_the_schedule(default_model, tmp_path,
-                                                               monkeypatch, capsys):
+def test_a_real_run_evaluates_a_capped_subset_on_the_schedule(
+    default_model, tmp_path, monkeypatch, capsys
+):
     """Real training of a 2-layer model for 10 steps: 10 pairs held out, 3 evaluated,
     every 2 steps; a checkpoint every 5 steps (one left when the run is cut)."""
-    from harness import build_tiny
     from transformers import Trainer
 
+    from harness import build_tiny
     from rationalyst.cli.main import main
 
     base = build_tiny(default_model, tmp_path / "tiny")
@@ -137,23 +141,55 @@ def test_a_real_run_evaluates_a_capped_subset_on_the_schedule(default_model, tmp
     run.mkdir()
     with open(run / "kept.jsonl", "w") as f:
         for i in range(20):
-            f.write(json.dumps({"preceding": f"Tom has {i} boxes of 12 pens.",
-                                "rationale": f"So {i} x 12 pens."}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "preceding": f"Tom has {i} boxes of 12 pens.",
+                        "rationale": f"So {i} x 12 pens.",
+                    }
+                )
+                + "\n"
+            )
     saved, real_save = [], Trainer._save_checkpoint
 
     def save(self, *a, **k):
         saved.append(self.state.global_step)
         return real_save(self, *a, **k)
+
     monkeypatch.setattr(Trainer, "_save_checkpoint", save)
     out = tmp_path / "ck"
-    assert main(["train", str(run), "--base", str(base), "--out", str(out), "--max-steps",
-                 "10", "--eval-fraction", "0.5", "--eval-max", "3", "--eval-every", "0.2",
-                 "--save-every", "0.5"]) == 0
-    assert "evaluation of 3 of 10 held-out pairs every 2 steps (7 in all" in \
-        capsys.readouterr().out
+    assert (
+        main(
+            [
+                "train",
+                str(run),
+                "--base",
+                str(base),
+                "--out",
+                str(out),
+                "--max-steps",
+                "10",
+                "--eval-fraction",
+                "0.5",
+                "--eval-max",
+                "3",
+                "--eval-every",
+                "0.2",
+                "--save-every",
+                "0.5",
+            ]
+        )
+        == 0
+    )
+    assert "evaluation of 3 of 10 held-out pairs every 2 steps (7 in all" in capsys.readouterr().out
     s = json.loads((out / "train_summary.json").read_text())
-    assert (s["held_out"], s["eval"], s["eval_steps"], s["evaluations"], s["save_steps"]) \
-        == (10, 3, 2, 7, 5)
+    assert (s["held_out"], s["eval"], s["eval_steps"], s["evaluations"], s["save_steps"]) == (
+        10,
+        3,
+        2,
+        7,
+        5,
+    )
     log = [json.loads(line) for line in open(out / "train_log.jsonl")]
     assert [r["step"] for r in log if "eval_loss" in r] == [2, 4, 6, 8, 10, 10]  # + final
     assert saved == [5, 10]
@@ -163,7 +199,8 @@ async def test_a_documents_requests_share_one_session(tmp_path):
     """With replicas, a session stays on one: a document's rationales (and later its
     triples' scoring) share a prefix, so they go to one prefix cache (scripted
     engine: it records each request's session)."""
-    from rationalyst.making import extract, filter as filt
+    from rationalyst.making import extract
+    from rationalyst.making import filter as filt
     from rationalyst.making.documents import Document
     from rationalyst.supervisor.scripted_engine import ScriptedEngine
 
@@ -174,5 +211,4 @@ async def test_a_documents_requests_share_one_session(tmp_path):
     assert len(gen) >= 4 and all(s == f"extract-{r.split('-')[1]}" for r, s in gen.items())
     await filt.run(eng, tmp_path, progress=False)
     scored = {r: s for r, s in eng.sessions.items() if r.startswith("filter-")}
-    assert scored and all(s == f"filter-{r.split('-')[1].split('#')[0]}"
-                          for r, s in scored.items())
+    assert scored and all(s == f"filter-{r.split('-')[1].split('#')[0]}" for r, s in scored.items())

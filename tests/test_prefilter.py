@@ -13,15 +13,22 @@ import pytest
 from rationalyst.cli.main import main
 
 REASONING = [
-    {"question": "Tom has 3 boxes of 12 pens. How many pens does he have?",
-     "solution": "He has 3 * 12 = 36 pens.\n#### 36"},
-    {"question": "A pen costs 2 dollars. How much do 5 pens cost?",
-     "solution": "5 pens cost 5 * 2 = 10 dollars.\n#### 10"},
+    {
+        "question": "Tom has 3 boxes of 12 pens. How many pens does he have?",
+        "solution": "He has 3 * 12 = 36 pens.\n#### 36",
+    },
+    {
+        "question": "A pen costs 2 dollars. How much do 5 pens cost?",
+        "solution": "5 pens cost 5 * 2 = 10 dollars.\n#### 10",
+    },
 ]
 CORPUS = [
     {"id": "maths", "text": "Each box holds 12 pens, so 3 boxes hold 36 pens in total."},
-    {"id": "church", "text": "The cathedral's stained glass windows date from the "
-                             "thirteenth century and depict saints."},
+    {
+        "id": "church",
+        "text": "The cathedral's stained glass windows date from the "
+        "thirteenth century and depict saints.",
+    },
     {"id": "long", "text": "word " * 500},
 ]
 
@@ -31,6 +38,7 @@ def tiny_st(tmp_path_factory):
     """A 1-layer BERT with random weights and a word-level vocabulary of our texts."""
     pytest.importorskip("sentence_transformers")
     from sentence_transformers import SentenceTransformer
+
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer import modules as models
     except ImportError:
@@ -38,20 +46,31 @@ def tiny_st(tmp_path_factory):
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     root = tmp_path_factory.mktemp("st")
-    words = {w.strip(".,?$'#").lower() for r in REASONING + CORPUS
-             for v in r.values() for w in v.split()}
+    words = {
+        w.strip(".,?$'#").lower() for r in REASONING + CORPUS for v in r.values() for w in v.split()
+    }
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(w for w in words if w)]
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     import torch
 
     torch.manual_seed(0)
     BertModel(cfg).save_pretrained(root / "bert")
     tok.save_pretrained(root / "bert")
-    st = SentenceTransformer(modules=[models.Transformer(str(root / "bert"), max_seq_length=128),
-                                      models.Pooling(32, "mean")])
+    st = SentenceTransformer(
+        modules=[
+            models.Transformer(str(root / "bert"), max_seq_length=128),
+            models.Pooling(32, "mean"),
+        ]
+    )
     st.save(str(root / "model"))
     return root / "model"
 
@@ -72,8 +91,24 @@ def test_embedding_model_keeps_by_cosine_with_the_reasoning_mean(tiny_st, tmp_pa
 
     reasoning, corpus = _write(tmp_path)
     out = tmp_path / "all"
-    assert main(["prefilter", str(corpus), "--reasoning", str(reasoning), "--out", str(out),
-                 "--model", str(tiny_st), "--threshold", "-1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "prefilter",
+                str(corpus),
+                "--reasoning",
+                str(reasoning),
+                "--out",
+                str(out),
+                "--model",
+                str(tiny_st),
+                "--threshold",
+                "-1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((out / "prefilter_stats.json").read_text())
     assert stats["read"] == 3 and stats["too_long"] == 1 and stats["kept"] == 2
     assert stats["scorer"] == "embedding model" and stats["threshold"] == -1
@@ -89,9 +124,24 @@ def test_embedding_model_keeps_by_cosine_with_the_reasoning_mean(tiny_st, tmp_pa
     # A threshold between the two similarities keeps only the higher one.
     lo, hi = sorted(r["similarity"] for r in kept.values())
     out2 = tmp_path / "mid"
-    assert main(["prefilter", str(corpus), "--reasoning", str(reasoning), "--out", str(out2),
-                 "--model", str(tiny_st), "--threshold", str((lo + hi) / 2),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "prefilter",
+                str(corpus),
+                "--reasoning",
+                str(reasoning),
+                "--out",
+                str(out2),
+                "--model",
+                str(tiny_st),
+                "--threshold",
+                str((lo + hi) / 2),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert [r["similarity"] for r in _kept(out2).values()] == [hi]
     assert json.loads((out2 / "prefilter_stats.json").read_text())["below_threshold"] == 1
 
@@ -100,8 +150,20 @@ def test_lexical_stand_in_without_a_model(tmp_path):
     pytest.importorskip("sklearn")
     reasoning, corpus = _write(tmp_path)
     out = tmp_path / "lex"
-    assert main(["prefilter", str(corpus), "--reasoning", str(reasoning), "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "prefilter",
+                str(corpus),
+                "--reasoning",
+                str(reasoning),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((out / "prefilter_stats.json").read_text())
     assert stats["scorer"] == "lexical tf-idf" and stats["threshold"] == 0.1
     assert list(_kept(out)) == ["maths"]
@@ -115,8 +177,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     cases = [
         (["--reasoning", str(reasoning), "--model", str(tmp_path / "nope")], "no such directory"),
         (["--reasoning", str(tmp_path / "r.csv")], "no such file"),
-        (["--reasoning", str(reasoning), "--model", str(tmp_path)],
-         "not a sentence-transformers model"),
+        (
+            ["--reasoning", str(reasoning), "--model", str(tmp_path)],
+            "not a sentence-transformers model",
+        ),
     ]
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")

@@ -18,8 +18,12 @@ from schemathesis import checks as st_checks
 
 pytestmark = pytest.mark.vllm  # the real engine (the session `server`)
 
-CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
-          st_checks.content_type_conformance, st_checks.response_schema_conformance]
+CHECKS = [
+    st_checks.not_a_server_error,
+    st_checks.status_code_conformance,
+    st_checks.content_type_conformance,
+    st_checks.response_schema_conformance,
+]
 # Cost caps on generated values (on a loaded 2-core machine each decoded token costs
 # about a second); the sampling parameters (temperature, top_p, seed, strategy, task,
 # choices) stay as generated. A 16-token budget still runs a step, its rationale and
@@ -48,16 +52,29 @@ def schema(server):
     return schemathesis.openapi.from_url(server.url + "/openapi.json")
 
 
-@pytest.mark.parametrize("path, mode, examples", [
-    ("/solve", "positive", 8), ("/solve", "negative", 12),
-    ("/v1/chat/completions", "positive", 12), ("/v1/chat/completions", "negative", 12)])
+@pytest.mark.parametrize(
+    "path, mode, examples",
+    [
+        ("/solve", "positive", 8),
+        ("/solve", "negative", 12),
+        ("/v1/chat/completions", "positive", 12),
+        ("/v1/chat/completions", "negative", 12),
+    ],
+)
 def test_real_engine_no_5xx_from_generated_requests(server, schema, path, mode, examples):
     seen = collections.Counter()
 
-    @given(case=schema[path]["POST"].as_strategy(generation_mode=GenerationMode(mode)),
-           model=st.sampled_from([None, "rationalyst", "random", "greedy"]))
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @given(
+        case=schema[path]["POST"].as_strategy(generation_mode=GenerationMode(mode)),
+        model=st.sampled_from([None, "rationalyst", "random", "greedy"]),
+    )
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case, model):
         if isinstance(case.body, dict):
             for k, cap in CAPS.items():
@@ -78,8 +95,10 @@ def test_real_engine_no_5xx_from_generated_requests(server, schema, path, mode, 
             if mode == "positive" and path.startswith("/v1") and model:
                 case.body["model"] = model
                 case.body.pop("n", None)
-                case.body["messages"] = [*case.body.get("messages", []),
-                                         {"role": "user", "content": "What is 3 + 4?"}]
+                case.body["messages"] = [
+                    *case.body.get("messages", []),
+                    {"role": "user", "content": "What is 3 + 4?"},
+                ]
         r = case.call_and_validate(base_url=server.url, timeout=600, checks=CHECKS)  # hang guard
         seen[r.status_code] += 1
 

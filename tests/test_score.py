@@ -32,8 +32,10 @@ class HashPRM:
     """A process reward model whose step scores are a function of the step's prefix."""
 
     async def score(self, question, trajectories, request_id, session=None):
-        steps = [[crc("|".join([question, *t[:i + 1]]), 100) / 100 for i in range(len(t))]
-                 for t in trajectories]
+        steps = [
+            [crc("|".join([question, *t[: i + 1]]), 100) / 100 for i in range(len(t))]
+            for t in trajectories
+        ]
         return PRMScores(steps, 7 * len(trajectories))
 
 
@@ -44,8 +46,11 @@ def srv():
 
 
 def seeded_solve(srv, strategy: str) -> dict:
-    r = httpx.post(srv.url + "/solve", json={"question": Q, "seed": 11, "num_candidates": 3,
-                                             "strategy": strategy}, timeout=60)
+    r = httpx.post(
+        srv.url + "/solve",
+        json={"question": Q, "seed": 11, "num_candidates": 3, "strategy": strategy},
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -57,9 +62,11 @@ def test_score_matches_the_loop(srv, strategy):
     for k, step in enumerate(solve["steps"]):
         prefix = [s["text"] for s in solve["steps"][:k]]
         cands = [c["text"] for c in step["candidates"]]
-        r = httpx.post(srv.url + "/score", json={"question": Q, "steps": prefix,
-                                                 "candidates": cands, "strategy": strategy},
-                       timeout=60)
+        r = httpx.post(
+            srv.url + "/score",
+            json={"question": Q, "steps": prefix, "candidates": cands, "strategy": strategy},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["strategy"] == strategy and body["rationale"] == step["rationale"]
@@ -67,11 +74,13 @@ def test_score_matches_the_loop(srv, strategy):
         assert got == [c["score"] for c in step["candidates"]]
         assert any(s is not None for s in got)  # a real score, not all nulls
         if strategy == "judge":
-            assert [c["reply"] for c in body["candidates"]] == \
-                [c["reply"] for c in step["candidates"]]
+            assert [c["reply"] for c in body["candidates"]] == [
+                c["reply"] for c in step["candidates"]
+            ]
         if strategy == "prm":
-            assert [c["step_scores"] for c in body["candidates"]] == \
-                [c["step_scores"] for c in step["candidates"]]
+            assert [c["step_scores"] for c in body["candidates"]] == [
+                c["step_scores"] for c in step["candidates"]
+            ]
 
 
 @pytest.mark.parametrize("strategy", ["rationalyst", "judge", "prm"])
@@ -81,8 +90,7 @@ def test_trajectory_gets_a_score_per_step(srv, strategy):
     with RationalystClient(srv.url) as c:
         out = c.score(Q, steps, strategy=strategy)
     assert [s["index"] for s in out["steps"]] == [0, 1]
-    chosen = [next(c["score"] for c in s["candidates"] if c["chosen"])
-              for s in solve["steps"]]
+    chosen = [next(c["score"] for c in s["candidates"] if c["chosen"]) for s in solve["steps"]]
     assert [s["score"] for s in out["steps"]] == chosen
     u = out["usage"]
     if strategy == "rationalyst":
@@ -96,20 +104,24 @@ def test_trajectory_gets_a_score_per_step(srv, strategy):
 def test_score_tokens_reach_the_metrics(srv):
     def scored() -> float:
         return metric(srv.url, "rationalyst_tokens_total", kind="scored")
+
     before = scored()
-    out = httpx.post(srv.url + "/score", json={"question": Q, "candidates": ["a b c"]},
-                     timeout=60).json()
+    out = httpx.post(
+        srv.url + "/score", json={"question": Q, "candidates": ["a b c"]}, timeout=60
+    ).json()
     assert scored() == before + out["usage"]["scored_tokens"] > before
 
 
 def test_bad_score_requests_are_422(srv):
-    for body, param in (({"question": Q}, "steps"), ({"question": Q, "candidates": []},
-                                                     "candidates"),
-                        ({"question": " ", "steps": ["a"]}, "question"),
-                        ({"question": Q, "steps": ["a"], "task": "multiple_choice"}, "task"),
-                        ({"question": Q, "steps": ["a"], "choices": ["x", " "]}, "choices"),
-                        ({"question": Q, "steps": ["a"], "strategy": "greedy"}, "strategy"),
-                        ({"question": Q, "steps": ["a"], "bogus": 1}, "bogus")):
+    for body, param in (
+        ({"question": Q}, "steps"),
+        ({"question": Q, "candidates": []}, "candidates"),
+        ({"question": " ", "steps": ["a"]}, "question"),
+        ({"question": Q, "steps": ["a"], "task": "multiple_choice"}, "task"),
+        ({"question": Q, "steps": ["a"], "choices": ["x", " "]}, "choices"),
+        ({"question": Q, "steps": ["a"], "strategy": "greedy"}, "strategy"),
+        ({"question": Q, "steps": ["a"], "bogus": 1}, "bogus"),
+    ):
         r = httpx.post(srv.url + "/score", json=body)
         assert r.status_code == 422, (body, r.text)
         assert r.json()["error"]["param"] == param, (body, r.text)
@@ -117,8 +129,7 @@ def test_bad_score_requests_are_422(srv):
 
 def test_prm_scorer_without_a_prm_is_the_solve_error():
     with ThreadServer(answering_engine()) as s:
-        r = httpx.post(s.url + "/score", json={"question": Q, "steps": ["a"],
-                                               "strategy": "prm"})
+        r = httpx.post(s.url + "/score", json={"question": Q, "steps": ["a"], "strategy": "prm"})
         solve = httpx.post(s.url + "/solve", json={"question": Q, "strategy": "prm"})
     assert r.status_code == solve.status_code == 400
     assert r.json()["error"]["message"] == solve.json()["error"]["message"]
@@ -126,8 +137,10 @@ def test_prm_scorer_without_a_prm_is_the_solve_error():
 
 def test_search_and_learn_prm_shape(srv):
     prm = RationalystPRM(srv.url)
-    out = prm.score([Q, Q], [["first step 0\nThe answer is: 7"],
-                             ["first step 0\n\nThe answer is: 8", "first step 1"]])
+    out = prm.score(
+        [Q, Q],
+        [["first step 0\nThe answer is: 7"], ["first step 0\n\nThe answer is: 8", "first step 1"]],
+    )
     assert len(out) == 2 and [len(x) for x in out] == [1, 2]
     assert [len(s) for s in out[1]] == [2, 1]
     assert all(isinstance(v, float) for x in out for s in x for v in s)
@@ -138,14 +151,24 @@ def test_score_matches_the_loop_on_the_default_model(server):
     """The real engine (in-process vLLM, the default model): a seeded two-step
     rationalyst solve's candidates scored again by /score get the loop's rationales and
     scores (prefix-cached scoring both times)."""
-    r = httpx.post(server.url + "/solve", json={"question": Q, "seed": 11, "max_steps": 2,
-                                                "num_candidates": 3}, timeout=300)
+    r = httpx.post(
+        server.url + "/solve",
+        json={"question": Q, "seed": 11, "max_steps": 2, "num_candidates": 3},
+        timeout=300,
+    )
     assert r.status_code == 200, r.text
     for k, step in enumerate(r.json()["steps"]):
         prefix = [s["text"] for s in r.json()["steps"][:k]]
-        body = httpx.post(server.url + "/score", json={
-            "question": Q, "steps": prefix,
-            "candidates": [c["text"] for c in step["candidates"]]}, timeout=300).json()
+        body = httpx.post(
+            server.url + "/score",
+            json={
+                "question": Q,
+                "steps": prefix,
+                "candidates": [c["text"] for c in step["candidates"]],
+            },
+            timeout=300,
+        ).json()
         assert body["rationale"] == step["rationale"]
         assert [c["score"] for c in body["candidates"]] == pytest.approx(
-            [c["score"] for c in step["candidates"]], abs=1e-5)
+            [c["score"] for c in step["candidates"]], abs=1e-5
+        )

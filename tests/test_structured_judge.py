@@ -6,15 +6,21 @@ from __future__ import annotations
 import json
 
 from rationalyst.supervisor.engine import EngineError
-from rationalyst.supervisor.strategies.judge import (FREE_TEXT_MAX_TOKENS, REWARDS,
-                                                     StructuredHTTPJudge, chat_rating)
+from rationalyst.supervisor.strategies.judge import (
+    FREE_TEXT_MAX_TOKENS,
+    REWARDS,
+    StructuredHTTPJudge,
+    chat_rating,
+)
 
 MSGS = [{"role": "user", "content": "Question: 1+1\n\nTrajectory:\nStep 1: 2"}]
 
 
 def completion(text: str) -> dict:
-    return {"choices": [{"message": {"content": text}}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 3}}
+    return {
+        "choices": [{"message": {"content": text}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3},
+    }
 
 
 def judge_with(reply_for):
@@ -24,14 +30,16 @@ def judge_with(reply_for):
     async def post_json(path, body, parse, what):
         bodies.append(body)
         return parse(reply_for(body))
+
     j.api.post_json = post_json
     return j, bodies
 
 
 async def test_vllm_choice_is_tried_first_and_remembered():
     # A `vllm serve`: structured_outputs' choice constrains the reply.
-    j, bodies = judge_with(lambda b: completion("Reward: 2") if "structured_outputs" in b
-                           else completion("no"))
+    j, bodies = judge_with(
+        lambda b: completion("Reward: 2") if "structured_outputs" in b else completion("no")
+    )
     assert (await j.rate(MSGS, "r1")).reward == 2
     assert (await j.rate(MSGS, "r2")).reward == 2
     assert j.mode == "choice" and len(bodies) == 2
@@ -40,8 +48,11 @@ async def test_vllm_choice_is_tried_first_and_remembered():
 
 async def test_json_schema_after_an_ignored_choice_is_used_and_remembered():
     # A server that ignores vLLM's field (free text comes back) but takes json_schema.
-    j, bodies = judge_with(lambda b: completion(json.dumps({"reward": 2}))
-                           if "response_format" in b else completion("no"))
+    j, bodies = judge_with(
+        lambda b: (
+            completion(json.dumps({"reward": 2})) if "response_format" in b else completion("no")
+        )
+    )
     r = await j.rate(MSGS, "r1")
     assert r.reward == 2 and r.prompt_tokens == 10  # the ignored try is counted too
     assert (await j.rate(MSGS, "r2")).reward == 2
@@ -54,6 +65,7 @@ async def test_refused_structure_falls_back_to_text_and_remembers():
         if "response_format" in b or "structured_outputs" in b:
             raise EngineError("the judge verifier answered HTTP 400: unsupported")
         return completion("Reward: 3")
+
     j, bodies = judge_with(reply)
     assert (await j.rate(MSGS, "r1")).reward == 3
     assert j.mode == "text"

@@ -37,22 +37,32 @@ class StrategySpec:
 
 
 REGISTRY: dict[str, StrategySpec] = {
-    "rationalyst": StrategySpec(rationalyst.rationalyst, ("agent", "rationale", "scorer"),
-                                rationale=True, score=rationalyst.score),
-    "explicit": StrategySpec(explicit.explicit, ("agent", "rationale"), rationale=True,
-                             score=explicit.score),
+    "rationalyst": StrategySpec(
+        rationalyst.rationalyst,
+        ("agent", "rationale", "scorer"),
+        rationale=True,
+        score=rationalyst.score,
+    ),
+    "explicit": StrategySpec(
+        explicit.explicit, ("agent", "rationale"), rationale=True, score=explicit.score
+    ),
     "random": StrategySpec(random.random_choice),
     "greedy": StrategySpec(greedy.greedy),
     # The judge is the agent itself unless a judge endpoint is configured.
     "judge": StrategySpec(judge.judge, ("agent",), verifier="judge", score=judge.score),
-    "prm": StrategySpec(prm.prm, ("agent", "prm"), verifier="prm",
-                        not_configured=prm.PRM_MISSING, score=prm.score),
+    "prm": StrategySpec(
+        prm.prm, ("agent", "prm"), verifier="prm", not_configured=prm.PRM_MISSING, score=prm.score
+    ),
 }
 
 if tuple(REGISTRY) != protocol.STRATEGIES:
-    raise ImportError(f"the strategy registry {tuple(REGISTRY)} and the wire format's "
-                      f"rationalyst.protocol.STRATEGIES {protocol.STRATEGIES} differ: a "
-                      "strategy needs its name in both, in the same order")
+    raise ImportError(
+        f"the strategy registry {tuple(REGISTRY)} and the wire format's "
+        f"rationalyst.protocol.STRATEGIES {protocol.STRATEGIES} differ: a "
+        "strategy needs its name in both, in the same order"
+    )
 if tuple(n for n, s in REGISTRY.items() if s.score) != protocol.SCORERS:
-    raise ImportError("the strategies with a scorer in the registry and the wire format's "
-                      f"rationalyst.protocol.SCORERS {protocol.SCORERS} differ")
+    raise ImportError(
+        "the strategies with a scorer in the registry and the wire format's "
+        f"rationalyst.protocol.SCORERS {protocol.SCORERS} differ"
+    )

@@ -4,13 +4,21 @@ trajectory's steps (its probability that a step is good); the highest aggregate 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from rationalyst.protocol import Candidate
 
 from ..engine import NotConfigured
-from .base import (StepChoice, StepState, candidates, choose, sample, timed, unique_texts,
-                   verified_best)
+from .base import (
+    StepChoice,
+    StepState,
+    candidates,
+    choose,
+    sample,
+    timed,
+    unique_texts,
+    verified_best,
+)
 
 
 def aggregate(step_scores: Sequence[float], how: str) -> float:
@@ -32,8 +40,9 @@ async def prm(state: StepState, engines) -> StepChoice:
     return StepChoice(cands, None)
 
 
-async def score(state: StepState, engines, cands: list[Candidate],
-                rationale: str | None = None) -> None:
+async def score(
+    state: StepState, engines, cands: list[Candidate], rationale: str | None = None
+) -> None:
     """Each candidate's trajectory scored by the PRM, step by step; the candidate's
     score is those step scores aggregated (`prm_aggregation`)."""
     if engines.prm is None:
@@ -41,9 +50,16 @@ async def score(state: StepState, engines, cands: list[Candidate],
     unique = unique_texts(cands)
     if not unique:
         return
-    scored = await timed(engines.prm.score(
-        state.problem.question, [[*state.steps, t] for t in unique],
-        f"{state.request_id}-prm", session=state.session), state.timings, "score_ms")
+    scored = await timed(
+        engines.prm.score(
+            state.problem.question,
+            [[*state.steps, t] for t in unique],
+            f"{state.request_id}-prm",
+            session=state.session,
+        ),
+        state.timings,
+        "score_ms",
+    )
     state.usage.verifier_prompt_tokens += scored.prompt_tokens
     by_text = dict(zip(unique, scored.steps))
     for c in cands:
@@ -52,6 +68,8 @@ async def score(state: StepState, engines, cands: list[Candidate],
             c.score = aggregate(c.step_scores, state.params.prm_aggregation)
 
 
-PRM_MISSING = ("strategy 'prm' needs a process reward model: start the server with "
-               "RATIONALYST_PRM_MODEL set (a local PRM checkpoint; RATIONALYST_PRM_URL "
-               "for a remote `vllm serve` of it)")
+PRM_MISSING = (
+    "strategy 'prm' needs a process reward model: start the server with "
+    "RATIONALYST_PRM_MODEL set (a local PRM checkpoint; RATIONALYST_PRM_URL "
+    "for a remote `vllm serve` of it)"
+)

@@ -24,8 +24,9 @@ def loose_leak(rationale: str, following: str) -> bool:
     if split.is_leak(rationale, following, 0.6):
         return True
     wanted = split.content_words(following)
-    return (len(wanted) >= split.MIN_CONTENT_WORDS
-            and len(wanted & split.content_words(rationale)) >= 0.5 * len(wanted))
+    return len(wanted) >= split.MIN_CONTENT_WORDS and len(
+        wanted & split.content_words(rationale)
+    ) >= 0.5 * len(wanted)
 
 
 def main(dirs: list[str]) -> None:
@@ -36,23 +37,28 @@ def main(dirs: list[str]) -> None:
     for r in rows:
         r["loose_leak"] = loose_leak(r["rationale"], r["following"])
     flagged = sum(r["loose_leak"] for r in rows)
-    print(f"triples {len(rows)}, flagged by the looser bar {flagged} "
-          f"({flagged / max(1, len(rows)):.1%})")
+    print(
+        f"triples {len(rows)}, flagged by the looser bar {flagged} "
+        f"({flagged / max(1, len(rows)):.1%})"
+    )
     sample = random.Random(0).sample(rows, min(SAMPLE, len(rows)))
     with open(HERE / "leak_audit.jsonl", "w", encoding="utf-8") as f:
         for r in sample:
-            f.write(json.dumps({k: r[k] for k in ("id", "rationale", "following",
-                                                   "loose_leak")}) + "\n")
+            f.write(
+                json.dumps({k: r[k] for k in ("id", "rationale", "following", "loose_leak")}) + "\n"
+            )
     print(f"sample {len(sample)}: flagged {sum(r['loose_leak'] for r in sample)}")
     try:
         from transformers import AutoTokenizer
 
         from rationalyst.supervisor.models import build_default, default_cache_dir
+
         tok = AutoTokenizer.from_pretrained(build_default(default_cache_dir()))
-        lens = sorted(len(tok.encode(r["rationale"], add_special_tokens=False))
-                      for r in rows)
-        print(f"rationale tokens: median {lens[len(lens) // 2]}, max {lens[-1]}, "
-              f">= 46: {sum(n >= 46 for n in lens)}")
+        lens = sorted(len(tok.encode(r["rationale"], add_special_tokens=False)) for r in rows)
+        print(
+            f"rationale tokens: median {lens[len(lens) // 2]}, max {lens[-1]}, "
+            f">= 46: {sum(n >= 46 for n in lens)}"
+        )
     except Exception as exc:  # the audit of leaks stands without it
         print(f"no token counts ({exc})")
 
