@@ -1,7 +1,7 @@
 """The wire format of POST /solve, with its names and defaults: one owner.
 
 Depends only on pydantic, so the server, the supervisor, the clients and the CLI
-all import it. To add a strategy, add its name to STRATEGIES (and its module and
+all import it. To add a strategy, add its name to STRATEGIES in names.py (and its module and
 registry line to supervisor/strategies/: docs/design.md); to add a request field,
 add it to SolveOptions (it then reaches /solve, /v1 extra_body, the client and the
 CLI flags) or to SolveRequest (/solve only), and to supervisor.types.SolveParams
@@ -11,65 +11,46 @@ under the same name.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# ---- names ------------------------------------------------------------------------
-
-STRATEGIES = ("rationalyst", "explicit", "random", "greedy", "judge", "prm")
-PRM_AGGREGATIONS = ("last", "min", "prod")  # over a trajectory's step scores
-TASKS = ("math", "math_boxed", "multiple_choice", "true_false")
-# Prompt profiles: "generic" (one prompt per task family, for users' own questions) and
-# "reference" (the paper's per-dataset prompts; see supervisor/profiles.py).
-PROFILES = ("generic", "reference")
-# Where a step ends: at a newline, or at the end of the agent's chat turn (the reference).
-STEP_ENDS = ("line", "turn")
-# The paper's seven datasets: `dataset` picks the reference profile's prompt for one of
-# them (and implies its task family); see supervisor/profiles.py.
-DATASET_TASKS = {
-    "gsm8k": "math",
-    "math": "math_boxed",
-    "commonsenseqa": "multiple_choice",
-    "hellaswag": "multiple_choice",
-    "proofwriter": "true_false",
-    "arc_challenge": "multiple_choice",
-    "mmlu_pro": "multiple_choice",
-}
-DATASETS = tuple(DATASET_TASKS)
-# MMLU-Pro's categories: the reference profile shows that category's own examples.
-CATEGORIES = (
-    "biology",
-    "business",
-    "chemistry",
-    "computer science",
-    "economics",
-    "engineering",
-    "health",
-    "history",
-    "law",
-    "math",
-    "other",
-    "philosophy",
-    "physics",
-    "psychology",
+# The names (names.py) and the response side (responses.py) are part of this wire format.
+from rationalyst.names import (  # noqa: F401
+    CATEGORIES,
+    DATASET_TASKS,
+    DATASETS,
+    FINISH_REASONS,
+    PRM_AGGREGATIONS,
+    PROFILES,
+    SCORERS,
+    STEP_ENDS,
+    STRATEGIES,
+    SUPERVISED_MODELS,
+    TASKS,
+    FinishReason,
+    PRMAggregation,
+    Profile,
+    ScorerName,
+    StepEnd,
+    StrategyName,
+    Task,
 )
-StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
-# The strategies that score a candidate step (POST /score); greedy and random do not.
-SCORERS = ("rationalyst", "explicit", "judge", "prm")
-ScorerName = Literal[SCORERS]  # type: ignore[valid-type]
-PRMAggregation = Literal[PRM_AGGREGATIONS]  # type: ignore[valid-type]
-Profile = Literal[PROFILES]  # type: ignore[valid-type]
-StepEnd = Literal[STEP_ENDS]  # type: ignore[valid-type]
-Task = Literal[TASKS]  # type: ignore[valid-type]
-# "length": the context ran out mid-solve; the steps so far come back. "stop": a stop
-# string of the request (/v1's `stop`) appeared; the step is cut before it.
-FinishReason = Literal["answer", "max_steps", "budget", "timeout", "length", "stop"]
-FINISH_REASONS: tuple[str, ...] = get_args(FinishReason)
-
-# The /v1 model name of each strategy; a strategy not listed is served under its own.
-_CHAT_NAMES = {"explicit": "rationalyst-explicit"}
-SUPERVISED_MODELS = {_CHAT_NAMES.get(s, s): s for s in STRATEGIES}
+from rationalyst.responses import (  # noqa: F401
+    DONE_EVENT,
+    ERROR_EVENT,
+    STEP_EVENT,
+    Candidate,
+    ErrorBody,
+    ErrorResponse,
+    HealthResponse,
+    ReplicaStatus,
+    SolveResult,
+    Step,
+    Timings,
+    Usage,
+    WireModel,
+)
 
 # ---- defaults (the server's; clients send them unless told otherwise) -------------
 
@@ -376,162 +357,3 @@ class ScoreRequest(StrictJSON):
         if self.candidates is None and not self.steps:
             raise ValueError("steps: send candidates, or steps to score")
         return self
-
-
-# ---- responses --------------------------------------------------------------------
-
-
-class WireModel(BaseModel):
-    """A response object. Unknown fields (a newer server's) are kept, not refused;
-    fields with defaults are still required in the response schema. The supervisor
-    fills these in place as a solve runs, so they are plain mutable models."""
-
-    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
-
-    @property
-    def raw(self) -> dict:
-        """The JSON object, as sent."""
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        return cls.model_validate(d)
-
-
-class Candidate(WireModel):
-    text: str
-    score: float | None = Field(
-        None,
-        description=(
-            "rationalyst, explicit: mean token log-prob; judge: the verifier's reward 0-3 "
-            "(None when its reply did not parse); prm: the aggregated step probability; "
-            "None for greedy and random"
-        ),
-    )
-    chosen: bool = False
-    reply: str | None = Field(None, description="judge: the verifier's raw reply")
-    logprob: float | None = Field(
-        None,
-        description=("judge: the agent's own mean log-prob of the candidate, which breaks ties"),
-    )
-    step_scores: list[float] | None = Field(
-        None, description=("prm: the PRM's probability that each step of the trajectory is good")
-    )
-
-
-class Timings(WireModel):
-    sample_ms: float = 0.0
-    rationale_ms: float = 0.0
-    score_ms: float = 0.0
-    total_ms: float = 0.0
-
-
-class Step(WireModel):
-    index: int
-    text: str
-    rationale: str | None
-    candidates: list[Candidate]
-    elapsed_ms: float
-    timings: Timings = Field(
-        default_factory=Timings,
-        description=("this step's time per phase; sample and rationale overlap in rationalyst"),
-    )
-
-
-class Usage(WireModel):
-    agent_prompt_tokens: int = 0
-    agent_completion_tokens: int = 0
-    rationale_tokens: int = 0
-    scored_tokens: int = Field(0, description="prompt tokens the scorer really computed")
-    verifier_prompt_tokens: int = Field(0, description="judge's or PRM's prompt tokens")
-    verifier_completion_tokens: int = Field(0, description="judge's reply tokens")
-    verifier_unparsed: int = Field(0, description="judge replies with no reward 0-3 in them")
-    rationale_prompt_tokens: int = Field(0, description="RATIONALYST's prompt tokens")
-    cached_tokens: int = Field(
-        0,
-        description=(
-            "of the agent, rationale and verifier prompt tokens, those the backend read from "
-            "its prefix cache instead of computing (0 where the backend does not report it)"
-        ),
-    )
-    reasoning_tokens: int = Field(
-        0,
-        description=(
-            "generated tokens not in the chosen steps: rejected candidates, rationales, "
-            "verifier replies (set when the solve ends)"
-        ),
-    )
-
-    @property
-    def generated(self) -> int:
-        return self.agent_completion_tokens + self.rationale_tokens
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Every prompt token read or computed: the OpenAI `prompt_tokens` (the scorer's
-        prefill counts only what it computed, cache hits excluded)."""
-        return (
-            self.agent_prompt_tokens
-            + self.rationale_prompt_tokens
-            + self.scored_tokens
-            + self.verifier_prompt_tokens
-        )
-
-    @property
-    def completion_tokens(self) -> int:
-        """Every generated token: agent candidates, rationales, verifier replies."""
-        return self.generated + self.verifier_completion_tokens
-
-
-class SolveResult(WireModel):
-    """The /solve response, and the SSE `done` event."""
-
-    id: str
-    strategy: StrategyName
-    seed: int = Field(description="the seed used; send it back to repeat the solve")
-    answer: str | None
-    finish_reason: FinishReason
-    steps: list[Step] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    timings: Timings = Field(default_factory=Timings)
-
-
-# Stream events of POST /solve with stream: true.
-STEP_EVENT, DONE_EVENT, ERROR_EVENT = "step", "done", "error"
-
-
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-class ReplicaStatus(BaseModel):
-    url: str
-    up: bool
-    scoring: str | None = Field(None, description="its scoring path, once connected")
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ready", "loading", "degraded"]
-    models: dict[str, str]
-    rationale_is_stand_in: bool
-    note: str | None = None
-    errors: list[str] = Field(default_factory=list, description="why the engines are not ready")
-    scoring: str | None = Field(
-        None,
-        description=(
-            "how candidates are scored: in-process or remote, from the prefix cache or "
-            "with full prefill (a remote vllm serve needs --enable-scale-out "
-            "--enable-prompt-tokens-details for the cache)"
-        ),
-    )
-    replicas: dict[str, list[ReplicaStatus]] = Field(
-        default_factory=dict,
-        description=("per role served by several vllm serve replicas: each one's state"),
-    )

@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from rationalyst.making import documents, train
+from rationalyst.making import documents, train, train_options
 from rationalyst.making.documents import InputError
 
 
@@ -93,9 +93,9 @@ async def test_url_takes_several_replicas_through_the_servers_engine(default_mod
 
 
 def test_eval_schedule_is_a_fraction_of_the_run():
-    assert train.schedule(2346, 0.1, 0.25) == (235, 587)
-    assert train.evaluations(2346, 235) == 11  # 9 scheduled + before + after
-    assert train.schedule(4, 0.1, 0.25) == (1, 1)
+    assert train_options.schedule(2346, 0.1, 0.25) == (235, 587)
+    assert train_options.evaluations(2346, 235) == 11  # 9 scheduled + before + after
+    assert train_options.schedule(4, 0.1, 0.25) == (1, 1)
 
 
 @pytest.mark.parametrize("per_step", [2, 16, 32])  # LoRA 2x1, --full 2x8, 2 GPUs
@@ -105,12 +105,16 @@ def test_evaluation_is_at_most_10_percent_at_the_papers_scale(per_step):
     held_out = round(0.05 * 79_000)
     n_train = 79_000 - held_out
     steps = -(-n_train // per_step)
-    eval_steps, _ = train.schedule(steps, train.EVAL_EVERY, train.SAVE_EVERY)
-    share = train.eval_share(n_train, train.EVAL_MAX, train.evaluations(steps, eval_steps))
+    eval_steps, _ = train_options.schedule(
+        steps, train_options.EVAL_EVERY, train_options.SAVE_EVERY
+    )
+    share = train_options.eval_share(
+        n_train, train_options.EVAL_MAX, train_options.evaluations(steps, eval_steps)
+    )
     assert share <= 0.10
     assert share == pytest.approx(11 * 256 / (11 * 256 + 3 * n_train))  # 1.2%
     old_every = max(1, min(50, steps // 5))
-    old = train.eval_share(n_train, held_out, train.evaluations(steps, old_every))
+    old = train_options.eval_share(n_train, held_out, train_options.evaluations(steps, old_every))
     assert old > 0.4  # the finding: about 10x the training with 2 pairs a step
 
 
