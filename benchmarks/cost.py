@@ -39,8 +39,8 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rich.progress import Progress
 
@@ -83,26 +83,28 @@ class Counting:
     async def sample(self, prompt: str, params: SampleParams, request_id: str, **kw):
         return self._add(await self.inner.sample(prompt, params, request_id, **kw))
 
-    async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str, **kw):
+    async def generate(
+        self, prompt: str, max_tokens: int, stop: Sequence[str], request_id: str, **kw
+    ):
         return self._add(await self.inner.generate(prompt, max_tokens, stop, request_id, **kw))
 
-    async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str, **kw) -> Scores:
+    async def score(
+        self, prefix: str, continuations: Sequence[str], request_id: str, **kw
+    ) -> Scores:
         self.score_calls.append((prefix, list(continuations)))
         scores = await self.inner.score(prefix, continuations, request_id, **kw)
         self.scored += scores.computed_tokens
         return scores
 
 
-async def strategy_costs(engines: Engines, counter: Counting, items: list[dict],
-                         bench) -> dict[str, dict]:
+async def strategy_costs(
+    engines: Engines, counter: Counting, items: list[dict], bench
+) -> dict[str, dict]:
     rows = {}
     with Progress() as bar:
         for strategy in STRATEGIES + (("prm",) if engines.prm else ()):
             task = bar.add_task(f"{strategy:>11}", total=len(items))
-            tally = {"prefilled": [], "decoded": [], "scored": [], "verifier": [],
-                     "wall_s": []}
+            tally = {"prefilled": [], "decoded": [], "scored": [], "verifier": [], "wall_s": []}
             for i, item in enumerate(items):
                 req = bench.request(item)
                 problem = Problem(req["question"], req["task"], req["choices"])
@@ -122,10 +124,20 @@ async def strategy_costs(engines: Engines, counter: Counting, items: list[dict],
 
 
 PROFILE_RUNS = {  # the server's settings for each (see server/solve.py)
-    "generic, line": dict(profile="generic", step_end="line", step_max_tokens=64,
-                          rationale_max_tokens=64, max_tokens=2048),
-    "reference, turn": dict(profile="reference", step_end="turn", step_max_tokens=1000,
-                            rationale_max_tokens=1000, max_tokens=None),
+    "generic, line": dict(
+        profile="generic",
+        step_end="line",
+        step_max_tokens=64,
+        rationale_max_tokens=64,
+        max_tokens=2048,
+    ),
+    "reference, turn": dict(
+        profile="reference",
+        step_end="turn",
+        step_max_tokens=1000,
+        rationale_max_tokens=1000,
+        max_tokens=None,
+    ),
 }
 
 
@@ -138,15 +150,23 @@ async def profile_costs(engines: Engines, counter: Counting, n: int, data_dir) -
             items = datasets.load_items(bench, data_dir, n)
             for label, run in PROFILE_RUNS.items():
                 task = bar.add_task(f"{name} {label}", total=len(items))
-                tally = {k: [] for k in ("prefilled", "decoded", "scored", "steps",
-                                         "answered", "wall_s")}
+                tally = {
+                    k: [] for k in ("prefilled", "decoded", "scored", "steps", "answered", "wall_s")
+                }
                 for i, item in enumerate(items):
                     req = bench.request(item, run["profile"])
-                    problem = Problem(req["question"], req["task"],
-                                      tuple(req["choices"]) if req["choices"] else None,
-                                      profile=req["profile"], category=req.get("category"))
-                    params = SolveParams(strategy="rationalyst", seed=SEED + i,
-                                         **{k: v for k, v in run.items() if k != "profile"})
+                    problem = Problem(
+                        req["question"],
+                        req["task"],
+                        tuple(req["choices"]) if req["choices"] else None,
+                        profile=req["profile"],
+                        category=req.get("category"),
+                    )
+                    params = SolveParams(
+                        strategy="rationalyst",
+                        seed=SEED + i,
+                        **{k: v for k, v in run.items() if k != "profile"},
+                    )
                     counter.reset()
                     await counter.inner.llm.reset_prefix_cache()
                     t0 = time.perf_counter()
@@ -163,16 +183,20 @@ async def profile_costs(engines: Engines, counter: Counting, n: int, data_dir) -
 
 def profile_report(rows: dict, n: int) -> None:
     print(f"\n## rationalyst per profile: first {n} items of each, one solve at a time\n")
-    print("| dataset | profile, steps | prefilled | decoded | scored | steps | answered "
-          "| wall s | all tokens x | wall x |")
+    print(
+        "| dataset | profile, steps | prefilled | decoded | scored | steps | answered "
+        "| wall s | all tokens x | wall x |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, r in rows.items():
         base = rows[key.split(" | ")[0] + " | generic, line"]
         every = r["prefilled"] + r["decoded"] + r["scored"]
         base_every = base["prefilled"] + base["decoded"] + base["scored"]
-        print(f"| {key} | {r['prefilled']:.0f} | {r['decoded']:.0f} | {r['scored']:.0f} "
-              f"| {r['steps']:.1f} | {r['answered']:.2f} | {r['wall_s']:.1f} "
-              f"| {every / base_every:.2f} | {r['wall_s'] / base['wall_s']:.2f} |")
+        print(
+            f"| {key} | {r['prefilled']:.0f} | {r['decoded']:.0f} | {r['scored']:.0f} "
+            f"| {r['steps']:.1f} | {r['answered']:.2f} | {r['wall_s']:.1f} "
+            f"| {every / base_every:.2f} | {r['wall_s'] / base['wall_s']:.2f} |"
+        )
     print(json.dumps({"profiles": rows}))
 
 
@@ -205,45 +229,64 @@ async def scoring_costs(engine, calls: list[tuple[str, list[str]]]) -> dict:
     with Progress() as bar:
         task = bar.add_task("    scoring", total=len(calls))
         for i, (prefix, conts) in enumerate(calls):
-            max_diff = max(max_diff, await replay_call(engine, i, prefix, conts,
-                                                       engine.llm.reset_prefix_cache, tot))
+            max_diff = max(
+                max_diff,
+                await replay_call(engine, i, prefix, conts, engine.llm.reset_prefix_cache, tot),
+            )
             bar.advance(task)
     engine.score_from_prefix_cache = True
     return {**tot, "calls": len(calls), "max_diff": max_diff}
 
 
 def report(rows: dict, sc: dict, n_items: int, model: str) -> bool:
-    print(f"\n## Cost per solve: {n_items} GSM8K items, {model}, N=3, temperature 0.7, "
-          f"15 steps max, one solve at a time\n")
+    print(
+        f"\n## Cost per solve: {n_items} GSM8K items, {model}, N=3, temperature 0.7, "
+        f"15 steps max, one solve at a time\n"
+    )
     g = rows["greedy"]
-    print("| strategy | prefilled | decoded | scored | verifier | wall s | prefilled x "
-          "| decoded x | all tokens x | wall x |")
+    print(
+        "| strategy | prefilled | decoded | scored | verifier | wall s | prefilled x "
+        "| decoded x | all tokens x | wall x |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     g_all = g["prefilled"] + g["decoded"] + g["scored"]
     for name, r in rows.items():
         # The judge's tokens are the agent's own (in prefilled/decoded); the PRM's are not.
-        every = r["prefilled"] + r["decoded"] + r["scored"] + (
-            r["verifier"] if name == "prm" else 0)
-        print(f"| {name} | {r['prefilled']:.0f} | {r['decoded']:.0f} | {r['scored']:.0f} "
-              f"| {r['verifier']:.0f} | {r['wall_s']:.2f} | {r['prefilled'] / g['prefilled']:.2f} "
-              f"| {r['decoded'] / g['decoded']:.2f} | {every / g_all:.2f} "
-              f"| {r['wall_s'] / g['wall_s']:.2f} |")
+        every = (
+            r["prefilled"] + r["decoded"] + r["scored"] + (r["verifier"] if name == "prm" else 0)
+        )
+        print(
+            f"| {name} | {r['prefilled']:.0f} | {r['decoded']:.0f} | {r['scored']:.0f} "
+            f"| {r['verifier']:.0f} | {r['wall_s']:.2f} | {r['prefilled'] / g['prefilled']:.2f} "
+            f"| {r['decoded'] / g['decoded']:.2f} | {every / g_all:.2f} "
+            f"| {r['wall_s'] / g['wall_s']:.2f} |"
+        )
     naive_x, cached_x = sc["naive"] / sc["ideal"], sc["cached"] / sc["ideal"]
-    print(f"\n## Scoring: {sc['calls']} scoring calls from the rationalyst solves, "
-          f"each from an empty prefix cache\n")
+    print(
+        f"\n## Scoring: {sc['calls']} scoring calls from the rationalyst solves, "
+        f"each from an empty prefix cache\n"
+    )
     print("| way | tokens computed | x ideal | wall s (all calls) |")
     print("|---|---:|---:|---:|")
     print(f"| ideal (prefix once + candidates) | {sc['ideal']} | 1.00 | |")
-    print(f"| naive (N prompt-logprob requests) | {sc['naive']} | {naive_x:.2f} "
-          f"| {sc['naive_s']:.2f} |")
-    print(f"| cached (prime, then N requests) | {sc['cached']} | {cached_x:.2f} "
-          f"| {sc['cached_s']:.2f} |")
-    print(f"\ncached/naive: tokens {sc['cached'] / sc['naive']:.2f}, wall time "
-          f"{sc['cached_s'] / sc['naive_s']:.2f}; largest log-prob difference "
-          f"{sc['max_diff']:.2e}")
+    print(
+        f"| naive (N prompt-logprob requests) | {sc['naive']} | {naive_x:.2f} "
+        f"| {sc['naive_s']:.2f} |"
+    )
+    print(
+        f"| cached (prime, then N requests) | {sc['cached']} | {cached_x:.2f} "
+        f"| {sc['cached_s']:.2f} |"
+    )
+    print(
+        f"\ncached/naive: tokens {sc['cached'] / sc['naive']:.2f}, wall time "
+        f"{sc['cached_s'] / sc['naive_s']:.2f}; largest log-prob difference "
+        f"{sc['max_diff']:.2e}"
+    )
     ok = cached_x <= CACHED_TARGET and sc["max_diff"] <= DIFF_TARGET
-    print(f"targets: cached <= {CACHED_TARGET}x ideal, |diff| <= {DIFF_TARGET}: "
-          f"{'PASS' if ok else 'FAIL'}")
+    print(
+        f"targets: cached <= {CACHED_TARGET}x ideal, |diff| <= {DIFF_TARGET}: "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
     print(json.dumps({"strategies": rows, "scoring": sc}))
     return ok
 
@@ -252,8 +295,13 @@ async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--items", type=int, default=20, help="GSM8K items [20]")
     p.add_argument("--data-dir", help="benchmark folder [as `rationalyst eval`]")
-    p.add_argument("--profiles", type=int, default=0, metavar="N",
-                   help="part 3: N GSM8K and N ARC items per profile [0: skip]")
+    p.add_argument(
+        "--profiles",
+        type=int,
+        default=0,
+        metavar="N",
+        help="part 3: N GSM8K and N ARC items per profile [0: skip]",
+    )
     p.add_argument("--only-profiles", action="store_true", help="run part 3 alone")
     args = p.parse_args()
     bench = datasets.get("gsm8k")
@@ -272,8 +320,9 @@ async def main() -> int:
             sc = await scoring_costs(engines.scorer, counter.score_calls)
             ok = report(rows, sc, len(items), info.agent)
         if args.profiles:
-            profile_report(await profile_costs(counted, counter, args.profiles,
-                                               args.data_dir), args.profiles)
+            profile_report(
+                await profile_costs(counted, counter, args.profiles, args.data_dir), args.profiles
+            )
     finally:
         await engines.close()
     return 0 if ok else 1

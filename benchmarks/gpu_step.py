@@ -57,18 +57,36 @@ QUESTIONS = [
 ]
 
 # Llama-3-8B, as published (meta-llama/Meta-Llama-3-8B-Instruct's config), but vocab.
-LLAMA3_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                 num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                 max_position_embeddings=8192, rope_theta=500000.0, rms_norm_eps=1e-5,
-                 tie_word_embeddings=False, hidden_act="silu")
+LLAMA3_8B = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    max_position_embeddings=8192,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+    hidden_act="silu",
+)
 # tests/conftest.py's tiny model (head_dim 64 because vLLM's CPU attention needs it),
 # but with an untied LM head: with tied embeddings a random 2-layer model's greedy
 # choice is the last input token, the newline that opens the assistant turn, which
 # ends every greedy step at once and would make chain-of-thought look free.
-TINY = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=2, head_dim=64,
-            max_position_embeddings=2048, rope_theta=500000.0, rms_norm_eps=1e-5,
-            tie_word_embeddings=False, hidden_act="silu")
+TINY = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    head_dim=64,
+    max_position_embeddings=2048,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+    hidden_act="silu",
+)
 
 
 def cuda_available() -> bool:
@@ -87,8 +105,9 @@ def cuda_available() -> bool:
     return bool(smi) and subprocess.run([smi, "-L"], capture_output=True).returncode == 0
 
 
-def build_model(out: str, tokenizer_dir: str, shape: dict, seed: int, device: str,
-                dtype: str) -> str:
+def build_model(
+    out: str, tokenizer_dir: str, shape: dict, seed: int, device: str, dtype: str
+) -> str:
     """Save a randomly initialised LlamaForCausalLM of `shape` with the tokenizer."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -97,8 +116,9 @@ def build_model(out: str, tokenizer_dir: str, shape: dict, seed: int, device: st
     if (out_dir / "config.json").is_file():
         return out  # built by an earlier run (--model-dir)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, **shape)
+    config = LlamaConfig(
+        vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **shape
+    )
     torch.manual_seed(seed)
     torch_dtype = getattr(torch, dtype)
     previous = torch.get_default_dtype()
@@ -169,39 +189,56 @@ async def timed(engines, strategy: str, concurrency: int, params_for) -> Run:
     from rationalyst.supervisor.loop import solve_all
     from rationalyst.supervisor.types import Problem
 
-    problems = [Problem(question=QUESTIONS[i % len(QUESTIONS)], task="math")
-                for i in range(concurrency)]
+    problems = [
+        Problem(question=QUESTIONS[i % len(QUESTIONS)], task="math") for i in range(concurrency)
+    ]
     t0 = time.perf_counter()
-    results = await asyncio.gather(*(
-        solve_all(p, params_for(strategy, seed=i), engines, f"{strategy}-{concurrency}-{i}")
-        for i, p in enumerate(problems)))
+    results = await asyncio.gather(
+        *(
+            solve_all(p, params_for(strategy, seed=i), engines, f"{strategy}-{concurrency}-{i}")
+            for i, p in enumerate(problems)
+        )
+    )
     return Run(concurrency, strategy, time.perf_counter() - t0, list(results))
 
 
 def report(runs: list[Run]) -> list[dict]:
     rows = []
-    print(f"\n{'conc':>4} {'strategy':<11} {'solves':>6} {'steps':>5} {'wall s':>7} "
-          f"{'solves/s':>8} {'steps/s':>7} {'step ms mean':>12} {'p50':>7} {'p90':>7} "
-          f"{'s/solve':>8} {'gen tok':>7} {'chars/step':>10} {'vs CoT':>6}")
+    print(
+        f"\n{'conc':>4} {'strategy':<11} {'solves':>6} {'steps':>5} {'wall s':>7} "
+        f"{'solves/s':>8} {'steps/s':>7} {'step ms mean':>12} {'p50':>7} {'p90':>7} "
+        f"{'s/solve':>8} {'gen tok':>7} {'chars/step':>10} {'vs CoT':>6}"
+    )
     by = {(r.concurrency, r.strategy): r for r in runs}
     for r in runs:
         ms = r.step_ms()
         cot = by[(r.concurrency, "greedy")]
-        row = dict(concurrency=r.concurrency, strategy=r.strategy, solves=len(r.results),
-                   steps=len(r.steps), wall_s=r.wall_s,
-                   solves_per_s=len(r.results) / r.wall_s, steps_per_s=len(r.steps) / r.wall_s,
-                   step_ms_mean=statistics.mean(ms), step_ms_p50=pct(ms, 50),
-                   step_ms_p90=pct(ms, 90), s_per_solve=r.per_solve_s,
-                   generated_tokens_per_solve=r.tokens, chars_per_step=r.step_chars,
-                   ratio_vs_cot=r.per_solve_s / cot.per_solve_s)
+        row = dict(
+            concurrency=r.concurrency,
+            strategy=r.strategy,
+            solves=len(r.results),
+            steps=len(r.steps),
+            wall_s=r.wall_s,
+            solves_per_s=len(r.results) / r.wall_s,
+            steps_per_s=len(r.steps) / r.wall_s,
+            step_ms_mean=statistics.mean(ms),
+            step_ms_p50=pct(ms, 50),
+            step_ms_p90=pct(ms, 90),
+            s_per_solve=r.per_solve_s,
+            generated_tokens_per_solve=r.tokens,
+            chars_per_step=r.step_chars,
+            ratio_vs_cot=r.per_solve_s / cot.per_solve_s,
+        )
         rows.append(row)
-        print(f"{row['concurrency']:>4} {row['strategy']:<11} {row['solves']:>6} "
-              f"{row['steps']:>5} {row['wall_s']:>7.2f} {row['solves_per_s']:>8.3f} "
-              f"{row['steps_per_s']:>7.2f} {row['step_ms_mean']:>12.1f} "
-              f"{row['step_ms_p50']:>7.1f} {row['step_ms_p90']:>7.1f} "
-              f"{row['s_per_solve']:>8.3f} {row['generated_tokens_per_solve']:>7.0f} "
-              f"{row['chars_per_step']:>10.0f} "
-              f"{row['ratio_vs_cot']:>5.2f}x")
+        print(
+            f"{row['concurrency']:>4} {row['strategy']:<11} {row['solves']:>6} "
+            f"{row['steps']:>5} {row['wall_s']:>7.2f} {row['solves_per_s']:>8.3f} "
+            f"{row['steps_per_s']:>7.2f} {row['step_ms_mean']:>12.1f} "
+            f"{row['step_ms_p50']:>7.1f} {row['step_ms_p90']:>7.1f} "
+            f"{row['s_per_solve']:>8.3f} {row['generated_tokens_per_solve']:>7.0f} "
+            f"{row['chars_per_step']:>10.0f} "
+            f"{row['ratio_vs_cot']:>5.2f}x"
+        )
     return rows
 
 
@@ -211,10 +248,14 @@ def breakdown(runs: list[Run]) -> None:
         if r.strategy != "rationalyst":
             continue
         n = len(r.steps)
-        t = [sum(getattr(x.timings, a) for x in r.results) / n
-             for a in ("sample_ms", "rationale_ms", "score_ms")]
-        print(f"  concurrency {r.concurrency:>2}: sample {t[0]:7.1f}  rationale {t[1]:7.1f}  "
-              f"score {t[2]:7.1f}  step {statistics.mean(r.step_ms()):7.1f}")
+        t = [
+            sum(getattr(x.timings, a) for x in r.results) / n
+            for a in ("sample_ms", "rationale_ms", "score_ms")
+        ]
+        print(
+            f"  concurrency {r.concurrency:>2}: sample {t[0]:7.1f}  rationale {t[1]:7.1f}  "
+            f"score {t[2]:7.1f}  step {statistics.mean(r.step_ms()):7.1f}"
+        )
 
 
 async def bench(args, agent_dir: str, rationale_dir: str, max_model_len: int) -> list[dict]:
@@ -226,14 +267,24 @@ async def bench(args, agent_dir: str, rationale_dir: str, max_model_len: int) ->
 
     dtype = "auto" if args.tiny else "bfloat16"
     t0 = time.perf_counter()
-    agent = VLLMEngine.load(agent_dir, "agent", dtype=dtype, max_model_len=max_model_len,
-                            gpu_memory=args.gpu_memory)
-    rationale = VLLMEngine.load(rationale_dir, "rationale", dtype=dtype,
-                                max_model_len=max_model_len, gpu_memory=args.gpu_memory)
+    agent = VLLMEngine.load(
+        agent_dir, "agent", dtype=dtype, max_model_len=max_model_len, gpu_memory=args.gpu_memory
+    )
+    rationale = VLLMEngine.load(
+        rationale_dir,
+        "rationale",
+        dtype=dtype,
+        max_model_len=max_model_len,
+        gpu_memory=args.gpu_memory,
+    )
     print(f"engines loaded in {time.perf_counter() - t0:.1f} s")
     engines = Engines(agent, rationale, agent)  # the agent scores, as in the reference
-    base = SolveParams(num_candidates=args.num_candidates, max_steps=args.max_steps,
-                       temperature=0.7, max_tokens=1 << 30)
+    base = SolveParams(
+        num_candidates=args.num_candidates,
+        max_steps=args.max_steps,
+        temperature=0.7,
+        max_tokens=1 << 30,
+    )
 
     def params_for(strategy: str, seed: int) -> SolveParams:
         return replace(base, strategy=strategy, seed=seed)
@@ -242,8 +293,9 @@ async def bench(args, agent_dir: str, rationale_dir: str, max_model_len: int) ->
     try:
         # Warm-up: first requests pay for lazy initialisation and an empty prefix cache.
         for strategy in ("greedy", "rationalyst"):
-            await timed(engines, strategy, 1,
-                        lambda s, seed: replace(params_for(s, seed), max_steps=1))
+            await timed(
+                engines, strategy, 1, lambda s, seed: replace(params_for(s, seed), max_steps=1)
+            )
         for c in args.concurrency:
             for strategy in ("greedy", "rationalyst"):
                 run = await timed(engines, strategy, c, params_for)
@@ -259,18 +311,38 @@ async def bench(args, agent_dir: str, rationale_dir: str, max_model_len: int) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="CPU-sized random model (the default without a CUDA GPU)")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="steps per solve (default 8 on GPU, 3 with --tiny)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="CPU-sized random model (the default without a CUDA GPU)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="steps per solve (default 8 on GPU, 3 with --tiny)",
+    )
     parser.add_argument("--num-candidates", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=None,
-                        help="concurrent solves per level (default 1 8 32; --tiny 1 2 4)")
-    parser.add_argument("--gpu-memory", type=float, default=0.4,
-                        help="GPU memory fraction of each of the two engines")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="build the random models here and reuse them on later runs "
-                             "(default: a temporary directory)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=None,
+        help="concurrent solves per level (default 1 8 32; --tiny 1 2 4)",
+    )
+    parser.add_argument(
+        "--gpu-memory",
+        type=float,
+        default=0.4,
+        help="GPU memory fraction of each of the two engines",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="build the random models here and reuse them on later runs "
+        "(default: a temporary directory)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
 
@@ -286,21 +358,33 @@ def main() -> int:
     from rationalyst.supervisor.models import build_default, default_cache_dir
 
     tokenizer_dir = str(build_default(default_cache_dir()))
-    desc = ("tiny random Llama (2 layers, hidden 128, head_dim 64), float32 on the CPU"
-            if args.tiny else "random Llama-3-8B shape (32 layers, hidden 4096, 32/8 heads, "
-            "intermediate 14336, rope_theta 5e5, 8192 positions), bfloat16 on the GPU")
+    desc = (
+        "tiny random Llama (2 layers, hidden 128, head_dim 64), float32 on the CPU"
+        if args.tiny
+        else "random Llama-3-8B shape (32 layers, hidden 4096, 32/8 heads, "
+        "intermediate 14336, rope_theta 5e5, 8192 positions), bfloat16 on the GPU"
+    )
     print(f"models: agent + rationale, each a {desc}; vocab 49152 (SmolLM2 tokenizer)")
-    print(f"solves: max_steps {args.max_steps}, num_candidates {args.num_candidates}, "
-          f"step/rationale max tokens 64, scorer = agent; concurrency {args.concurrency}")
+    print(
+        f"solves: max_steps {args.max_steps}, num_candidates {args.num_candidates}, "
+        f"step/rationale max tokens 64, scorer = agent; concurrency {args.concurrency}"
+    )
 
     with tempfile.TemporaryDirectory(prefix="gpu-step-") as tmp:
         root = args.model_dir or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         tag = "tiny" if args.tiny else "llama3-8b"
-        jobs = [(str(root / f"{tag}-{role}"), tokenizer_dir, shape, seed,
-                 "cuda" if gpu and not args.tiny else "cpu",
-                 "float32" if args.tiny else "bfloat16")
-                for seed, role in enumerate(("agent", "rationale"))]
+        jobs = [
+            (
+                str(root / f"{tag}-{role}"),
+                tokenizer_dir,
+                shape,
+                seed,
+                "cuda" if gpu and not args.tiny else "cpu",
+                "float32" if args.tiny else "bfloat16",
+            )
+            for seed, role in enumerate(("agent", "rationale"))
+        ]
         t0 = time.perf_counter()
         if gpu and not args.tiny:
             # Built in a child process, so that this one never holds GPU memory that
@@ -313,15 +397,27 @@ def main() -> int:
         rows = asyncio.run(bench(args, dirs[0], dirs[1], max_model_len))
 
     if args.json:
-        args.json.write_text(json.dumps(dict(tiny=args.tiny, max_steps=args.max_steps,
-                                             num_candidates=args.num_candidates, rows=rows),
-                                        indent=2))
-    print("\nratio = time per solve (wall / concurrent solves) of rationalyst over greedy "
-          "chain-of-thought at the same concurrency; wall time stands in for GPU time.")
+        args.json.write_text(
+            json.dumps(
+                dict(
+                    tiny=args.tiny,
+                    max_steps=args.max_steps,
+                    num_candidates=args.num_candidates,
+                    rows=rows,
+                ),
+                indent=2,
+            )
+        )
+    print(
+        "\nratio = time per solve (wall / concurrent solves) of rationalyst over greedy "
+        "chain-of-thought at the same concurrency; wall time stands in for GPU time."
+    )
     if args.tiny:
-        print("tiny mode checks that the benchmark runs correctly; its timings are not "
-              "representative (both engines' processes share the CPU's cores, and greedy "
-              "uses only one of them).")
+        print(
+            "tiny mode checks that the benchmark runs correctly; its timings are not "
+            "representative (both engines' processes share the CPU's cores, and greedy "
+            "uses only one of them)."
+        )
     return 0
 
 

@@ -44,12 +44,16 @@ def build(root: Path, layers: int, shards: int, tokenizer_dir: Path) -> tuple[Pa
     names = {"embed_tokens.weight": (VOCAB + 1, HIDDEN), "norm.weight": (HIDDEN,)}
     for i in range(layers):
         p = f"layers.{i}."
-        names.update({p + "input_layernorm.weight": (HIDDEN,),
-                      p + "post_attention_layernorm.weight": (HIDDEN,),
-                      **{p + f"self_attn.{k}_proj.weight": (HIDDEN, HIDDEN) for k in "qkvo"},
-                      p + "mlp.gate_proj.weight": (INTER, HIDDEN),
-                      p + "mlp.up_proj.weight": (INTER, HIDDEN),
-                      p + "mlp.down_proj.weight": (HIDDEN, INTER)})
+        names.update(
+            {
+                p + "input_layernorm.weight": (HIDDEN,),
+                p + "post_attention_layernorm.weight": (HIDDEN,),
+                **{p + f"self_attn.{k}_proj.weight": (HIDDEN, HIDDEN) for k in "qkvo"},
+                p + "mlp.gate_proj.weight": (INTER, HIDDEN),
+                p + "mlp.up_proj.weight": (INTER, HIDDEN),
+                p + "mlp.down_proj.weight": (HIDDEN, INTER),
+            }
+        )
     src, base = root / "src", root / "base"
     src.mkdir()
     base.mkdir()
@@ -57,32 +61,61 @@ def build(root: Path, layers: int, shards: int, tokenizer_dir: Path) -> tuple[Pa
     per = -(-len(keys) // shards)
     for s in range(shards):  # one shard in memory at a time
         file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {k: torch.randn(names[k]) * 0.02 for k in keys[s * per:(s + 1) * per]}
+        part = {k: torch.randn(names[k]) * 0.02 for k in keys[s * per : (s + 1) * per]}
         save_file(part, src / file, metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(part, file))
         del part
     (src / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
-    config = {"model_type": "llama", "hidden_size": HIDDEN, "intermediate_size": INTER,
-              "num_hidden_layers": layers, "num_attention_heads": 16,
-              "num_key_value_heads": 16, "head_dim": 64, "max_position_embeddings": 2048,
-              "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": 2}
-    (src / "config.json").write_text(json.dumps(
-        {**config, "architectures": ["LlamaModel"], "vocab_size": VOCAB + 1,
-         "torch_dtype": "float32", "tie_word_embeddings": False}))
-    save_file({"lm_head.weight": torch.randn(VOCAB, HIDDEN) * 0.02,
-               "model.embed_tokens.weight": torch.randn(VOCAB, HIDDEN) * 0.02},
-              base / "model.safetensors", metadata={"format": "pt"})
-    (base / "config.json").write_text(json.dumps(
-        {**config, "architectures": ["LlamaForCausalLM"], "vocab_size": VOCAB,
-         "dtype": "bfloat16", "tie_word_embeddings": False}))
+    config = {
+        "model_type": "llama",
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTER,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "head_dim": 64,
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    (src / "config.json").write_text(
+        json.dumps(
+            {
+                **config,
+                "architectures": ["LlamaModel"],
+                "vocab_size": VOCAB + 1,
+                "torch_dtype": "float32",
+                "tie_word_embeddings": False,
+            }
+        )
+    )
+    save_file(
+        {
+            "lm_head.weight": torch.randn(VOCAB, HIDDEN) * 0.02,
+            "model.embed_tokens.weight": torch.randn(VOCAB, HIDDEN) * 0.02,
+        },
+        base / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    (base / "config.json").write_text(
+        json.dumps(
+            {
+                **config,
+                "architectures": ["LlamaForCausalLM"],
+                "vocab_size": VOCAB,
+                "dtype": "bfloat16",
+                "tie_word_embeddings": False,
+            }
+        )
+    )
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         shutil.copy(tokenizer_dir / name, base)
     return src, base
 
 
 def peak_kb(*args: str) -> int:
-    proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"child failed:\n{proc.stderr[-3000:]}")
     return int(proc.stdout.rsplit("PEAK_KB", 1)[1])
@@ -105,28 +138,49 @@ def main() -> None:
         total = sum(p.stat().st_size for p in src.glob("*.safetensors"))
         baseline = peak_kb("baseline") * 1024
         rows = []
-        for check in ([False] if args.no_check_run else [False, True]):
+        for check in [False] if args.no_check_run else [False, True]:
             out = root / f"out-{check}"
-            peak = peak_kb(str(src), "--base", str(base), "--out", str(out), "--dtype",
-                           args.dtype, "--no-progress", "--check" if check else "--no-check")
+            peak = peak_kb(
+                str(src),
+                "--base",
+                str(base),
+                "--out",
+                str(out),
+                "--dtype",
+                args.dtype,
+                "--no-progress",
+                "--check" if check else "--no-check",
+            )
             peak *= 1024
-            rows.append({"check": check, "peak_rss_mb": round(peak / 1e6),
-                         "baseline_rss_mb": round(baseline / 1e6),
-                         "peak_minus_baseline_mb": round((peak - baseline) / 1e6),
-                         "largest_shard_plus_head_mb": round((shard + head) / 1e6),
-                         "source_total_mb": round(total / 1e6),
-                         "out_total_mb": round(sum(p.stat().st_size
-                                                   for p in out.glob("*.safetensors")) / 1e6)})
+            rows.append(
+                {
+                    "check": check,
+                    "peak_rss_mb": round(peak / 1e6),
+                    "baseline_rss_mb": round(baseline / 1e6),
+                    "peak_minus_baseline_mb": round((peak - baseline) / 1e6),
+                    "largest_shard_plus_head_mb": round((shard + head) / 1e6),
+                    "source_total_mb": round(total / 1e6),
+                    "out_total_mb": round(
+                        sum(p.stat().st_size for p in out.glob("*.safetensors")) / 1e6
+                    ),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-        print(f"\nsource: {args.layers} layers, hidden {HIDDEN}, vocabulary {VOCAB}+1, "
-              f"float32, {args.shards} shards; OUT {args.dtype}")
-        print("| run | peak RSS | baseline (imports only) | peak - baseline "
-              "| largest shard + head | source total |")
+        print(
+            f"\nsource: {args.layers} layers, hidden {HIDDEN}, vocabulary {VOCAB}+1, "
+            f"float32, {args.shards} shards; OUT {args.dtype}"
+        )
+        print(
+            "| run | peak RSS | baseline (imports only) | peak - baseline "
+            "| largest shard + head | source total |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {'with --check' if r['check'] else '--no-check'} | {r['peak_rss_mb']} MB "
-                  f"| {r['baseline_rss_mb']} MB | {r['peak_minus_baseline_mb']} MB "
-                  f"| {r['largest_shard_plus_head_mb']} MB | {r['source_total_mb']} MB |")
+            print(
+                f"| {'with --check' if r['check'] else '--no-check'} | {r['peak_rss_mb']} MB "
+                f"| {r['baseline_rss_mb']} MB | {r['peak_minus_baseline_mb']} MB "
+                f"| {r['largest_shard_plus_head_mb']} MB | {r['source_total_mb']} MB |"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -36,7 +36,7 @@ from httpx_sse import EventSource
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rationalyst.clients.local_server import LocalServer  # noqa: E402
+from rationalyst.cli.local_server import LocalServer  # noqa: E402
 
 LEVELS = (1, 16, 64)
 TARGET_MS = 1.0
@@ -45,15 +45,19 @@ CLIENTS = 16  # httpcore's pool does O(connections) work per event: spread the l
 
 def serve(port: int) -> int:
     """The server process: our app and uvicorn, on an instant scripted engine."""
-    from rationalyst.clients.cli import run_server
+    from rationalyst.cli.serve_cmd import run_server
     from rationalyst.server.app import create_app
+    from rationalyst.server.settings import ServerSettings as Settings
     from rationalyst.supervisor.backends import ModelInfo
     from rationalyst.supervisor.engine import Engines
     from rationalyst.supervisor.scripted_engine import ScriptedEngine
-    from rationalyst.server.settings import ServerSettings as Settings
 
-    settings = Settings(host="127.0.0.1", port=port, max_concurrent_solves=max(LEVELS),
-                        max_queued_solves=max(LEVELS))
+    settings = Settings(
+        host="127.0.0.1",
+        port=port,
+        max_concurrent_solves=max(LEVELS),
+        max_queued_solves=max(LEVELS),
+    )
     engine = ScriptedEngine()  # its steps never state an answer: max_steps each
     info = ModelInfo("scripted", "scripted", "scripted", True)
     return run_server(create_app(settings, Engines(engine, engine, engine), info), settings)
@@ -61,8 +65,13 @@ def serve(port: int) -> int:
 
 async def stream_solve(client: httpx.AsyncClient, steps: int) -> list[float]:
     """One streamed solve; the arrival time of each step event."""
-    body = {"question": "What is 3 + 4?", "stream": True, "strategy": "rationalyst",
-            "num_candidates": 3, "max_steps": steps}
+    body = {
+        "question": "What is 3 + 4?",
+        "stream": True,
+        "strategy": "rationalyst",
+        "num_candidates": 3,
+        "max_steps": steps,
+    }
     times, last = [], None
     async with client.stream("POST", "/solve", json=body) as r:
         r.raise_for_status()
@@ -80,9 +89,12 @@ async def stream_solve(client: httpx.AsyncClient, steps: int) -> list[float]:
 async def level(url: str, proc: psutil.Process, concurrent: int, steps: int) -> dict:
     solves = max(20, 2 * concurrent)  # enough steps for the CPU clock's 10 ms ticks
     ctx = ssl.create_default_context()  # one, shared: each client would load its own
-    clients = [httpx.AsyncClient(base_url=url, verify=ctx, timeout=60,
-                                 limits=httpx.Limits(max_connections=concurrent))
-               for _ in range(min(CLIENTS, concurrent))]
+    clients = [
+        httpx.AsyncClient(
+            base_url=url, verify=ctx, timeout=60, limits=httpx.Limits(max_connections=concurrent)
+        )
+        for _ in range(min(CLIENTS, concurrent))
+    ]
     gate = asyncio.Semaphore(concurrent)
 
     async def one(i: int) -> list[float]:
@@ -99,9 +111,15 @@ async def level(url: str, proc: psutil.Process, concurrent: int, steps: int) -> 
     total = solves * steps
     gaps = [(b - a) * 1e3 for t in runs for a, b in zip(t, t[1:])]
     q = statistics.quantiles(gaps, n=100, method="inclusive")
-    return {"concurrent": concurrent, "solves": solves, "steps": total,
-            "steps_per_s": total / wall, "cpu_ms_per_step": cpu * 1e3 / total,
-            "gap_p50_ms": q[49], "gap_p99_ms": q[98]}
+    return {
+        "concurrent": concurrent,
+        "solves": solves,
+        "steps": total,
+        "steps_per_s": total / wall,
+        "cpu_ms_per_step": cpu * 1e3 / total,
+        "gap_p50_ms": q[49],
+        "gap_p99_ms": q[98],
+    }
 
 
 async def drive(url: str, pid: int, steps: int) -> list[dict]:
@@ -118,24 +136,33 @@ def main() -> int:
         return serve(args.serve)
 
     # The access log is real per-request work, so it stays on, written to /dev/null.
-    server = LocalServer(Path(os.devnull), start_timeout_s=30,
-                         command=[sys.executable, __file__, "--serve"])
+    server = LocalServer(
+        Path(os.devnull), start_timeout_s=30, command=[sys.executable, __file__, "--serve"]
+    )
     with server as url:
         rows = asyncio.run(drive(url, server.proc.pid, args.steps))
 
-    print(f"streamed rationalyst solves, 3 candidates, {args.steps} steps each, "
-          f"instant scripted engine, real uvicorn on 127.0.0.1 ({os.cpu_count()} cores)")
-    print(f"{'streams':>8} {'solves':>7} {'steps/s':>9} {'x 1 stream':>11} "
-          f"{'server ms/step':>15} {'gap p50':>8} {'gap p99':>8}")
+    print(
+        f"streamed rationalyst solves, 3 candidates, {args.steps} steps each, "
+        f"instant scripted engine, real uvicorn on 127.0.0.1 ({os.cpu_count()} cores)"
+    )
+    print(
+        f"{'streams':>8} {'solves':>7} {'steps/s':>9} {'x 1 stream':>11} "
+        f"{'server ms/step':>15} {'gap p50':>8} {'gap p99':>8}"
+    )
     base = rows[0]["steps_per_s"]
     for r in rows:
-        print(f"{r['concurrent']:>8} {r['solves']:>7} {r['steps_per_s']:>9.0f} "
-              f"{r['steps_per_s'] / base:>11.2f} {r['cpu_ms_per_step']:>15.3f} "
-              f"{r['gap_p50_ms']:>8.2f} {r['gap_p99_ms']:>8.2f}")
+        print(
+            f"{r['concurrent']:>8} {r['solves']:>7} {r['steps_per_s']:>9.0f} "
+            f"{r['steps_per_s'] / base:>11.2f} {r['cpu_ms_per_step']:>15.3f} "
+            f"{r['gap_p50_ms']:>8.2f} {r['gap_p99_ms']:>8.2f}"
+        )
     at_max = rows[-1]["cpu_ms_per_step"]
     ok = at_max <= TARGET_MS
-    print(f"server overhead at {LEVELS[-1]} streams: {at_max:.3f} ms/step "
-          f"{'<=' if ok else '>'} {TARGET_MS} ms target: {'PASS' if ok else 'FAIL'}")
+    print(
+        f"server overhead at {LEVELS[-1]} streams: {at_max:.3f} ms/step "
+        f"{'<=' if ok else '>'} {TARGET_MS} ms target: {'PASS' if ok else 'FAIL'}"
+    )
     print(json.dumps(rows))
     return 0 if ok else 1
 

@@ -22,21 +22,45 @@ import contextlib
 import itertools
 import json
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 from pydantic import ValidationError
 
-from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, Candidate, SolveRequest,
-                                  SolveResult, Step, Timings, Usage)
+from rationalyst.protocol import (
+    DONE_EVENT,
+    ERROR_EVENT,
+    STEP_EVENT,
+    Candidate,
+    SolveRequest,
+    SolveResult,
+    Step,
+    Timings,
+    Usage,
+)
 
 from .retry import RETRY_STATUSES, retry_delay
 
-__all__ = ["APIConnectionError", "APITimeoutError", "AsyncRationalystClient",
-           "AuthenticationError", "BadRequestError", "Candidate", "NotFoundError",
-           "RateLimitError", "RationalystClient", "RationalystError", "ServerError",
-           "SolveRequest", "SolveResult", "Step", "Timings", "Usage"]
+__all__ = [
+    "APIConnectionError",
+    "APITimeoutError",
+    "AsyncRationalystClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Candidate",
+    "NotFoundError",
+    "RateLimitError",
+    "RationalystClient",
+    "RationalystError",
+    "ServerError",
+    "SolveRequest",
+    "SolveResult",
+    "Step",
+    "Timings",
+    "Usage",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 600.0  # a CPU solve takes minutes; connecting should not
@@ -45,22 +69,48 @@ CONNECT_TIMEOUT = 5.0
 
 # ---- errors -------------------------------------------------------------------------
 
+
 class RationalystError(Exception):
     """Any failed call. `status_code` is None for transport errors and stream `error` events."""
 
-    def __init__(self, message: str, *, status_code: int | None = None,
-                 type: str | None = None, param: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        type: str | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.message, self.status_code, self.type, self.param = message, status_code, type, param
 
 
-class BadRequestError(RationalystError): """400 or 422: fix the request."""
-class AuthenticationError(RationalystError): """401 or 403."""
-class NotFoundError(RationalystError): """404."""
-class RateLimitError(RationalystError): """429, after the retries."""
-class ServerError(RationalystError): """5xx, or an engine error in a stream."""
-class APIConnectionError(RationalystError): """The server could not be reached, or hung up."""
-class APITimeoutError(APIConnectionError): """The request timed out."""
+class BadRequestError(RationalystError):
+    """400 or 422: fix the request."""
+
+
+class AuthenticationError(RationalystError):
+    """401 or 403."""
+
+
+class NotFoundError(RationalystError):
+    """404."""
+
+
+class RateLimitError(RationalystError):
+    """429, after the retries."""
+
+
+class ServerError(RationalystError):
+    """5xx, or an engine error in a stream."""
+
+
+class APIConnectionError(RationalystError):
+    """The server could not be reached, or hung up."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
 
 
 def _error_for(status: int, text: str) -> RationalystError:
@@ -75,10 +125,19 @@ def _error_for(status: int, text: str) -> RationalystError:
             message, type_, param = str(err["message"]), err.get("type"), err.get("param")
         elif "detail" in body:
             message = str(body["detail"])
-    cls = (BadRequestError if status in (400, 422) else
-           AuthenticationError if status in (401, 403) else
-           NotFoundError if status == 404 else RateLimitError if status == 429 else
-           ServerError if status >= 500 else RationalystError)
+    cls = (
+        BadRequestError
+        if status in (400, 422)
+        else AuthenticationError
+        if status in (401, 403)
+        else NotFoundError
+        if status == 404
+        else RateLimitError
+        if status == 429
+        else ServerError
+        if status >= 500
+        else RationalystError
+    )
     return cls(message, status_code=status, type=type_, param=param)
 
 
@@ -141,8 +200,7 @@ def _item(sse: ServerSentEvent) -> Step | SolveResult | None:
             obj = json.loads(sse.data)
         except ValueError as exc:
             raise RationalystError(f"malformed {sse.event!r} event from the server") from exc
-        return _parse(Step if sse.event == STEP_EVENT else SolveResult, obj,
-                      f"{sse.event!r} event")
+        return _parse(Step if sse.event == STEP_EVENT else SolveResult, obj, f"{sse.event!r} event")
     return None
 
 
@@ -153,8 +211,9 @@ def _json(r: httpx.Response) -> Any:
     try:
         return r.json()
     except ValueError as exc:
-        raise RationalystError(f"the server sent invalid JSON (HTTP {r.status_code})",
-                               status_code=r.status_code) from exc
+        raise RationalystError(
+            f"the server sent invalid JSON (HTTP {r.status_code})", status_code=r.status_code
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -171,24 +230,41 @@ def _reading(url: str):
 class _Base:
     _http_class: type = httpx.Client
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None,
-                 timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT, max_retries: int = 2):
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+    ):
         self.base_url = base_url.rstrip("/")
         self.max_retries = max(0, int(max_retries))
-        self._timeout = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(
-            timeout, connect=CONNECT_TIMEOUT if timeout is None else min(CONNECT_TIMEOUT, timeout)))
+        self._timeout = (
+            timeout
+            if isinstance(timeout, httpx.Timeout)
+            else httpx.Timeout(
+                timeout,
+                connect=CONNECT_TIMEOUT if timeout is None else min(CONNECT_TIMEOUT, timeout),
+            )
+        )
         headers = {"user-agent": "rationalyst-client/0.1"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        self._http = self._http_class(base_url=self.base_url, headers=headers,
-                                      timeout=self._timeout)
+        self._http = self._http_class(
+            base_url=self.base_url, headers=headers, timeout=self._timeout
+        )
 
     def _request(self, method: str, path: str, body: dict | None, stream: bool) -> httpx.Request:
         headers = {"accept": "text/event-stream"} if stream else None
         return self._http.build_request(method, path, json=body, headers=headers)
 
-    def _retry_after(self, attempt: int, exc: httpx.TransportError | None = None,
-                     response: httpx.Response | None = None) -> float:
+    def _retry_after(
+        self,
+        attempt: int,
+        exc: httpx.TransportError | None = None,
+        response: httpx.Response | None = None,
+    ) -> float:
         """Seconds to wait before retrying a failed attempt; or raise its error."""
         if exc is not None:
             if attempt < self.max_retries and _retryable(exc):
@@ -209,7 +285,7 @@ class RationalystClient(_Base):
 
     _http_class = httpx.Client
 
-    def __enter__(self) -> "RationalystClient":
+    def __enter__(self) -> RationalystClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -218,8 +294,9 @@ class RationalystClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, body: dict | None = None,
-              stream: bool = False) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, body: dict | None = None, stream: bool = False
+    ) -> httpx.Response:
         """A successful response (unread if `stream`), after retries; else raise."""
         for attempt in itertools.count():
             try:
@@ -244,8 +321,13 @@ class RationalystClient(_Base):
         body = solve_body(question, fields, stream=False)
         return self._solve_result(self._send("POST", "/solve", body))
 
-    def score(self, question: str, steps: list[str] | None = None,
-              candidates: list[str] | None = None, **fields) -> dict:
+    def score(
+        self,
+        question: str,
+        steps: list[str] | None = None,
+        candidates: list[str] | None = None,
+        **fields,
+    ) -> dict:
         """POST /score: each candidate's score after `steps` (with the rationale), or
         with no candidates, each step of `steps` scored after its own prefix."""
         body = {"question": question, "steps": list(steps or []), **fields}
@@ -274,7 +356,7 @@ class AsyncRationalystClient(_Base):
 
     _http_class = httpx.AsyncClient
 
-    async def __aenter__(self) -> "AsyncRationalystClient":
+    async def __aenter__(self) -> AsyncRationalystClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -283,12 +365,12 @@ class AsyncRationalystClient(_Base):
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, method: str, path: str, body: dict | None = None,
-                    stream: bool = False) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, body: dict | None = None, stream: bool = False
+    ) -> httpx.Response:
         for attempt in itertools.count():
             try:
-                r = await self._http.send(self._request(method, path, body, stream),
-                                          stream=stream)
+                r = await self._http.send(self._request(method, path, body, stream), stream=stream)
                 if r.status_code < 400:
                     return r
                 try:
@@ -308,8 +390,9 @@ class AsyncRationalystClient(_Base):
         body = solve_body(question, fields, stream=False)
         return self._solve_result(await self._send("POST", "/solve", body))
 
-    async def stream_solve(self, question: str | SolveRequest,
-                           **fields) -> AsyncIterator[Step | SolveResult]:
+    async def stream_solve(
+        self, question: str | SolveRequest, **fields
+    ) -> AsyncIterator[Step | SolveResult]:
         """Yield each `Step` as it is chosen, then one `SolveResult` as the last item."""
         body = solve_body(question, fields, stream=True)
         r = await self._send("POST", "/solve", body, stream=True)

@@ -23,10 +23,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,8 @@ def _math_number(s: str) -> Fraction | None:
     if (n := parse_number(s)) is not None:
         return n
     m = re.fullmatch(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}", s) or re.fullmatch(
-        r"(-?)(-?\d+)/(-?\d+)", s)
+        r"(-?)(-?\d+)/(-?\d+)", s
+    )
     if m and int(m.group(3)) != 0:
         value = Fraction(int(m.group(2)), int(m.group(3)))
         return -value if m.group(1) else value
@@ -69,8 +70,21 @@ def _math_number(s: str) -> Fraction | None:
 
 # ---- MATH normalisation -----------------------------------------------------------
 
-_DROP = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\$", "$", "\\%", "%",
-         "^\\circ", "^{\\circ}", "\\displaystyle")
+_DROP = (
+    "\\left",
+    "\\right",
+    "\\!",
+    "\\,",
+    "\\;",
+    "\\:",
+    "\\$",
+    "$",
+    "\\%",
+    "%",
+    "^\\circ",
+    "^{\\circ}",
+    "\\displaystyle",
+)
 
 
 def normalize_math(s: str | None) -> str | None:
@@ -124,8 +138,9 @@ def truth_equal(gold: str, pred: str | None) -> bool:
 
 # HellaSwag validation items that are the reference profile's shots
 # (supervisor/handwritten_shots.HELLASWAG): left out of the evaluation.
-HELLASWAG_SHOTS = frozenset({"hellaswag-val-112", "hellaswag-val-4574", "hellaswag-val-728",
-                             "hellaswag-val-2806"})
+HELLASWAG_SHOTS = frozenset(
+    {"hellaswag-val-112", "hellaswag-val-4574", "hellaswag-val-728", "hellaswag-val-2806"}
+)
 
 
 @dataclass(frozen=True)
@@ -153,8 +168,7 @@ class Benchmark:
         if self.name == "strategyqa":
             return {"question": item["question"], "choices": ["Yes", "No"], **fields}
         if self.name == "proofwriter":  # its question is already context + statement
-            question = item.get("question") or (
-                item["context"] + "\n" + item["statement_prompt"])
+            question = item.get("question") or (item["context"] + "\n" + item["statement_prompt"])
             return {"question": question, "choices": None, **fields}
         choices = item.get("choices") if self.task == "multiple_choice" else None
         return {"question": item["question"], "choices": choices, **fields}
@@ -172,20 +186,31 @@ class Benchmark:
         return prediction is not None and self.match(self.gold(item), prediction)
 
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
-    Benchmark("gsm8k", "gsm8k.jsonl", "math", number_equal, "gsm8k"),
-    Benchmark("math", "math500.jsonl", "math_boxed", math_equal, "math"),  # MATH-500
-    Benchmark("math_full", "math.jsonl", "math_boxed", math_equal, "math"),  # the paper's
-    Benchmark("commonsenseqa", "commonsenseqa.jsonl", "multiple_choice", letter_equal,
-              "commonsenseqa"),
-    Benchmark("hellaswag", "hellaswag.jsonl", "multiple_choice", letter_equal, "hellaswag",
-              exclude=HELLASWAG_SHOTS),
-    Benchmark("proofwriter", "proofwriter.jsonl", "true_false", truth_equal, "proofwriter"),
-    Benchmark("arc_challenge", "arc_challenge.jsonl", "multiple_choice", letter_equal,
-              "arc_challenge"),
-    Benchmark("mmlu_pro", "mmlu_pro.jsonl", "multiple_choice", letter_equal, "mmlu_pro"),
-    Benchmark("strategyqa", "strategyqa.jsonl", "multiple_choice", letter_equal),
-]}
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in [
+        Benchmark("gsm8k", "gsm8k.jsonl", "math", number_equal, "gsm8k"),
+        Benchmark("math", "math500.jsonl", "math_boxed", math_equal, "math"),  # MATH-500
+        Benchmark("math_full", "math.jsonl", "math_boxed", math_equal, "math"),  # the paper's
+        Benchmark(
+            "commonsenseqa", "commonsenseqa.jsonl", "multiple_choice", letter_equal, "commonsenseqa"
+        ),
+        Benchmark(
+            "hellaswag",
+            "hellaswag.jsonl",
+            "multiple_choice",
+            letter_equal,
+            "hellaswag",
+            exclude=HELLASWAG_SHOTS,
+        ),
+        Benchmark("proofwriter", "proofwriter.jsonl", "true_false", truth_equal, "proofwriter"),
+        Benchmark(
+            "arc_challenge", "arc_challenge.jsonl", "multiple_choice", letter_equal, "arc_challenge"
+        ),
+        Benchmark("mmlu_pro", "mmlu_pro.jsonl", "multiple_choice", letter_equal, "mmlu_pro"),
+        Benchmark("strategyqa", "strategyqa.jsonl", "multiple_choice", letter_equal),
+    ]
+}
 
 
 def get(name: str) -> Benchmark:
@@ -195,8 +220,9 @@ def get(name: str) -> Benchmark:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}") from None
 
 
-def load_items(bench: Benchmark, data_dir: Path | str | None = None,
-               limit: int | None = None) -> list[dict]:
+def load_items(
+    bench: Benchmark, data_dir: Path | str | None = None, limit: int | None = None
+) -> list[dict]:
     """The first `limit` items of a benchmark file (all when None), without the items
     the reference profile shows as shots."""
     path = Path(data_dir or default_data_dir()) / bench.file

@@ -56,34 +56,52 @@ def rows(out: Path) -> list[Row]:
     for (dataset, strategy), recs in groups.items():
         ok = [r for r in recs if not r.get("error")]
         n = len(ok)
-        result.append(Row(dataset, strategy, n, sum(bool(r["correct"]) for r in ok),
-                          sum(bool(r["no_answer"]) for r in ok), len(recs) - n,
-                          sum(r["tokens"] for r in ok) / n if n else 0.0,
-                          sum(r["time_s"] for r in ok) / n if n else 0.0,
-                          "/".join(sorted({r.get("profile", "generic") for r in recs})),
-                          "/".join(sorted({r.get("grading", "lenient") for r in recs}))))
+        result.append(
+            Row(
+                dataset,
+                strategy,
+                n,
+                sum(bool(r["correct"]) for r in ok),
+                sum(bool(r["no_answer"]) for r in ok),
+                len(recs) - n,
+                sum(r["tokens"] for r in ok) / n if n else 0.0,
+                sum(r["time_s"] for r in ok) / n if n else 0.0,
+                "/".join(sorted({r.get("profile", "generic") for r in recs})),
+                "/".join(sorted({r.get("grading", "lenient") for r in recs})),
+            )
+        )
     return result
 
 
 def markdown(table: list[Row]) -> str:
     gradings = sorted({r.grading for r in table})
-    lines = ["# rationalyst eval", "",
-             f"Grading: {', '.join(gradings) or '-'} (reference: answers re-read from the "
-             "steps by the reference code's rules; lenient: the server's own answer).", "",
-             "| dataset | strategy | n | accuracy | 95% CI (Wilson) | no answer | errors "
-             "| tokens / item | s / item | profile |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "# rationalyst eval",
+        "",
+        f"Grading: {', '.join(gradings) or '-'} (reference: answers re-read from the "
+        "steps by the reference code's rules; lenient: the server's own answer).",
+        "",
+        "| dataset | strategy | n | accuracy | 95% CI (Wilson) | no answer | errors "
+        "| tokens / item | s / item | profile |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
     for r in table:
         lo, hi = r.interval
-        lines.append(f"| {r.dataset} | {r.strategy} | {r.n} | {r.accuracy:.3f} | "
-                     f"[{lo:.3f}, {hi:.3f}] | {r.no_answer} | {r.errors} | "
-                     f"{r.tokens:.0f} | {r.time_s:.2f} | {r.profile} |")
-    lines += ["", "n: items graded. A missing answer counts as wrong (\"no answer\"). Items "
-              "the server failed on are listed under errors, left out of n and accuracy, "
-              "and retried when the run is resumed. Under reference grading an MMLU-Pro item "
-              "with nothing parsed gets the reference's random letter (seeded; `guessed` in "
-              "items.jsonl): it counts under no answer and may still be right. Tokens: agent prompt + completion + "
-              "rationale + scored (+ judge/PRM verifier) tokens. Time: the server's total time per solve.", ""]
+        lines.append(
+            f"| {r.dataset} | {r.strategy} | {r.n} | {r.accuracy:.3f} | "
+            f"[{lo:.3f}, {hi:.3f}] | {r.no_answer} | {r.errors} | "
+            f"{r.tokens:.0f} | {r.time_s:.2f} | {r.profile} |"
+        )
+    lines += [
+        "",
+        'n: items graded. A missing answer counts as wrong ("no answer"). Items '
+        "the server failed on are listed under errors, left out of n and accuracy, "
+        "and retried when the run is resumed. Under reference grading an MMLU-Pro item "
+        "with nothing parsed gets the reference's random letter (seeded; `guessed` in "
+        "items.jsonl): it counts under no answer and may still be right. Tokens: agent prompt + completion + "
+        "rationale + scored (+ judge/PRM verifier) tokens. Time: the server's total time per solve.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -95,8 +113,11 @@ def chart(table: list[Row], path: Path) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("rationalyst eval: matplotlib is missing, so no summary.png "
-              "(pip install 'rationalyst-server[eval]')", file=sys.stderr)
+        print(
+            "rationalyst eval: matplotlib is missing, so no summary.png "
+            "(pip install 'rationalyst-server[eval]')",
+            file=sys.stderr,
+        )
         return False
     names = list(dict.fromkeys(r.dataset for r in table))
     strategies = list(dict.fromkeys(r.strategy for r in table))

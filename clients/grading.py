@@ -34,13 +34,18 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable
+from collections.abc import Callable
 
 GRADINGS = ("reference", "lenient")
 ROUNDS_READ = 14
-END_PHRASES = ("the answer is", "The correct answer is", "The answer is",
-               "The answer is indeed", "the correct answer is indeed",
-               "The correct answer is indeed")
+END_PHRASES = (
+    "the answer is",
+    "The correct answer is",
+    "The answer is",
+    "The answer is indeed",
+    "the correct answer is indeed",
+    "The correct answer is indeed",
+)
 _LETTERS = "ABCDEFGHIJ"
 _MMLU = re.compile(r"answer is \(?\([A-J]\)?\)")
 _MMLU_2 = re.compile(r"\.*\[aA\]nswer:\s*\([A-J]\)")  # as written: matches "[aA]nswer:"
@@ -52,6 +57,7 @@ class Guess(str):
 
 
 # ---- the reference's normalisers, in our words -------------------------------------
+
 
 def reference_number(text: str) -> str:
     if "=" in text:
@@ -85,7 +91,7 @@ def last_boxed(text: str) -> str | None:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[at:i + 1]
+                return text[at : i + 1]
     return None
 
 
@@ -94,10 +100,10 @@ def unbox(s: str) -> str:
     if "\\boxed " in s:
         if not s.startswith("\\boxed "):
             raise ValueError(s)
-        return s[len("\\boxed "):]
+        return s[len("\\boxed ") :]
     if not (s.startswith("\\boxed{") and s.endswith("}")):
         raise ValueError(s)
-    return s[len("\\boxed{"):-1]
+    return s[len("\\boxed{") : -1]
 
 
 def _fix_fracs(s: str) -> str:
@@ -121,7 +127,8 @@ def _fix_sqrt(s: str) -> str:
         return s
     parts = s.split("\\sqrt")
     return parts[0] + "".join(
-        "\\sqrt" + p if p[0] == "{" else "\\sqrt{" + p[0] + "}" + p[1:] for p in parts[1:])
+        "\\sqrt" + p if p[0] == "{" else "\\sqrt{" + p[0] + "}" + p[1:] for p in parts[1:]
+    )
 
 
 def _fix_a_slash_b(s: str) -> str:
@@ -134,9 +141,18 @@ def _fix_a_slash_b(s: str) -> str:
 
 def strip_string(s: str) -> str:
     """MATH's answer normalisation (Hendrycks et al.), step for step; raises where it does."""
-    for old, new in (("\n", ""), ("\\!", ""), ("\\\\", "\\"), ("tfrac", "frac"),
-                     ("dfrac", "frac"), ("\\left", ""), ("\\right", ""), ("^{\\circ}", ""),
-                     ("^\\circ", ""), ("\\$", "")):
+    for old, new in (
+        ("\n", ""),
+        ("\\!", ""),
+        ("\\\\", "\\"),
+        ("tfrac", "frac"),
+        ("dfrac", "frac"),
+        ("\\left", ""),
+        ("\\right", ""),
+        ("^{\\circ}", ""),
+        ("^\\circ", ""),
+        ("\\$", ""),
+    ):
         s = s.replace(old, new)
     if "\\text{ " in s:
         parts = s.split("\\text{ ")
@@ -169,13 +185,17 @@ def math_answer(text: str) -> str:
 
 # ---- reading a trajectory ------------------------------------------------------------
 
+
 def _read(dataset: str, previous: str, guess: Callable[[], str]) -> str | None:
     terms = ("boxed",) if dataset == "math" else END_PHRASES
     for term in terms:
         if term not in previous:
             continue
-        text = previous if dataset in ("math", "mmlu_pro") else \
-            previous.split(term)[1].replace("\n", " ").strip()
+        text = (
+            previous
+            if dataset in ("math", "mmlu_pro")
+            else previous.split(term)[1].replace("\n", " ").strip()
+        )
         try:
             if dataset == "math":
                 norm = math_answer(text)
@@ -200,8 +220,9 @@ def question_turn(question: str, choices: list[str] | None) -> str:
     return text + "\nAnswer:"
 
 
-def reference_prediction(dataset: str, question: str, choices: list[str] | None,
-                         steps: list[str], seed: int = 0) -> str | None:
+def reference_prediction(
+    dataset: str, question: str, choices: list[str] | None, steps: list[str], seed: int = 0
+) -> str | None:
     """What the reference would read from these steps (None: nothing; a Guess: its
     random letter for MMLU-Pro)."""
     previous = question_turn(question, choices)
@@ -228,10 +249,16 @@ def reference_gold(dataset: str, item: dict) -> str:
     return str(item["answer"])
 
 
-def prediction(grading: str, dataset: str, trace: dict, item_request: dict,
-               seed: int = 0) -> str | None:
+def prediction(
+    grading: str, dataset: str, trace: dict, item_request: dict, seed: int = 0
+) -> str | None:
     """The prediction a solve's response gives under a grading mode."""
     if grading == "lenient":
         return trace.get("answer")
-    return reference_prediction(dataset, item_request["question"], item_request["choices"],
-                                [s.get("text", "") for s in trace.get("steps", [])], seed)
+    return reference_prediction(
+        dataset,
+        item_request["question"],
+        item_request["choices"],
+        [s.get("text", "") for s in trace.get("steps", [])],
+        seed,
+    )

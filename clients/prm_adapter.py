@@ -11,7 +11,9 @@ can then run on POST /score.
 
 Scores are mean token log-probs (<= 0), not probabilities: search-and-learn
 aggregates them with last/min/prod, and `last` and `min` keep their meaning; for
-`prod`, pass `as_probability=True` to get exp(score).
+`prod`, pass `as_probability=True` to get exp(score). `strategy="judge"` scores with
+the verifier's reward 0-3 and `strategy="prm"` with a PRM's probability (both left
+as they are).
 """
 
 from __future__ import annotations
@@ -24,16 +26,23 @@ STEP_SEPARATOR = "\n\n"  # search-and-learn's step delimiter
 
 
 class RationalystPRM:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None,
-                 as_probability: bool = False, **score_fields) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        as_probability: bool = False,
+        **score_fields,
+    ) -> None:
         self.base_url, self.api_key = base_url, api_key
         self.as_probability = as_probability
         self.fields = score_fields  # e.g. task, score_decay
 
     def _value(self, score: float | None) -> float:
+        logprob = self.fields.get("strategy", "rationalyst") in ("rationalyst", "explicit")
         if score is None:
-            return 0.0 if self.as_probability else float("-inf")
-        return math.exp(score) if self.as_probability else score
+            return 0.0 if self.as_probability or not logprob else float("-inf")
+        return math.exp(score) if self.as_probability and logprob else float(score)
 
     def score(self, questions: list[str], outputs: list[list[str]]) -> list[list[list[float]]]:
         out: list[list[list[float]]] = []

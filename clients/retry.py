@@ -22,4 +22,4 @@ def retry_delay(attempt: int, retry_after: str | None = None) -> float:
         after = None
     if after is not None and math.isfinite(after):
         return min(max(after, 0.0), RETRY_AFTER_CAP)
-    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt) * (0.5 + random.random() / 2)
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * (0.5 + random.random() / 2)

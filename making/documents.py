@@ -4,11 +4,12 @@ block). Bad input fails before any model is loaded, naming the file and line."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from rationalyst.supervisor import prompts
 from rationalyst.supervisor.types import Problem
@@ -35,8 +36,9 @@ def qa_document(doc_id: str, obj: dict, where: str) -> Document:
     """A question + solution object (choices and dataset optional) as the server
     renders it (render.py)."""
     choices = obj.get("choices")
-    if choices is not None and not (isinstance(choices, list)
-                                    and all(isinstance(c, str) for c in choices)):
+    if choices is not None and not (
+        isinstance(choices, list) and all(isinstance(c, str) for c in choices)
+    ):
         raise InputError(f"{where}: 'choices' must be a list of strings")
     dataset = render.dataset_of(doc_id, obj["solution"], obj.get("dataset"))
     problem = render.qa_problem(obj["question"], choices, dataset)
@@ -44,10 +46,10 @@ def qa_document(doc_id: str, obj: dict, where: str) -> Document:
     return Document(doc_id, prompts.trajectory(problem, steps), where, problem, steps)
 
 
-def _jsonl(path: Path) -> Iterator[Document]:
+def _jsonl(path: Path, mine: Callable[[], bool]) -> Iterator[Document]:
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
+            if not raw.strip() or not mine():  # another shard's line: not even parsed
                 continue
             where = f"{path}:{lineno}"
             try:
@@ -67,24 +69,39 @@ def _jsonl(path: Path) -> Iterator[Document]:
             elif isinstance(obj.get("question"), str) and isinstance(obj.get("solution"), str):
                 yield qa_document(doc_id, obj, where)
             else:
-                raise InputError(f"{where}: no 'text' field (nor 'question' + 'solution'); "
-                                 "each line must be an object with a 'text' string")
+                raise InputError(
+                    f"{where}: no 'text' field (nor 'question' + 'solution'); "
+                    "each line must be an object with a 'text' string"
+                )
 
 
-def _txt(path: Path) -> Iterator[Document]:
-    blocks = re.split(rb"\n[ \t]*\n", path.read_bytes())
-    lineno = 1
-    for block in blocks:
-        lead = len(block) - len(block.lstrip(b"\n"))
-        where = f"{path}:{lineno + lead}"
-        lineno += block.count(b"\n") + 2
-        if not block.strip():
-            continue
-        try:
-            text = block.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            text = None
-        yield Document(where, text, where)
+def _txt(path: Path, mine: Callable[[], bool]) -> Iterator[Document]:
+    """Blocks between blank lines, read line by line; only this shard's are kept."""
+    block: list[bytes] | None = None  # this shard's block being read
+    start, in_block = 0, False
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip(b" \t\r\n"):
+                if not in_block:
+                    in_block, start = True, lineno
+                    block = [] if mine() else None
+                if block is not None:
+                    block.append(line)
+                continue
+            if block is not None:
+                yield _txt_doc(path, start, block)
+            block, in_block = None, False
+    if block is not None:
+        yield _txt_doc(path, start, block)
+
+
+def _txt_doc(path: Path, lineno: int, lines: list[bytes]) -> Document:
+    where = f"{path}:{lineno}"
+    try:
+        text = b"".join(lines).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = None
+    return Document(where, text, where)
 
 
 def check_paths(paths: Sequence[str]) -> list[Path]:
@@ -94,25 +111,43 @@ def check_paths(paths: Sequence[str]) -> list[Path]:
         if not path.is_file():
             raise InputError(f"no such file: {p}")
         if path.suffix not in (".jsonl", ".txt"):
-            raise InputError(f"{p}: unsupported input; use .jsonl (text, or question + "
-                             "solution) or .txt (blank-line-separated documents)")
+            raise InputError(
+                f"{p}: unsupported input; use .jsonl (text, or question + "
+                "solution) or .txt (blank-line-separated documents)"
+            )
         out.append(path)
     return out
 
 
-def read_documents(paths: Sequence[str], shard: tuple[int, int] = (0, 1)) -> list[Document]:
-    """Every document of the inputs (all validated), then this shard's share of them:
-    the i-th of n takes documents i, i+n, i+2n... of the inputs in order."""
-    docs: list[Document] = []
+def iter_documents(paths: Sequence[str], shard: tuple[int, int] = (0, 1)) -> Iterator[Document]:
+    """This shard's documents, streamed: the i-th of n takes documents i, i+n, i+2n...
+    of the inputs in order. Other shards' documents are counted, never parsed or
+    kept, so a shard's memory and validation do not grow with the others' share."""
+    i, n = shard
+    seen = itertools.count()
+
+    def mine() -> bool:
+        return next(seen) % n == i
+
     for path in check_paths(paths):
-        docs.extend(_jsonl(path) if path.suffix == ".jsonl" else _txt(path))
+        yield from (_jsonl(path, mine) if path.suffix == ".jsonl" else _txt(path, mine))
+
+
+def scan(paths: Sequence[str], shard: tuple[int, int] = (0, 1)) -> int:
+    """Validate this shard's documents before any model loads (bad JSON, no text,
+    duplicate ids: resume keys on them) and count them; keeps only their ids."""
     seen: set[str] = set()
-    for d in docs:  # resume keys on ids: they must be unique
+    for d in iter_documents(paths, shard):
         if d.id in seen:
             raise InputError(f"{d.source}: duplicate document id {d.id!r}")
         seen.add(d.id)
-    i, n = shard
-    return docs[i::n]
+    return len(seen)
+
+
+def read_documents(paths: Sequence[str], shard: tuple[int, int] = (0, 1)) -> list[Document]:
+    """This shard's documents as a list (small inputs, tests), validated by scan."""
+    scan(paths, shard)
+    return list(iter_documents(paths, shard))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

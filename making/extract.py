@@ -13,12 +13,11 @@ triples.jsonl, extract_stats.json.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 from rationalyst.supervisor.concurrency import gather_or_cancel
 from rationalyst.supervisor.engine import Engine, PromptTooLong
@@ -27,8 +26,15 @@ from . import prompts, render, split
 from .documents import Document
 from .store import Appender, read_jsonl, write_jsonl
 
-SKIP_REASONS = ("empty", "not UTF-8", "text modified", "unpaired markers", "no rationale",
-                "leak", "truncated")
+SKIP_REASONS = (
+    "empty",
+    "not UTF-8",
+    "text modified",
+    "unpaired markers",
+    "no rationale",
+    "leak",
+    "truncated",
+)
 FILES = ("documents.jsonl", "triples.jsonl", "extract_stats.json")
 
 
@@ -36,16 +42,19 @@ FILES = ("documents.jsonl", "triples.jsonl", "extract_stats.json")
 class ExtractConfig:
     mode: str = "insert"
     max_rationale_tokens: int = 48
-    leak_threshold: float = 0.7    # rapidfuzz similarity (0-1) that counts as a leak
-    min_similarity: float = 0.9    # rewrite: stripped output vs input
-    max_boundaries: int = 0        # insert: rationales per document, 0 = all
+    leak_threshold: float = 0.7  # rapidfuzz similarity (0-1) that counts as a leak
+    min_similarity: float = 0.9  # rewrite: stripped output vs input
+    max_boundaries: int = 0  # insert: rationales per document, 0 = all
 
 
 class Extractor:
     def __init__(self, engine: Engine, cfg: ExtractConfig):
         self.engine, self.cfg = engine, cfg
-        empty = (prompts.insert_messages("", "") if cfg.mode == "insert"
-                 else prompts.rewrite_messages(""))
+        empty = (
+            prompts.insert_messages("", "")
+            if cfg.mode == "insert"
+            else prompts.rewrite_messages("")
+        )
         self.overhead = engine.count_tokens(engine.render(empty))
 
     def _budget(self) -> int:
@@ -69,9 +78,19 @@ class Extractor:
         return kept.rstrip(), True
 
     async def process(self, doc: Document) -> tuple[list[dict], dict]:
-        rec = {"id": doc.id, "source": doc.source, "status": "skipped", "reason": None,
-               "triples": 0, "rationales": 0, "leaks": 0, "empty": 0, "truncated": 0,
-               "leak_reasons": {}, "cut": False}
+        rec = {
+            "id": doc.id,
+            "source": doc.source,
+            "status": "skipped",
+            "reason": None,
+            "triples": 0,
+            "rationales": 0,
+            "leaks": 0,
+            "empty": 0,
+            "truncated": 0,
+            "leak_reasons": {},
+            "cut": False,
+        }
         if doc.text is None:
             rec["reason"] = "not UTF-8"
             return [], rec
@@ -86,10 +105,12 @@ class Extractor:
         if triples:
             rec["status"], rec["triples"] = "kept", len(triples)
         elif rec["reason"] is None:
-            rec["reason"] = ("leak" if rec["leaks"] else "truncated" if rec["truncated"]
-                             else "no rationale")
-        rows = [{"id": f"{doc.id}#{k}", "doc_id": doc.id, **asdict(t)}
-                for k, t in enumerate(triples)]
+            rec["reason"] = (
+                "leak" if rec["leaks"] else "truncated" if rec["truncated"] else "no rationale"
+            )
+        rows = [
+            {"id": f"{doc.id}#{k}", "doc_id": doc.id, **asdict(t)} for k, t in enumerate(triples)
+        ]
         return rows, rec
 
     def _keep(self, triples: list[split.Triple], rec: dict) -> list[split.Triple]:
@@ -123,13 +144,18 @@ class Extractor:
     async def _insert(self, doc: Document, rec: dict) -> list[split.Triple]:
         pairs = self._pairs(doc, rec)
         if self.cfg.max_boundaries:
-            pairs = pairs[:self.cfg.max_boundaries]
+            pairs = pairs[: self.cfg.max_boundaries]
 
         async def one(i: int, so_far: str, nxt: str) -> str | None:
             prompt = self.engine.render(prompts.insert_messages(so_far, nxt))
             try:
-                gen = await self.engine.generate(prompt, self.cfg.max_rationale_tokens,
-                                                 ["\n"], f"extract-{doc.id}-{i}")
+                gen = await self.engine.generate(
+                    prompt,
+                    self.cfg.max_rationale_tokens,
+                    ["\n"],
+                    f"extract-{doc.id}-{i}",
+                    session=f"extract-{doc.id}",
+                )  # 1 replica
             except PromptTooLong:
                 return ""
             if gen.completions[0].finish_reason == "length":
@@ -152,8 +178,7 @@ class Extractor:
         n_prompt = self.engine.count_tokens(prompt)
         room = self.engine.max_model_len - n_prompt
         want = 2 * self.engine.count_tokens(text) + 64
-        gen = await self.engine.generate(prompt, max(1, min(want, room)), [],
-                                         f"extract-{doc_id}")
+        gen = await self.engine.generate(prompt, max(1, min(want, room)), [], f"extract-{doc_id}")
         output = gen.completions[0].text
         if gen.completions[0].finish_reason == "length":  # cut off: its end is missing
             rec["truncated"] += 1
@@ -197,26 +222,41 @@ def write_stats(out: Path, total: int) -> dict:
         # Cut off by --max-rationale-tokens (finish reason "length"): dropped.
         "rationales_truncated": sum(r.get("truncated", 0) for r in recs),
         "rationales_leak": sum(r["leaks"] for r in recs),
-        "rationales_leak_by_reason": {k: sum(r.get("leak_reasons", {}).get(k, 0)
-                                             for r in recs) for k in split.LEAK_REASONS},
+        "rationales_leak_by_reason": {
+            k: sum(r.get("leak_reasons", {}).get(k, 0) for r in recs) for k in split.LEAK_REASONS
+        },
         "triples": sum(r["triples"] for r in recs),
     }
     (out / "extract_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     return stats
 
 
-async def run(engine: Engine, docs: Sequence[Document], out: Path, cfg: ExtractConfig,
-              concurrency: int = 8, progress: bool = True) -> dict:
-    """Extract every unfinished document, `concurrency` at a time; returns the stats."""
+async def run(
+    engine: Engine,
+    docs: Iterable[Document],
+    out: Path,
+    cfg: ExtractConfig,
+    concurrency: int = 8,
+    progress: bool = True,
+    total: int | None = None,
+) -> dict:
+    """Extract every unfinished document, `concurrency` at a time; returns the stats.
+    `docs` may be a stream (documents.iter_documents), with `total` its length."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     done = resume_state(out)
-    pending = iter([d for d in docs if d.id not in done])
+    total = len(docs) if total is None else total  # type: ignore[arg-type]
+    pending = (d for d in docs if d.id not in done)  # streamed: never all in memory
     ex = Extractor(engine, cfg)
     triples, records = Appender(out / "triples.jsonl"), Appender(out / "documents.jsonl")
-    bar = tqdm(total=len(docs), initial=len(docs) - sum(1 for d in docs if d.id not in done),
-               desc=f"extract ({cfg.mode})", unit="doc", disable=not progress)
+    bar = tqdm(
+        total=total,
+        initial=len(done),
+        desc=f"extract ({cfg.mode})",
+        unit="doc",
+        disable=not progress,
+    )
 
     async def worker() -> None:
         for doc in pending:  # one shared iterator: each document goes to one worker
@@ -232,5 +272,5 @@ async def run(engine: Engine, docs: Sequence[Document], out: Path, cfg: ExtractC
         bar.close()
         triples.close()
         records.close()
-        stats = write_stats(out, len(docs))
+        stats = write_stats(out, total)
     return stats

@@ -20,7 +20,6 @@ added pad row and no LM head) into a `*ForCausalLM` checkpoint that can.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import errno
 import json
@@ -32,42 +31,68 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from rationalyst.clients import flags
+from rationalyst.cli.flags import Command, Options, cli_field
 
 from . import tensor_files as tf
 from .documents import InputError
-from .import_sources import (META_FILES, SRC_FILES, Source, base_head, causal_arch, embed_name,
-                             locate, read_config, src_weights)
+from .import_sources import (
+    META_FILES,
+    SRC_FILES,
+    Source,
+    base_head,
+    causal_arch,
+    embed_name,
+    locate,
+    read_config,
+    src_weights,
+)
 from .import_tokenizer import copy_tokenizer, has_tokenizer
 
 RECORD = "rationalyst_import.json"
-DROPPED = ("dropped: OUT keeps BASE's vocabulary, so every id the model can generate "
-           "has a head row. The reference added the pad token only to pad batches "
-           "(attention-masked, no loss), so no text needs it.")
+DROPPED = (
+    "dropped: OUT keeps BASE's vocabulary, so every id the model can generate "
+    "has a head row. The reference added the pad token only to pad batches "
+    "(attention-masked, no loss), so no text needs it."
+)
 _SKIP = ("rotary_emb.inv_freq",)  # buffers some old checkpoints saved; never loaded
 
 
-class ImportOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ImportOptions(Options):
+    """The command's options; each is a typed flag (cli/flags.py)."""
 
-    src: str = Field(description=(
-        "the checkpoint to import: a local folder or a hub id "
-        "(e.g. Dongwei/Rationalyst_reasoning_datasets)"))
-    base: str = Field(description=(
-        "the model SRC was fine-tuned from: a folder, a hub id, or 'default' (the "
-        "packaged model). Gives the LM head where SRC has none, the tokenizer, the chat "
-        "template and the generation config"))
+    src: str = cli_field(
+        positional=True,
+        metavar="SRC",
+        description=(
+            "the checkpoint to import: a local folder or a hub id "
+            "(e.g. Dongwei/Rationalyst_reasoning_datasets)"
+        ),
+    )
+    base: str = Field(
+        description=(
+            "the model SRC was fine-tuned from: a folder, a hub id, or 'default' (the "
+            "packaged model). Gives the LM head where SRC has none, the tokenizer, the chat "
+            "template and the generation config"
+        )
+    )
     out: Path = Field(description="the folder to write")
     dtype: Literal["bfloat16", "float16", "float32"] = Field(
-        "bfloat16", description="dtype of OUT's weights")
-    overwrite: bool = Field(False, description=(
-        "replace an existing OUT (the old one stays until the new one is complete)"))
+        "bfloat16", description="dtype of OUT's weights"
+    )
+    overwrite: bool = Field(
+        False,
+        description=("replace an existing OUT (the old one stays until the new one is complete)"),
+    )
     shard_mb: int = Field(2000, ge=1, description="largest output shard, in MB")
-    check: bool = Field(True, description=(
-        "before reporting success, load OUT and generate a few greedy tokens (needs "
-        "about OUT's size in memory)"))
+    check: bool = Field(
+        True,
+        description=(
+            "before reporting success, load OUT and generate a few greedy tokens (needs "
+            "about OUT's size in memory)"
+        ),
+    )
     progress: bool = Field(True, description="show a progress bar")
 
 
@@ -75,6 +100,7 @@ class ImportOptions(BaseModel):
 class Plan:
     """Every output tensor, in the order they are read: (out name, file, source name,
     rows to keep or None), the head last."""
+
     items: list[tuple[str, Path, str, int | None]]
     shapes: list[tuple[str, tuple[int, ...]]]
     vocab: int
@@ -103,12 +129,16 @@ def plan(src: Source, base: Source, src_config: dict, base_config: dict) -> Plan
         head_name, head, head_from = base_head(base, base_config)
         vocab, base_hidden = head.shape
     if hidden != base_hidden or head.shape[1] != hidden:
-        raise InputError(f"SRC's hidden size ({hidden}) does not match BASE's "
-                         f"({base_hidden}): --base must be the model SRC was fine-tuned from")
+        raise InputError(
+            f"SRC's hidden size ({hidden}) does not match BASE's "
+            f"({base_hidden}): --base must be the model SRC was fine-tuned from"
+        )
     if min(src_vocab, head.shape[0]) < vocab:
-        raise InputError(f"SRC's vocabulary ({min(src_vocab, head.shape[0])} rows) is "
-                         f"smaller than BASE's ({vocab}): --base must be the model SRC was "
-                         "fine-tuned from")
+        raise InputError(
+            f"SRC's vocabulary ({min(src_vocab, head.shape[0])} rows) is "
+            f"smaller than BASE's ({vocab}): --base must be the model SRC was "
+            "fine-tuned from"
+        )
     items, shapes = [], []
     for file in sorted({t.file for t in tensors.values()}):
         for name, info in tensors.items():
@@ -125,8 +155,12 @@ def plan(src: Source, base: Source, src_config: dict, base_config: dict) -> Plan
 
 def _out_config(src_config: dict, base_config: dict, p: Plan, dtype: str) -> dict:
     config = {k: v for k, v in src_config.items() if k not in ("_name_or_path", "torch_dtype")}
-    config.update(architectures=[causal_arch(src_config)], vocab_size=p.vocab,
-                  tie_word_embeddings=False, dtype=dtype)
+    config.update(
+        architectures=[causal_arch(src_config)],
+        vocab_size=p.vocab,
+        tie_word_embeddings=False,
+        dtype=dtype,
+    )
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         if key in base_config:
             config[key] = base_config[key]  # BASE's ids: SRC's pad may be a dropped row
@@ -142,8 +176,14 @@ def _write_weights(p: Plan, writer: tf.ShardWriter, dtype: str, progress: bool) 
 
     target = getattr(torch, dtype)
     sizes = {name: nbytes for shard in writer.shards for name, _, nbytes in shard}
-    with tqdm(total=writer.total_bytes, unit="B", unit_scale=True, desc="import",
-              disable=not progress, file=sys.stderr) as bar:
+    with tqdm(
+        total=writer.total_bytes,
+        unit="B",
+        unit_scale=True,
+        desc="import",
+        disable=not progress,
+        file=sys.stderr,
+    ) as bar:
         i = 0
         while i < len(p.items):
             file = p.items[i][1]
@@ -167,8 +207,9 @@ def check_output(folder: Path, dtype: str) -> dict:
     except InputError:
         raise
     except Exception as exc:  # whatever transformers raises: the import is not usable
-        raise InputError(f"the imported model failed its check ({type(exc).__name__}: "
-                         f"{exc}); nothing was kept") from None
+        raise InputError(
+            f"the imported model failed its check ({type(exc).__name__}: {exc}); nothing was kept"
+        ) from None
 
 
 def _greedy(folder: Path, dtype: str) -> dict:
@@ -177,47 +218,66 @@ def _greedy(folder: Path, dtype: str) -> dict:
 
     tok = AutoTokenizer.from_pretrained(folder)
     model, info = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=getattr(torch, dtype), output_loading_info=True)
+        folder, dtype=getattr(torch, dtype), output_loading_info=True
+    )
     bad = {k: v for k, v in info.items() if v}
     if bad:
         raise InputError(f"the imported model did not load cleanly: {bad}")
     question = [{"role": "user", "content": "What is 2 + 3?"}]
     if tok.chat_template:
-        ids = tok.apply_chat_template(question, add_generation_prompt=True,
-                                      return_tensors="pt", return_dict=True)
+        ids = tok.apply_chat_template(
+            question, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
     else:
         ids = tok(question[0]["content"], return_tensors="pt")
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=4, do_sample=False, output_scores=True,
-                             return_dict_in_generate=True, pad_token_id=pad)
+        out = model.generate(
+            **ids,
+            max_new_tokens=4,
+            do_sample=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+            pad_token_id=pad,
+        )
     if not all(torch.isfinite(s).all() for s in out.scores):
-        raise InputError(f"the imported model's logits are not finite in {dtype}: try "
-                         "--dtype float32")
-    new = out.sequences[0, ids["input_ids"].shape[1]:].tolist()
-    return {"prompt": question[0]["content"], "greedy_ids": new,
-            "greedy_text": tok.decode(new, skip_special_tokens=False)}
+        raise InputError(
+            f"the imported model's logits are not finite in {dtype}: try --dtype float32"
+        )
+    new = out.sequences[0, ids["input_ids"].shape[1] :].tolist()
+    return {
+        "prompt": question[0]["content"],
+        "greedy_ids": new,
+        "greedy_text": tok.decode(new, skip_special_tokens=False),
+    }
 
 
 def run(opts: ImportOptions) -> dict:
     """Import; returns the record also written to OUT/rationalyst_import.json."""
     out = opts.out.expanduser().absolute()
     if out.exists() and (not opts.overwrite or not out.is_dir()):
-        raise InputError(f"{out} exists: choose another --out, or --overwrite"
-                         if out.is_dir() else f"{out} exists and is not a folder")
+        raise InputError(
+            f"{out} exists: choose another --out, or --overwrite"
+            if out.is_dir()
+            else f"{out} exists and is not a folder"
+        )
     src = locate(opts.src, "SRC", SRC_FILES)
     base = locate(opts.base, "BASE", META_FILES)
     src_config, base_config = read_config(src, "SRC"), read_config(base, "BASE")
     p = plan(src, base, src_config, base_config)
     if not (has_tokenizer(base.path) or has_tokenizer(src.path)):
-        raise InputError(f"no tokenizer in SRC ({src.path}) or BASE ({base.path}): one of "
-                         "them needs tokenizer.json, tokenizer.model or vocab.json")
+        raise InputError(
+            f"no tokenizer in SRC ({src.path}) or BASE ({base.path}): one of "
+            "them needs tokenizer.json, tokenizer.model or vocab.json"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     writer_bytes = sum(_nbytes(s, opts.dtype) for _, s in p.shapes)
     free = shutil.disk_usage(out.parent).free
     if free < writer_bytes + (32 << 20):
-        raise InputError(f"not enough disk space for {out}: it needs about "
-                         f"{writer_bytes / 1e9:.2f} GB, {free / 1e9:.2f} GB are free there")
+        raise InputError(
+            f"not enough disk space for {out}: it needs about "
+            f"{writer_bytes / 1e9:.2f} GB, {free / 1e9:.2f} GB are free there"
+        )
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
@@ -242,19 +302,31 @@ def run(opts: ImportOptions) -> dict:
         base_files = {base.path / "config.json"}
         (src_files if p.head_from.startswith("SRC") else base_files).add(head_file)
         record = {
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
-            "src": {**src.describe(), "architectures": src_config.get("architectures"),
-                    "vocab_size": p.src_vocab, "sha256": _hashes(src_files)},
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "src": {
+                **src.describe(),
+                "architectures": src_config.get("architectures"),
+                "vocab_size": p.src_vocab,
+                "sha256": _hashes(src_files),
+            },
             "base": {**base.describe(), "sha256": _hashes(base_files)},
-            "out": {"architectures": config["architectures"], "dtype": opts.dtype,
-                    "vocab_size": p.vocab, "sha256": writer.sha256},
-            "from": {"body": "SRC", "lm_head": p.head_from, **tokenizer,
-                     "generation_config": generation},
+            "out": {
+                "architectures": config["architectures"],
+                "dtype": opts.dtype,
+                "vocab_size": p.vocab,
+                "sha256": writer.sha256,
+            },
+            "from": {
+                "body": "SRC",
+                "lm_head": p.head_from,
+                **tokenizer,
+                "generation_config": generation,
+            },
             "extra_vocab_rows": {
                 "count": p.src_vocab - p.vocab,
                 "ids": list(range(p.vocab, p.src_vocab))[:16],
-                "decision": DROPPED},
+                "decision": DROPPED,
+            },
         }
         if opts.check:
             record["check"] = check_output(tmp, opts.dtype)
@@ -262,8 +334,10 @@ def run(opts: ImportOptions) -> dict:
         _replace(tmp, out)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise InputError(f"disk full while writing {out}; nothing was kept: free about "
-                             f"{writer_bytes / 1e9:.2f} GB there and rerun") from None
+            raise InputError(
+                f"disk full while writing {out}; nothing was kept: free about "
+                f"{writer_bytes / 1e9:.2f} GB there and rerun"
+            ) from None
         raise InputError(f"cannot write {out}: {exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -294,25 +368,10 @@ def _replace(tmp: Path, out: Path) -> None:
 
 # ---- the command ----------------------------------------------------------------
 
-_FLAGS = [n for n in ImportOptions.model_fields if n != "src"]
 HELP = "make a checkpoint without an LM head (the published RATIONALYST) servable"
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("import-checkpoint", help=HELP, description=(
-        "Import a fine-tuned body without an LM head (such as the published "
-        "RATIONALYST, a bare LlamaModel) as a *ForCausalLM checkpoint: BASE's head, "
-        "tokenizer, chat template and generation config; rows SRC added to BASE's "
-        "vocabulary dropped. Streams shard by shard."))
-    p.add_argument("src", metavar="SRC", help=ImportOptions.model_fields["src"].description)
-    flags.add_field_flags(p, ImportOptions, _FLAGS)
-    p.set_defaults(func=cmd_import, parser=p)
-    return p
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    opts = flags.build(args.parser, ImportOptions, src=args.src,
-                       **flags.set_fields(args, _FLAGS))
+def cmd_import(opts: ImportOptions) -> int:
     try:
         record = run(opts)
     except InputError as exc:
@@ -322,22 +381,37 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"rationalyst: interrupted; {opts.out} was not written", file=sys.stderr)
         return 130
     extra = record["extra_vocab_rows"]["count"]
-    print(f"imported {opts.src} -> {opts.out} ({record['out']['architectures'][0]}, "
-          f"{opts.dtype}, vocabulary {record['out']['vocab_size']}"
-          + (f", {extra} extra SRC row(s) dropped" if extra else "")
-          + f"; head: {record['from']['lm_head']})")
+    print(
+        f"imported {opts.src} -> {opts.out} ({record['out']['architectures'][0]}, "
+        f"{opts.dtype}, vocabulary {record['out']['vocab_size']}"
+        + (f", {extra} extra SRC row(s) dropped" if extra else "")
+        + f"; head: {record['from']['lm_head']})"
+    )
     if "check" in record:
         print(f"check: greedy {record['check']['greedy_text']!r}")
     print(f"serve it: RATIONALYST_RATIONALE_MODEL={opts.out} rationalyst serve")
     return 0
 
 
+COMMAND = Command(
+    "import-checkpoint",
+    ImportOptions,
+    cmd_import,
+    HELP,
+    (
+        "Import a fine-tuned body without an LM head (such as the published "
+        "RATIONALYST, a bare LlamaModel) as a *ForCausalLM checkpoint: BASE's head, "
+        "tokenizer, chat template and generation config; rows SRC added to BASE's "
+        "vocabulary dropped. Streams shard by shard."
+    ),
+)
+
+
 def main(argv=None) -> int:
     """`python -m rationalyst.making.import_checkpoint`: for machines without vLLM."""
-    parser = argparse.ArgumentParser(prog="rationalyst")
-    add_parser(parser.add_subparsers())
-    args = parser.parse_args(["import-checkpoint", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    from rationalyst.cli import flags
+
+    return flags.main(COMMAND, argv)
 
 
 if __name__ == "__main__":

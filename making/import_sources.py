@@ -49,9 +49,11 @@ def _download(repo: str, role: str, patterns: list[str], revision: str | None = 
     try:
         path = Path(snapshot_download(repo, revision=revision, allow_patterns=patterns))
     except Exception as exc:  # network, auth, missing repo: all end the same way
-        raise InputError(f"cannot download {role} {repo!r} from the hub ({exc}); use a "
-                         "local folder, or set HF_TOKEN, or HF_HUB_OFFLINE=1 with a "
-                         "populated cache") from None
+        raise InputError(
+            f"cannot download {role} {repo!r} from the hub ({exc}); use a "
+            "local folder, or set HF_TOKEN, or HF_HUB_OFFLINE=1 with a "
+            "populated cache"
+        ) from None
     return Source(repo, path, path.name)
 
 
@@ -60,8 +62,9 @@ def read_config(src: Source, role: str) -> dict:
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"{role} {src.path} has no config.json: give a Hugging Face "
-                         "checkpoint folder") from None
+        raise InputError(
+            f"{role} {src.path} has no config.json: give a Hugging Face checkpoint folder"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg})") from None
     if not isinstance(config, dict):
@@ -72,8 +75,10 @@ def read_config(src: Source, role: str) -> dict:
 def embed_name(tensors: dict, role: str, where: Path) -> str:
     names = [n for n in tensors if n.endswith("embed_tokens.weight")]
     if len(names) != 1:
-        raise InputError(f"{role} {where} has no single embed_tokens.weight: not a "
-                         "Llama-style decoder checkpoint")
+        raise InputError(
+            f"{role} {where} has no single embed_tokens.weight: not a "
+            "Llama-style decoder checkpoint"
+        )
     return names[0]
 
 
@@ -83,17 +88,18 @@ def causal_arch(config: dict) -> str:
         if arch.endswith("ForCausalLM"):
             return arch
         if arch.endswith("Model") and not arch.endswith("PreTrainedModel"):
-            return arch[:-len("Model")] + "ForCausalLM"  # LlamaModel -> LlamaForCausalLM
-    raise InputError(f"SRC's config names the architecture {archs or 'none'}: expected a "
-                     "decoder such as LlamaModel or LlamaForCausalLM")
+            return arch[: -len("Model")] + "ForCausalLM"  # LlamaModel -> LlamaForCausalLM
+    raise InputError(
+        f"SRC's config names the architecture {archs or 'none'}: expected a "
+        "decoder such as LlamaModel or LlamaForCausalLM"
+    )
 
 
 def src_weights(src: Source) -> dict[str, tf.TensorInfo]:
     files = tf.weight_files(src.path)
     if not files:
         bins = sorted(p.name for p in src.path.glob("*.bin"))
-        hint = (f" (it has {bins[0]}: convert .bin weights to safetensors first)"
-                if bins else "")
+        hint = f" (it has {bins[0]}: convert .bin weights to safetensors first)" if bins else ""
         raise InputError(f"SRC {src.path} has no weights: no *.safetensors{hint}")
     return tf.tensors_of(files)
 
@@ -111,7 +117,8 @@ def base_head(base: Source, config: dict) -> tuple[str, tf.TensorInfo, str]:
     else:
         files = {}
         for path in tf.weight_files(base.path) or (
-                [base.path / "model.safetensors"] if base.revision else []):
+            [base.path / "model.safetensors"] if base.revision else []
+        ):
             if base.revision and not path.exists():
                 _download(base.spec, "BASE", [path.name], base.revision)
             files.update({n: path for n in tf.read_header(path)})
@@ -121,9 +128,11 @@ def base_head(base: Source, config: dict) -> tuple[str, tf.TensorInfo, str]:
     else:
         embeds = [n for n in names if n.endswith("embed_tokens.weight")]
         if not embeds or config.get("tie_word_embeddings") is False:
-            raise InputError(f"BASE {base.path} has no LM head either (no lm_head.weight, "
-                             "embeddings not tied): give the *ForCausalLM model SRC was "
-                             "fine-tuned from")
+            raise InputError(
+                f"BASE {base.path} has no LM head either (no lm_head.weight, "
+                "embeddings not tied): give the *ForCausalLM model SRC was "
+                "fine-tuned from"
+            )
         name, how = embeds[0], f"BASE {embeds[0]} (BASE ties its head to its embeddings)"
     path = files[name]
     if base.revision and not path.exists():

@@ -11,8 +11,15 @@ from pathlib import Path
 
 from .documents import InputError
 
-FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-         "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json")
+FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
 TEMPLATES = ("chat_template.jinja", "chat_template.json")
 _CORE = ("tokenizer.json", "tokenizer.model", "vocab.json")  # one of them: a tokenizer
 
@@ -25,8 +32,7 @@ def _has_template(folder: Path) -> bool:
     if any((folder / name).is_file() for name in TEMPLATES):
         return True
     try:
-        return bool(json.loads((folder / "tokenizer_config.json").read_text())
-                    .get("chat_template"))
+        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
     except (OSError, json.JSONDecodeError, AttributeError):
         return False
 
@@ -35,8 +41,10 @@ def copy_tokenizer(src: Path, base: Path, out: Path, vocab: int) -> dict:
     """Write the tokenizer into `out`; what came from where, for the import record."""
     origin = "BASE" if has_tokenizer(base) else "SRC" if has_tokenizer(src) else None
     if origin is None:
-        raise InputError(f"no tokenizer in SRC ({src}) or BASE ({base}): one of them needs "
-                         "tokenizer.json, tokenizer.model or vocab.json")
+        raise InputError(
+            f"no tokenizer in SRC ({src}) or BASE ({base}): one of them needs "
+            "tokenizer.json, tokenizer.model or vocab.json"
+        )
     folder = base if origin == "BASE" else src
     for name in FILES + TEMPLATES:
         if (folder / name).is_file():
@@ -52,8 +60,10 @@ def copy_tokenizer(src: Path, base: Path, out: Path, vocab: int) -> dict:
             template = "BASE"
     size = _loaded_size(out)
     if size > vocab:
-        raise InputError(f"the {origin} tokenizer has {size} tokens but OUT's vocabulary has "
-                         f"{vocab} rows: its ids would not match the weights")
+        raise InputError(
+            f"the {origin} tokenizer has {size} tokens but OUT's vocabulary has "
+            f"{vocab} rows: its ids would not match the weights"
+        )
     return {"tokenizer": origin, "chat_template": template, "tokens_removed": removed}
 
 

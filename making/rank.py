@@ -17,23 +17,25 @@ deduplication and prefix-cached scoring are the server's, not a copy.
 from __future__ import annotations
 
 import json
-import random
-import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
 
-from rationalyst.supervisor import profiles, prompts
-from rationalyst.supervisor.strategies import base as strategies
-from rationalyst.supervisor.strategies.rationalyst import rationalyst
+from rationalyst.supervisor import prompts
 from rationalyst.supervisor.concurrency import gather_or_cancel
 from rationalyst.supervisor.engine import Completion, Engine, Engines, Generation, decayed_mean
 from rationalyst.supervisor.loop import step_seed
+from rationalyst.supervisor.strategies import base as strategies
+from rationalyst.supervisor.strategies.rationalyst import rationalyst
 from rationalyst.supervisor.types import Problem, SolveParams, Timings, Usage
 
 from . import prompts as making_prompts
 from . import split
+from .documents import InputError
+
+# The items live in rank_items.py; `rank.load_items` etc. stay the way to reach them.
+from .rank_items import Item, gsm8k_steps, load_items, math_steps  # noqa: F401
 from .store import Appender, read_jsonl
 
 SOURCES = ("none", "blank", "stand-in", "trained", "oracle")
@@ -41,70 +43,8 @@ DECAYS = (1.0, 0.9)
 LEAK_THRESHOLD = 0.7  # extract's default: an oracle this close to the gold step leaks it
 
 
-# ---- gold steps ---------------------------------------------------------------------
-
-_CALC = re.compile(r"<<[^<>]*>>")
-
-
-def gsm8k_steps(solution: str) -> list[str]:
-    """One step per line, calculator annotations removed; `#### x` becomes the
-    agent prompt's answer line."""
-    steps = []
-    for line in solution.split("\n"):
-        line = " ".join(_CALC.sub("", line).split())
-        if not line:
-            continue
-        if line.startswith("####"):
-            line = f"{prompts.ANSWER_PHRASE} {line[4:].strip().replace(',', '')}"
-        steps.append(line)
-    return steps
-
-
-def math_steps(solution: str) -> list[str]:
-    """Sentences, split as the reference profile splits MATH shots."""
-    return list(profiles.sentences(solution))
-
-
-@dataclass(frozen=True)
-class Item:
-    id: str
-    dataset: str  # gsm8k | math
-    task: str
-    question: str
-    steps: tuple[str, ...]
-
-
-def load_items(data_dir: Path, gsm8k: int, math: int, seed: int,
-               max_steps: int) -> list[Item]:
-    """The first `gsm8k` GSM8K test items (file order: no selection), and `math` MATH
-    test items outside MATH-500 (and outside the reference profile's MATH shots),
-    drawn with `seed` from those with short, figure-free solutions."""
-    items = []
-    with open(data_dir / "gsm8k.jsonl", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()][:gsm8k]
-    for r in rows:
-        items.append(Item(r["id"], "gsm8k", "math", r["question"],
-                          tuple(gsm8k_steps(r["solution"])[:max_steps])))
-    if math:
-        pool = profiles.math_pool(data_dir)
-        shots = {it["id"] for it in random.Random(profiles.SHOT_SEED).sample(
-            pool, profiles.MATH_SHOTS)}
-        pool = [it for it in pool if it["id"] not in shots]
-        drawn = [Item(r["id"], "math", "math_boxed", r["question"],
-                      tuple(math_steps(r["solution"])[:max_steps]))
-                 for r in random.Random(seed).sample(pool, min(math, len(pool)))]
-        # Interleaved, so that a run cut short still holds both datasets.
-        every = max(1, len(items) // len(drawn))
-        mixed = []
-        for i, it in enumerate(items):
-            mixed.append(it)
-            if (i + 1) % every == 0 and drawn:
-                mixed.append(drawn.pop(0))
-        items = mixed + drawn
-    return [it for it in items if it.steps]
-
-
 # ---- candidates and bookkeeping ------------------------------------------------------
+
 
 def _norm(text: str) -> str:
     return " ".join(text.split())
@@ -140,6 +80,7 @@ def top1(scores: Sequence[float], gold: int = 0) -> float:
 
 
 # ---- engines replayed into the server's strategy --------------------------------------
+
 
 class _Replay:
     """An engine whose sample/generate return fixed text (this step's candidates, or a
@@ -183,6 +124,7 @@ class _Recording:
 
 # ---- one step ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RankConfig:
     num_candidates: int = 4  # the gold step + 3 samples
@@ -194,18 +136,31 @@ class RankConfig:
     oracle_max_tokens: int = 48  # extract's default
 
 
-def _state(cfg: RankConfig, item: Item, k: int, item_seed: int, rid: str,
-           decay: float = 1.0) -> strategies.StepState:
-    params = SolveParams(num_candidates=max(1, cfg.num_candidates - 1),
-                         temperature=cfg.temperature, seed=item_seed,
-                         step_max_tokens=cfg.step_max_tokens,
-                         rationale_max_tokens=cfg.rationale_max_tokens, max_tokens=None,
-                         step_end="turn" if cfg.profile == "reference" else "line",
-                         score_decay=decay)
+def _state(
+    cfg: RankConfig, item: Item, k: int, item_seed: int, rid: str, decay: float = 1.0
+) -> strategies.StepState:
+    params = SolveParams(
+        num_candidates=max(1, cfg.num_candidates - 1),
+        temperature=cfg.temperature,
+        seed=item_seed,
+        step_max_tokens=cfg.step_max_tokens,
+        rationale_max_tokens=cfg.rationale_max_tokens,
+        max_tokens=None,
+        step_end="turn" if cfg.profile == "reference" else "line",
+        score_decay=decay,
+    )
     problem = Problem(item.question, item.task, profile=cfg.profile)
-    return strategies.StepState(problem, list(item.steps[:k]), params,
-                                step_seed(item_seed, k), 1 << 30, Usage(), Timings(), rid,
-                                str(item.id))  # its calls share a session: one replica
+    return strategies.StepState(
+        problem,
+        list(item.steps[:k]),
+        params,
+        step_seed(item_seed, k),
+        1 << 30,
+        Usage(),
+        Timings(),
+        rid,
+        str(item.id),
+    )  # its calls share a session: one replica
 
 
 async def oracle_rationale(engine: Engine, cfg: RankConfig, state, gold: str) -> str:
@@ -213,13 +168,13 @@ async def oracle_rationale(engine: Engine, cfg: RankConfig, state, gold: str) ->
     trajectory so far and the gold step as the next sentence."""
     so_far = prompts.trajectory(state.problem, state.steps)
     prompt = engine.render(making_prompts.insert_messages(so_far, gold))
-    gen = await engine.generate(prompt, cfg.oracle_max_tokens, ["\n"],
-                                f"{state.request_id}-oracle")
+    gen = await engine.generate(prompt, cfg.oracle_max_tokens, ["\n"], f"{state.request_id}-oracle")
     return split.clean_rationale(gen.completions[0].text)
 
 
-async def trained_rationale(engine: Engine, cfg: RankConfig, item: Item, k: int,
-                            item_seed: int) -> str:
+async def trained_rationale(
+    engine: Engine, cfg: RankConfig, item: Item, k: int, item_seed: int
+) -> str:
     """The server's rationale call (strategies.write_rationale) on another checkpoint."""
     state = _state(cfg, item, k, item_seed, f"{item.id}-{k}-trained")
     return await strategies.write_rationale(state, Engines(engine, engine, engine))
@@ -235,40 +190,53 @@ async def _scored(engine: Engine, state, cands: list[str], rationale: str):
     # The strategy's own scores are the plain means of the recorded log-probs.
     if got != [decayed_mean(x, 1.0) for x in lps]:
         raise RuntimeError("rank: the replay lost the candidate order")
-    return ({str(d): [decayed_mean(x, d) for x in lps] for d in DECAYS},
-            state.usage.scored_tokens, [len(x) for x in lps])
+    return (
+        {str(d): [decayed_mean(x, d) for x in lps] for d in DECAYS},
+        state.usage.scored_tokens,
+        [len(x) for x in lps],
+    )
 
 
-async def rank_step(engine: Engine, cfg: RankConfig, item: Item, k: int,
-                    item_seed: int) -> dict:
+async def rank_step(engine: Engine, cfg: RankConfig, item: Item, k: int, item_seed: int) -> dict:
     """One gold step ranked under every source; None when no distinct sample is left."""
     rid = f"{item.id}-{k}"
     state = _state(cfg, item, k, item_seed, rid)
     gold = item.steps[k]
     gen = await strategies.sample(state, Engines(engine, engine, engine))
     cands, dropped = candidates(gold, [c.text for c in gen.completions])
-    rec = {"item": item.id, "dataset": item.dataset, "k": k, "gold": cands[0],
-           "candidates": cands, "dropped": dropped}
+    rec = {
+        "item": item.id,
+        "dataset": item.dataset,
+        "k": k,
+        "gold": cands[0],
+        "candidates": cands,
+        "dropped": dropped,
+    }
     if len(cands) < 2:
         return {**rec, "skipped": "no distinct sample"}
     stand_in, oracle = await gather_or_cancel(
         strategies.write_rationale(state, Engines(engine, engine, engine)),
-        oracle_rationale(engine, cfg, state, gold))
+        oracle_rationale(engine, cfg, state, gold),
+    )
     rationales = {"blank": "", "stand-in": stand_in, "oracle": oracle}
-    none = await engine.score(engine.render(prompts.agent_messages(state.problem,
-                                                                   state.steps)),
-                              cands, f"{rid}-none")
-    scores = {"none": {str(d): [decayed_mean(x, d) for x in none.token_logprobs]
-                       for d in DECAYS}}
+    none = await engine.score(
+        engine.render(prompts.agent_messages(state.problem, state.steps)), cands, f"{rid}-none"
+    )
+    scores = {"none": {str(d): [decayed_mean(x, d) for x in none.token_logprobs] for d in DECAYS}}
     tokens = {"none": none.computed_tokens}
     lengths = [len(x) for x in none.token_logprobs]
     for src, r in rationales.items():
         st = _state(cfg, item, k, item_seed, f"{rid}-{src}")
         scores[src], tokens[src], lengths = await _scored(engine, st, cands, r)
-    return {**rec, "rationales": rationales,
-            "oracle_leak": split.is_leak(oracle, gold, LEAK_THRESHOLD),
-            "candidate_tokens": lengths, "scores": scores, "scored_tokens": tokens,
-            "top1": {src: {d: top1(v) for d, v in s.items()} for src, s in scores.items()}}
+    return {
+        **rec,
+        "rationales": rationales,
+        "oracle_leak": split.is_leak(oracle, gold, LEAK_THRESHOLD),
+        "candidate_tokens": lengths,
+        "scores": scores,
+        "scored_tokens": tokens,
+        "top1": {src: {d: top1(v) for d, v in s.items()} for src, s in scores.items()},
+    }
 
 
 # ---- the run -------------------------------------------------------------------------
@@ -284,8 +252,16 @@ def _key(item_id: str, k: int) -> str:
     return f"{item_id}#{k}"
 
 
-async def _phase(out: Path, walls: dict, name: str, open_engine: Opener, todo: list, work,
-                 concurrency: int, progress: bool) -> None:
+async def _phase(
+    out: Path,
+    walls: dict,
+    name: str,
+    open_engine: Opener,
+    todo: list,
+    work,
+    concurrency: int,
+    progress: bool,
+) -> None:
     """Open one engine, run `work(engine, job)` over `todo`, close it; time it."""
     if not todo:
         return
@@ -309,9 +285,15 @@ async def _phase(out: Path, walls: dict, name: str, open_engine: Opener, todo: l
         (out / "timing.json").write_text(json.dumps(walls, indent=1) + "\n")
 
 
-async def run(items: list[Item], out: Path, cfg: RankConfig, open_agent: Opener,
-              open_trained: Opener | None = None, concurrency: int = 4,
-              progress: bool = True) -> dict:
+async def run(
+    items: list[Item],
+    out: Path,
+    cfg: RankConfig,
+    open_agent: Opener,
+    open_trained: Opener | None = None,
+    concurrency: int = 4,
+    progress: bool = True,
+) -> dict:
     """Phase `rank` (the agent): sample, write the stand-in and oracle rationales, score
     those sources. With a trained model, on the same steps and candidates: phase
     `trained rationales` (that model), then `trained scoring` (the agent again). One
@@ -325,31 +307,44 @@ async def run(items: list[Item], out: Path, cfg: RankConfig, open_agent: Opener,
     steps_app, items_app = Appender(out / "steps.jsonl"), Appender(out / "items.jsonl")
 
     async def rank_item(eng, it):
-        rows = await gather_or_cancel(*(rank_step(eng, cfg, it, k, seeds[it.id])
-                                        for k in range(len(it.steps))))
+        rows = await gather_or_cancel(
+            *(rank_step(eng, cfg, it, k, seeds[it.id]) for k in range(len(it.steps)))
+        )
         steps_app.write(rows)  # steps first, then the record that marks the item done
         items_app.write([{"item": it.id, "steps": len(rows)}])
 
     try:
-        await _phase(out, walls, "rank", open_agent, [it for it in items if it.id not in done],
-                     rank_item, concurrency, progress)
+        await _phase(
+            out,
+            walls,
+            "rank",
+            open_agent,
+            [it for it in items if it.id not in done],
+            rank_item,
+            concurrency,
+            progress,
+        )
     finally:
         steps_app.close()
         items_app.close()
     if open_trained is None:
         return walls
-    await add_trained(items, out, cfg, open_agent, open_trained, walls, concurrency,
-                      progress)
+    await add_trained(items, out, cfg, open_agent, open_trained, walls, concurrency, progress)
     return walls
 
 
-async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurrency,
-                      progress) -> None:
+async def add_trained(
+    items, out, cfg, open_agent, open_trained, walls, concurrency, progress
+) -> None:
     done = {r["item"] for r in read_jsonl(out / "items.jsonl")}
     by_id = {it.id: it for it in items}
     seeds = {it.id: _seed(cfg, i) for i, it in enumerate(items)}
-    steps = [r for r in read_jsonl(out / "steps.jsonl")
-             if r["item"] in done and r["item"] in by_id and "skipped" not in r]
+    steps = [
+        r
+        for r in read_jsonl(out / "steps.jsonl")
+        if r["item"] in done and r["item"] in by_id and "skipped" not in r
+    ]
+    check_golds(steps, by_id)
     rat_path, score_path = out / "trained_rationales.jsonl", out / "trained_scores.jsonl"
     rats = {r["key"]: r["rationale"] for r in read_jsonl(rat_path)}
 
@@ -363,15 +358,24 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
     app = Appender(rat_path)
 
     async def rationales(eng, rows):
-        outs = await gather_or_cancel(*(trained_rationale(
-            eng, cfg, by_id[r["item"]], r["k"], seeds[r["item"]]) for r in rows))
+        outs = await gather_or_cancel(
+            *(trained_rationale(eng, cfg, by_id[r["item"]], r["k"], seeds[r["item"]]) for r in rows)
+        )
         new = [{"key": _key(r["item"], r["k"]), "rationale": t} for r, t in zip(rows, outs)]
         app.write(new)
         rats.update({n["key"]: n["rationale"] for n in new})
 
     try:
-        await _phase(out, walls, "trained rationales", open_trained, jobs(rats), rationales,
-                     concurrency, progress)
+        await _phase(
+            out,
+            walls,
+            "trained rationales",
+            open_trained,
+            jobs(rats),
+            rationales,
+            concurrency,
+            progress,
+        )
     finally:
         app.close()
     scored = {r["key"] for r in read_jsonl(score_path)}
@@ -383,13 +387,47 @@ async def add_trained(items, out, cfg, open_agent, open_trained, walls, concurre
             st = _state(cfg, it, r["k"], seeds[it.id], f"{key}-trained")
             sc, tok, _ = await _scored(eng, st, r["candidates"], rats[key])
             return {"key": key, "rationale": rats[key], "scores": sc, "scored_tokens": tok}
+
         app.write(await gather_or_cancel(*(one(r) for r in rows)))
 
     try:
-        await _phase(out, walls, "trained scoring", open_agent, jobs(scored), score,
-                     concurrency, progress)
+        await _phase(
+            out, walls, "trained scoring", open_agent, jobs(scored), score, concurrency, progress
+        )
     finally:
         app.close()
+
+
+def check_golds(steps: list[dict], by_id: dict[str, Item]) -> None:
+    """The trained rationale reads an item's steps before k: they must be the ones the
+    run ranked, or its rationales would not belong to the recorded candidates."""
+    changed = [
+        _key(r["item"], r["k"])
+        for r in steps
+        if r["item"] in by_id
+        and (
+            r["k"] >= len(by_id[r["item"]].steps)
+            or _norm(by_id[r["item"]].steps[r["k"]]) != r["gold"]
+        )
+    ]
+    if changed:
+        raise InputError(
+            f"{len(changed)} gold steps differ from the run's (first: "
+            f"{changed[0]}): the items changed since; use another --out"
+        )
+
+
+def drop_trained(out: Path) -> None:
+    """Forget the trained source (its rationales, scores and phase times), so that
+    another checkpoint takes its place on the same steps."""
+    for name in ("trained_rationales.jsonl", "trained_scores.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    timing = out / "timing.json"
+    if timing.exists():
+        walls = {
+            k: v for k, v in json.loads(timing.read_text()).items() if not k.startswith("trained")
+        }
+        timing.write_text(json.dumps(walls, indent=1) + "\n")
 
 
 def merge_trained(out: Path, steps: list[dict]) -> list[dict]:

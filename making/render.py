@@ -12,7 +12,7 @@ code (split.sentences).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rationalyst.protocol import DATASET_TASKS
 from rationalyst.supervisor import profiles, prompts
@@ -32,15 +32,17 @@ def dataset_of(item_id: str, solution: str, dataset: str | None = None) -> str |
     return "gsm8k" if "####" in solution else None
 
 
-def qa_problem(question: str, choices: Sequence[str] | None = None,
-               dataset: str | None = None) -> Problem:
+def qa_problem(
+    question: str, choices: Sequence[str] | None = None, dataset: str | None = None
+) -> Problem:
     """The Problem the server would build for the item. A known dataset takes the
     reference profile (its own layout: ProofWriter, HellaSwag); other items the generic
     one. Both render GSM8K, MATH and multiple-choice questions alike."""
     choices = tuple(choices) if choices else None
     if dataset in DATASET_TASKS:
-        return Problem(question, DATASET_TASKS[dataset], choices, profile="reference",
-                       dataset=dataset)
+        return Problem(
+            question, DATASET_TASKS[dataset], choices, profile="reference", dataset=dataset
+        )
     return Problem(question, "multiple_choice" if choices else "math", choices)
 
 
@@ -51,11 +53,11 @@ def qa_steps(solution: str, dataset: str | None = None) -> tuple[str, ...]:
     return tuple(s.strip() for s in split.sentences(solution.strip()) if s.strip())
 
 
-def render_qa(question: str, solution: str, choices: Sequence[str] | None = None,
-              dataset: str | None = None) -> str:
+def render_qa(
+    question: str, solution: str, choices: Sequence[str] | None = None, dataset: str | None = None
+) -> str:
     """The whole item as the server's trajectory after its last step."""
-    return prompts.trajectory(qa_problem(question, choices, dataset),
-                              qa_steps(solution, dataset))
+    return prompts.trajectory(qa_problem(question, choices, dataset), qa_steps(solution, dataset))
 
 
 def qa_boundaries(problem: Problem, steps: Sequence[str]) -> list[tuple[str, str]]:

@@ -14,12 +14,17 @@ from rapidfuzz.utils import default_process
 # blank line (a paragraph's end), and after the "Answer:" of a rendered reasoning item,
 # so that the first rationale sees what the server's first rationale call sees
 # ("Question: q\nAnswer:"). A single line break is no boundary: it cuts sentences.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?!Answer:)|\n[ \t]*\n\s*(?!Answer:)"
-                       r"|(?<=\nAnswer:)[ \t]+")
+_BOUNDARY = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?!Answer:)|\n[ \t]*\n\s*(?!Answer:)"
+    r"|(?<=\nAnswer:)[ \t]+"
+)
 # No boundary inside display maths (a LaTeX environment, $$...$$ or \[...\]) or code
 # (``` fences, MATH's [asy]...[/asy] figures).
-_BLOCK = re.compile(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}|\$\$.*?\$\$|\\\[.*?\\\]"
-                    r"|```.*?```|\[asy\].*?\[/asy\]", re.DOTALL)
+_BLOCK = re.compile(
+    r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}|\$\$.*?\$\$|\\\[.*?\\\]"
+    r"|```.*?```|\[asy\].*?\[/asy\]",
+    re.DOTALL,
+)
 # A "Question: ...\nAnswer:" text: the question is one piece, asked about only after it.
 _ANSWER_AT = re.compile(r"\A\s*Question:.*?\nAnswer:", re.DOTALL)
 # Markers as models write them: any case, spaces inside the brackets.
@@ -38,8 +43,8 @@ def sentences(text: str) -> list[str]:
     for m in _BOUNDARY.finditer(text):
         if any(a < m.start() < b for a, b in blocks) or (head and m.start() < head.end()):
             continue
-        if m.end() > start and text[start:m.start()].strip():
-            out.append(text[start:m.end()])
+        if m.end() > start and text[start : m.start()].strip():
+            out.append(text[start : m.end()])
             start = m.end()
     if start < len(text):
         if out and not text[start:].strip():
@@ -71,12 +76,12 @@ def parse_markers(output: str) -> list[Piece]:
         if is_open:
             if open_at is not None:
                 raise MarkerError("nested <BOT>")
-            pieces.append(Piece(output[pos:m.start()], False))
+            pieces.append(Piece(output[pos : m.start()], False))
             open_at = m.end()
         else:
             if open_at is None:
                 raise MarkerError("<EOT> without <BOT>")
-            pieces.append(Piece(output[open_at:m.start()], True))
+            pieces.append(Piece(output[open_at : m.start()], True))
             open_at = None
         pos = m.end()
     if open_at is not None:
@@ -96,7 +101,8 @@ def similarity(a: str, b: str) -> float:
 
 
 # Words that carry no content of their own: a rationale may share them freely.
-_STOPWORDS = frozenset("""
+_STOPWORDS = frozenset(
+    """
 a about after again all also am an and any are as at be because been before being
 between both but by can could did do does doing done each few for from had has have
 having he her here hers him his how i if in into is it its itself just me more most my
@@ -104,7 +110,8 @@ no nor not now of off on once only or other our out over own same she should so 
 such than that the their them then there these they this those through to too under
 until up very was we were what when where which while who whom why will with would
 yes you your
-""".split())
+""".split()
+)
 # The guard's content-word rule needs this many content words in the following text
 # (the containment rule two): a short one ("Yes.", "So x = 2.") is named by any
 # rationale on topic.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .documents import InputError
 
@@ -55,8 +55,7 @@ class Appender:
         self.f.close()
 
 
-def open_run(out: Path, kind: str, config: dict, overwrite: bool,
-             own_files: Iterable[str]) -> bool:
+def open_run(out: Path, kind: str, config: dict, overwrite: bool, own_files: Iterable[str]) -> bool:
     """Prepare `out` for a run of `kind` with `config`; True when resuming.
 
     Refuses a directory that holds another run's files (another kind, other inputs
@@ -73,13 +72,17 @@ def open_run(out: Path, kind: str, config: dict, overwrite: bool,
         old = json.loads(marker.read_text())
         if old != config:
             diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            raise InputError(f"{out} holds another {kind} run (different {', '.join(diff)}): "
-                             "use another --out, or --overwrite to start again")
+            raise InputError(
+                f"{out} holds another {kind} run (different {', '.join(diff)}): "
+                "use another --out, or --overwrite to start again"
+            )
         return True
     clash = [n for n in own_files if (out / n).exists()]
     if clash:
-        raise InputError(f"{out} already holds {', '.join(clash)} from another run: use "
-                         "another --out, or --overwrite to start again")
+        raise InputError(
+            f"{out} already holds {', '.join(clash)} from another run: use "
+            "another --out, or --overwrite to start again"
+        )
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(config, indent=1) + "\n")
     return False

@@ -21,8 +21,19 @@ from .documents import InputError
 INDEX = "model.safetensors.index.json"
 _HEADER_LIMIT = 100 << 20  # a header larger than this is not a checkpoint's
 DTYPE_CODES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
-ITEM_BYTES = {"F32": 4, "BF16": 2, "F16": 2, "F64": 8, "I64": 8, "I32": 4, "I8": 1,
-              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+ITEM_BYTES = {
+    "F32": 4,
+    "BF16": 2,
+    "F16": 2,
+    "F64": 8,
+    "I64": 8,
+    "I32": 4,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 class TensorFileError(InputError):
@@ -88,8 +99,9 @@ class ShardWriter:
     (one tensor larger than that gets a shard of its own). `plan` is a list of
     (name, shape); every tensor is written as `dtype` ('bfloat16', ...)."""
 
-    def __init__(self, folder: Path, plan: list[tuple[str, tuple[int, ...]]], dtype: str,
-                 max_bytes: int):
+    def __init__(
+        self, folder: Path, plan: list[tuple[str, tuple[int, ...]]], dtype: str, max_bytes: int
+    ):
         self.folder, self.code = folder, DTYPE_CODES[dtype]
         item = ITEM_BYTES[self.code]
         shards: list[list[tuple[str, tuple[int, ...], int]]] = [[]]
@@ -104,8 +116,11 @@ class ShardWriter:
             shards[-1].append((name, tuple(shape), nbytes))
             used += nbytes
         n = len(shards)
-        self.names = (["model.safetensors"] if n == 1 else
-                      [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)])
+        self.names = (
+            ["model.safetensors"]
+            if n == 1
+            else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+        )
         self.shards = shards
         self.total_bytes = sum(b for s in shards for *_, b in s)
         self.sha256: dict[str, str] = {}
@@ -138,8 +153,11 @@ class ShardWriter:
         header: dict = {"__metadata__": {"format": "pt"}}
         offset = 0
         for name, shape, nbytes in self.shards[shard]:
-            header[name] = {"dtype": self.code, "shape": list(shape),
-                            "data_offsets": [offset, offset + nbytes]}
+            header[name] = {
+                "dtype": self.code,
+                "shape": list(shape),
+                "data_offsets": [offset, offset + nbytes],
+            }
             offset += nbytes
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as safetensors does
@@ -161,8 +179,7 @@ class ShardWriter:
             raise RuntimeError(f"{len(self._order) - self._next} planned tensors not written")
         self._close()
         if len(self.names) > 1:
-            index = {"metadata": {"total_size": self.total_bytes},
-                     "weight_map": self.weight_map()}
+            index = {"metadata": {"total_size": self.total_bytes}, "weight_map": self.weight_map()}
             (self.folder / INDEX).write_text(json.dumps(index, indent=2) + "\n")
 
     def abort(self) -> None:

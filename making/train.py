@@ -11,48 +11,34 @@ no vLLM (GPU machines may lack it) and runs under `accelerate launch` (DDP; FSDP
 --full).
 
     python -m rationalyst.making.train DIR --base MODEL --out CKPT   (same flags)
+
+TrainOptions is the command's options: a flag is one field (cli/flags.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
+import os
 import random
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from rationalyst.cli.flags import Command
 from rationalyst.supervisor.prompts import rationale_chat
 
 from .documents import InputError
+from .engines import guard
+from .train_options import (
+    TrainOptions,
+    eval_share,
+    evaluations,
+    schedule,
+)
 
 FILES = ("train_log.jsonl", "loss.png", "train_summary.json", "config.json")
-
-
-def add_train_flags(p: argparse.ArgumentParser) -> None:
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--full", action="store_true", help=(
-        "full fine-tune with the reference's settings (lr 2e-5, cosine, warm-up 3%%, "
-        "batch 2 x 8 accumulation) instead of LoRA"))
-    mode.add_argument("--head-only", action="store_true", help=(
-        "freeze the body; train only the LM head and the final norm (lr 1e-3): gives "
-        "an imported body whose head was never published a head tuned to it"))
-    p.add_argument("--epochs", type=float, default=1.0, help="[1]")
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
-    p.add_argument("--lr", type=float, default=None,
-                   help="[2e-4 LoRA, 2e-5 --full, 1e-3 --head-only]")
-    p.add_argument("--batch-size", type=int, default=2, help="per device [2]")
-    p.add_argument("--grad-accum", type=int, default=None, help="[1 LoRA, 8 --full]")
-    p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--lora-alpha", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=1024,
-                   help="tokens per pair; longer preceding text is cut from the front")
-    p.add_argument("--eval-fraction", type=float, default=0.05, help="held out [0.05]")
-    p.add_argument("--logging-steps", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def load_pairs(dirs) -> list[dict]:
@@ -62,8 +48,11 @@ def load_pairs(dirs) -> list[dict]:
     for d in dirs:
         path = Path(d) / "kept.jsonl" if Path(d).is_dir() else Path(d)
         if not path.is_file():
-            raise InputError(f"{d} has no kept.jsonl: run `rationalyst filter {d}` first"
-                             if Path(d).is_dir() else f"{d}: no such file or directory")
+            raise InputError(
+                f"{d} has no kept.jsonl: run `rationalyst filter {d}` first"
+                if Path(d).is_dir()
+                else f"{d}: no such file or directory"
+            )
         with open(path, encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
@@ -73,11 +62,18 @@ def load_pairs(dirs) -> list[dict]:
                     preceding = row["preceding"] if "preceding" in row else row["preceeding"]
                     if not (isinstance(preceding, str) and isinstance(row["rationale"], str)):
                         raise TypeError
-                    pairs.append({"preceding": preceding, "rationale": row["rationale"],
-                                  "doc": row.get("doc_id")})
+                    pairs.append(
+                        {
+                            "preceding": preceding,
+                            "rationale": row["rationale"],
+                            "doc": row.get("doc_id"),
+                        }
+                    )
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    raise InputError(f"{path}:{n}: not a rationale pair (preceding or the "
-                                     "reference's preceeding, and rationale)") from None
+                    raise InputError(
+                        f"{path}:{n}: not a rationale pair (preceding or the "
+                        "reference's preceeding, and rationale)"
+                    ) from None
     if not pairs:
         raise InputError(f"no kept triples in {', '.join(map(str, dirs))}: nothing to train on")
     return pairs
@@ -90,15 +86,16 @@ def encode_pair(tokenizer, preceding: str, rationale: str, max_length: int) -> d
         msgs = rationale_chat(preceding)
         prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
-            msgs + [{"role": "assistant", "content": rationale}], tokenize=False)
+            msgs + [{"role": "assistant", "content": rationale}], tokenize=False
+        )
         if not full.startswith(prompt):
             raise ValueError("the chat template renders the prompt differently with a reply")
         p_ids = tokenizer.encode(prompt, add_special_tokens=False)
-        t_ids = tokenizer.encode(full[len(prompt):].rstrip("\n"), add_special_tokens=False)
+        t_ids = tokenizer.encode(full[len(prompt) :].rstrip("\n"), add_special_tokens=False)
         if len(p_ids) + len(t_ids) <= max_length or len(preceding) < 16:
             break
         cut = preceding.find(" ", len(preceding) // 4)
-        preceding = preceding[cut + 1:] if cut > 0 else preceding[len(preceding) // 4:]
+        preceding = preceding[cut + 1 :] if cut > 0 else preceding[len(preceding) // 4 :]
     ids = (p_ids + t_ids)[:max_length]
     labels = ([-100] * len(p_ids) + t_ids)[:max_length]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
@@ -127,26 +124,45 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
     from transformers import TrainingArguments
 
     grad_accum = args.grad_accum or (8 if args.full else 1)
-    lr = args.lr or (2e-5 if args.full else 1e-3 if getattr(args, "head_only", False)
-                     else 2e-4)
-    steps = args.max_steps if args.max_steps > 0 else math.ceil(
-        args.epochs * n_train / (args.batch_size * grad_accum))
-    eval_steps = max(1, min(50, steps // 5))
+    lr = args.lr or (2e-5 if args.full else 1e-3 if getattr(args, "head_only", False) else 2e-4)
+    # Processes under accelerate/torchrun (their env): each step takes a batch on each.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps = (
+        args.max_steps
+        if args.max_steps > 0
+        else math.ceil(args.epochs * n_train / (args.batch_size * grad_accum * world))
+    )
+    eval_steps, save_steps = schedule(steps, args.eval_every, args.save_every)
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    warmup = ({"warmup_ratio": 0.03} if "warmup_ratio" in names
-              else {"warmup_steps": 0.03})  # transformers >= 5 takes a ratio here
+    warmup = (
+        {"warmup_ratio": 0.03} if "warmup_ratio" in names else {"warmup_steps": 0.03}
+    )  # transformers >= 5 takes a ratio here
     return TrainingArguments(
-        output_dir=str(out / ".trainer"), per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size, gradient_accumulation_steps=grad_accum,
-        learning_rate=lr, lr_scheduler_type="cosine", num_train_epochs=args.epochs,
-        max_steps=args.max_steps, logging_steps=args.logging_steps,
-        eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps,
+        output_dir=str(out / ".trainer"),
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        gradient_accumulation_steps=grad_accum,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        logging_steps=args.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps,
         # Checkpoints under --out/.trainer let a stopped run continue (Trainer's own
         # resume); the last one is removed with the folder once the model is saved.
-        save_strategy="steps", save_steps=eval_steps, save_total_limit=1,
-        report_to=[], bf16=use_bf16, seed=args.seed,
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
-        **warmup)
+        # A few per run: with --full each one gathers the whole model.
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=1,
+        report_to=[],
+        bf16=use_bf16,
+        seed=args.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        **warmup,
+    )
 
 
 def plot_loss(log: list[dict], path: Path) -> None:
@@ -172,7 +188,7 @@ def plot_loss(log: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: TrainOptions) -> int:
     out: Path = args.out
     resume = None if args.overwrite else _stopped_run(out)
     ours = {out / ".trainer"}  # all a stopped run leaves: rerunning continues it
@@ -184,38 +200,65 @@ def main(args: argparse.Namespace) -> int:
     base = _resolve_base(args.base)
 
     import torch
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq,
-                              Trainer)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer
 
     tok = AutoTokenizer.from_pretrained(base)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     train_rows, eval_rows = split_eval(pairs, args.eval_fraction, args.seed)
-    train_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
-                for r in train_rows]
-    eval_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length)
-               for r in eval_rows]
+    held_out, eval_rows = len(eval_rows), eval_rows[: max(0, args.eval_max)]
+    train_ds = [
+        encode_pair(tok, r["preceding"], r["rationale"], args.max_length) for r in train_rows
+    ]
+    eval_ds = [encode_pair(tok, r["preceding"], r["rationale"], args.max_length) for r in eval_rows]
     cuda = torch.cuda.is_available()
     use_bf16 = cuda and torch.cuda.is_bf16_supported()
-    base_dtype = json.loads((Path(base) / "config.json").read_text()).get(
-        "torch_dtype") or "float32"
+    base_dtype = (
+        json.loads((Path(base) / "config.json").read_text()).get("torch_dtype") or "float32"
+    )
     model = AutoModelForCausalLM.from_pretrained(
-        base, dtype=torch.bfloat16 if use_bf16 else torch.float32)
+        base, dtype=torch.bfloat16 if use_bf16 else torch.float32
+    )
     head_only = getattr(args, "head_only", False)
     if head_only:
         freeze_body(model)
     elif not args.full:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(
-            r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.05,
-            target_modules="all-linear", task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=args.lora_r,
+                lora_alpha=args.lora_alpha,
+                lora_dropout=0.05,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            ),
+        )
     targs = _training_args(args, out, len(train_ds), bool(eval_ds), use_bf16)
+    per_step = args.batch_size * targs.gradient_accumulation_steps * targs.world_size
+    n_steps = (
+        targs.max_steps
+        if targs.max_steps > 0
+        else math.ceil(args.epochs * len(train_ds) / per_step)
+    )
+    n_evals = evaluations(n_steps, targs.eval_steps) if eval_ds else 0
+    pairs_trained = n_steps * per_step if targs.max_steps > 0 else args.epochs * len(train_ds)
+    share = eval_share(pairs_trained, len(eval_ds), n_evals)
+    print(
+        f"{n_steps} steps; evaluation of {len(eval_ds)} of {held_out} held-out pairs "
+        f"every {targs.eval_steps} steps ({n_evals} in all, about {share:.1%} of the "
+        f"compute); checkpoint every {targs.save_steps} steps"
+    )
     step_timer = _StepTimer()
-    trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
-                      eval_dataset=eval_ds or None, callbacks=[step_timer],
-                      data_collator=DataCollatorForSeq2Seq(tok, padding=True,
-                                                           label_pad_token_id=-100))
+    trainer = Trainer(
+        model=model,
+        args=targs,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds or None,
+        callbacks=[step_timer],
+        data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
+    )
     # Held-out loss before any step: what the run changed (skipped when resuming).
     before = trainer.evaluate() if eval_ds and not resume else {}
     if cuda:
@@ -226,28 +269,39 @@ def main(args: argparse.Namespace) -> int:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0
     final_eval = trainer.evaluate() if eval_ds else {}
-    _save(trainer, tok, out, "full" if args.full else "head" if head_only else "lora",
-          base_dtype)
+    _save(trainer, tok, out, "full" if args.full else "head" if head_only else "lora", base_dtype)
     if trainer.is_world_process_zero():
         log = trainer.state.log_history
         with open(out / "train_log.jsonl", "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in log)
         plot_loss(log, out / "loss.png")
-        summary = {"base": str(base),
-                   "mode": "full" if args.full else "head-only" if head_only else "lora",
-                   "pairs": len(pairs), "train": len(train_ds), "eval": len(eval_ds),
-                   "steps": trainer.state.global_step, "seconds": round(seconds, 1),
-                   "steps_per_s": round(trainer.state.global_step / seconds, 3),
-                   # steps only: no evaluation or checkpoint writes, which differ by mode
-                   "steps_per_s_training": round(step_timer.steps / step_timer.seconds, 3)
-                   if step_timer.seconds else None,
-                   "train_loss": result.training_loss,
-                   "eval_loss_before": before.get("eval_loss"),
-                   "eval_loss": final_eval.get("eval_loss"),
-                   "world_size": targs.world_size,
-                   "device": torch.cuda.get_device_name() if cuda else "cpu",
-                   "peak_gpu_mem_gib": (round(torch.cuda.max_memory_allocated() / 2**30, 3)
-                                        if cuda else None)}
+        summary = {
+            "base": str(base),
+            "mode": "full" if args.full else "head-only" if head_only else "lora",
+            "pairs": len(pairs),
+            "train": len(train_ds),
+            "held_out": held_out,
+            "eval": len(eval_ds),
+            "eval_steps": targs.eval_steps,
+            "evaluations": n_evals,
+            "eval_share": round(share, 4),
+            "save_steps": targs.save_steps,
+            "steps": trainer.state.global_step,
+            "seconds": round(seconds, 1),
+            "steps_per_s": round(trainer.state.global_step / seconds, 3),
+            # steps only: no evaluation or checkpoint writes, which differ by mode
+            "steps_per_s_training": round(step_timer.steps / step_timer.seconds, 3)
+            if step_timer.seconds
+            else None,
+            "train_loss": result.training_loss,
+            "eval_loss_before": before.get("eval_loss"),
+            "eval_loss": final_eval.get("eval_loss"),
+            "world_size": targs.world_size,
+            "device": torch.cuda.get_device_name() if cuda else "cpu",
+            "peak_gpu_mem_gib": (
+                round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda else None
+            ),
+        }
         (out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         print(json.dumps(summary))
     return 0
@@ -317,8 +371,9 @@ def _save(trainer, tok, out: Path, mode: str, dtype: str) -> None:
 def _stopped_run(out: Path) -> Path | None:
     """The last Trainer checkpoint of a run that stopped before saving its model (a
     finished --out holds more than .trainer, and main refuses it before this matters)."""
-    ckpts = sorted((out / ".trainer").glob("checkpoint-*"),
-                   key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    ckpts = sorted(
+        (out / ".trainer").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])
+    )
     return ckpts[-1] if ckpts else None
 
 
@@ -329,12 +384,21 @@ def _resolve_base(spec: str) -> str:
     return resolve(spec, default_cache_dir())
 
 
-if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...`
-    parser = argparse.ArgumentParser(prog="rationalyst train")
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
-    parser.add_argument("--base", default="default")
-    parser.add_argument("--out", required=True, type=Path)
-    add_train_flags(parser)
-    from .cli import guard
+COMMAND = Command(
+    "train",
+    TrainOptions,
+    lambda opts: guard(lambda: main(opts)),
+    "fine-tune a rationale model on kept triples",
+    (
+        "Fine-tune on kept triples as chat pairs (user = preceding, "
+        "assistant = rationale), LoRA by default; --full, or --head-only to "
+        "repair an imported head. Runs under `accelerate launch` for several "
+        "GPUs."
+    ),
+)
 
-    sys.exit(guard(lambda: main(parser.parse_args())))
+
+if __name__ == "__main__":  # `accelerate launch -m rationalyst.making.train ...`
+    from rationalyst.cli import flags
+
+    sys.exit(flags.main(COMMAND, prog="rationalyst"))

@@ -19,7 +19,7 @@ TRUTH_VALUES = ("True", "False", "Unknown")
 def after_last(pattern: re.Pattern[str], text: str) -> str | None:
     """The text after the last match of `pattern`, or None when it does not occur."""
     matches = list(pattern.finditer(text))
-    return text[matches[-1].end():] if matches else None
+    return text[matches[-1].end() :] if matches else None
 
 
 def last_boxed(text: str) -> str | None:
@@ -37,7 +37,7 @@ def last_boxed(text: str) -> str | None:
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1:j].strip()
+                return text[i + 1 : j].strip()
     return None
 
 

@@ -1,7 +1,7 @@
 """The wire format of POST /solve, with its names and defaults: one owner.
 
 Depends only on pydantic, so the server, the supervisor, the clients and the CLI
-all import it. To add a strategy, add its name to STRATEGIES (and its module and
+all import it. To add a strategy, add its name to STRATEGIES in names.py (and its module and
 registry line to supervisor/strategies/: docs/design.md); to add a request field,
 add it to SolveOptions (it then reaches /solve, /v1 extra_body, the client and the
 CLI flags) or to SolveRequest (/solve only), and to supervisor.types.SolveParams
@@ -10,43 +10,47 @@ under the same name.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Sequence, get_args
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# ---- names ------------------------------------------------------------------------
-
-STRATEGIES = ("rationalyst", "explicit", "random", "greedy", "judge", "prm")
-PRM_AGGREGATIONS = ("last", "min", "prod")  # over a trajectory's step scores
-TASKS = ("math", "math_boxed", "multiple_choice", "true_false")
-# Prompt profiles: "generic" (one prompt per task family, for users' own questions) and
-# "reference" (the paper's per-dataset prompts; see supervisor/profiles.py).
-PROFILES = ("generic", "reference")
-# Where a step ends: at a newline, or at the end of the agent's chat turn (the reference).
-STEP_ENDS = ("line", "turn")
-# The paper's seven datasets: `dataset` picks the reference profile's prompt for one of
-# them (and implies its task family); see supervisor/profiles.py.
-DATASET_TASKS = {"gsm8k": "math", "math": "math_boxed", "commonsenseqa": "multiple_choice",
-                 "hellaswag": "multiple_choice", "proofwriter": "true_false",
-                 "arc_challenge": "multiple_choice", "mmlu_pro": "multiple_choice"}
-DATASETS = tuple(DATASET_TASKS)
-# MMLU-Pro's categories: the reference profile shows that category's own examples.
-CATEGORIES = ("biology", "business", "chemistry", "computer science", "economics",
-              "engineering", "health", "history", "law", "math", "other", "philosophy",
-              "physics", "psychology")
-StrategyName = Literal[STRATEGIES]  # type: ignore[valid-type]
-PRMAggregation = Literal[PRM_AGGREGATIONS]  # type: ignore[valid-type]
-Profile = Literal[PROFILES]  # type: ignore[valid-type]
-StepEnd = Literal[STEP_ENDS]  # type: ignore[valid-type]
-Task = Literal[TASKS]  # type: ignore[valid-type]
-# "length": the context ran out mid-solve; the steps so far come back. "stop": a stop
-# string of the request (/v1's `stop`) appeared; the step is cut before it.
-FinishReason = Literal["answer", "max_steps", "budget", "timeout", "length", "stop"]
-FINISH_REASONS: tuple[str, ...] = get_args(FinishReason)
-
-# The /v1 model name of each strategy; a strategy not listed is served under its own.
-_CHAT_NAMES = {"explicit": "rationalyst-explicit"}
-SUPERVISED_MODELS = {_CHAT_NAMES.get(s, s): s for s in STRATEGIES}
+# The names (names.py) and the response side (responses.py) are part of this wire format.
+from rationalyst.names import (  # noqa: F401
+    CATEGORIES,
+    DATASET_TASKS,
+    DATASETS,
+    FINISH_REASONS,
+    PRM_AGGREGATIONS,
+    PROFILES,
+    SCORERS,
+    STEP_ENDS,
+    STRATEGIES,
+    SUPERVISED_MODELS,
+    TASKS,
+    FinishReason,
+    PRMAggregation,
+    Profile,
+    ScorerName,
+    StepEnd,
+    StrategyName,
+    Task,
+)
+from rationalyst.responses import (  # noqa: F401
+    DONE_EVENT,
+    ERROR_EVENT,
+    STEP_EVENT,
+    Candidate,
+    ErrorBody,
+    ErrorResponse,
+    HealthResponse,
+    ReplicaStatus,
+    SolveResult,
+    Step,
+    Timings,
+    Usage,
+    WireModel,
+)
 
 # ---- defaults (the server's; clients send them unless told otherwise) -------------
 
@@ -73,7 +77,8 @@ def check_sampling(strategy: str, temperature: float, num_candidates: int) -> No
             f"temperature {temperature:g} is greedy decoding, which gives one candidate, "
             f"but strategy {strategy!r} samples num_candidates={num_candidates}: send a "
             "temperature above 0 (the default is 0.7), or use strategy 'greedy' (model "
-            "'greedy' on /v1) for deterministic decoding")
+            "'greedy' on /v1) for deterministic decoding"
+        )
 
 
 def pick_task(task: str | None, choices: Sequence[str] | None) -> str:
@@ -83,8 +88,9 @@ def pick_task(task: str | None, choices: Sequence[str] | None) -> str:
     if task == "multiple_choice" and not choices:
         raise ValueError("task 'multiple_choice' needs a 'choices' list")
     if task != "multiple_choice" and choices:
-        raise ValueError(f"task {task!r} takes no 'choices'; drop them or use "
-                         "task 'multiple_choice'")
+        raise ValueError(
+            f"task {task!r} takes no 'choices'; drop them or use task 'multiple_choice'"
+        )
     return task
 
 
@@ -101,31 +107,52 @@ def check_dataset(dataset: str | None, task: str | None) -> str | None:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     implied = DATASET_TASKS[dataset]
     if task is not None and task != implied:
-        raise ValueError(f"dataset {dataset!r} is task {implied!r}, not {task!r}; drop "
-                         "'task' or send the dataset's")
+        raise ValueError(
+            f"dataset {dataset!r} is task {implied!r}, not {task!r}; drop "
+            "'task' or send the dataset's"
+        )
     return implied
 
 
-def check_category(profile: str, task: str | None, choices: Sequence[str] | None,
-                   category: str | None) -> None:
+def check_category(
+    profile: str, task: str | None, choices: Sequence[str] | None, category: str | None
+) -> None:
     """`category` picks MMLU-Pro's examples: only with the reference profile and choices."""
     if category is None:
         return
     if profile != "reference":
-        raise ValueError("'category' is used only by profile 'reference'; add "
-                         "\"profile\": \"reference\" or drop it")
+        raise ValueError(
+            "'category' is used only by profile 'reference'; add "
+            '"profile": "reference" or drop it'
+        )
     if not choices or (task not in (None, "multiple_choice")):
-        raise ValueError("'category' (an MMLU-Pro category) needs a multiple-choice "
-                         "question with 'choices'")
+        raise ValueError(
+            "'category' (an MMLU-Pro category) needs a multiple-choice question with 'choices'"
+        )
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}; choose from {', '.join(CATEGORIES)}")
 
 
 # ---- requests ---------------------------------------------------------------------
 
+
+def check_question(question: str) -> str:
+    """A question with some text (what /solve and /score both require)."""
+    if not question.strip():
+        raise ValueError("question must contain some text")
+    return question
+
+
+def check_choices(choices: list[str] | None) -> list[str] | None:
+    if choices is not None and any(not c.strip() for c in choices):
+        raise ValueError("every choice must contain some text")
+    return choices
+
+
 class StrictJSON(BaseModel):
     """A request body of exactly its declared JSON types: strict mode, so `true` is
     not 1 and "3" is not 3; but 2.0 is an integer, as JSON Schema has it."""
+
     model_config = ConfigDict(strict=True)
 
     @model_validator(mode="before")
@@ -134,50 +161,90 @@ class StrictJSON(BaseModel):
         if not isinstance(data, dict):
             return data
         ints = {n for n, f in cls.model_fields.items() if f.annotation in (int, int | None)}
-        return {k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
-                for k, v in data.items()}
+        return {
+            k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
+            for k, v in data.items()
+        }
 
 
 class SolveOptions(StrictJSON):
     """Supervision fields that /solve and /v1/chat/completions (as extra_body) share."""
 
-    num_candidates: int = Field(DEFAULT_NUM_CANDIDATES, ge=1, le=16,
-                                description="candidate steps sampled per step")
+    num_candidates: int = Field(
+        DEFAULT_NUM_CANDIDATES, ge=1, le=16, description="candidate steps sampled per step"
+    )
     max_steps: int = Field(DEFAULT_MAX_STEPS, ge=1, le=64, description="most reasoning steps")
     choices: list[Annotated[str, Field(max_length=MAX_CHOICE_CHARS)]] | None = Field(
-        None, min_length=2, max_length=10,
-        description="answer options, lettered A, B, ...")
-    task: Task | None = Field(None, description=(
-        "task family; default: multiple_choice when choices are given, else math"))
-    profile: Profile = Field("generic", description=(
-        "prompt profile: 'generic' (one prompt per task family) or 'reference' (the "
-        "paper's per-dataset prompts: the `dataset`'s; without one, GSM8K for math, MATH "
-        "for math_boxed, ARC for multiple_choice, MMLU-Pro's with a category, "
-        "ProofWriter's for true_false)"))
-    category: str | None = Field(None, description=(
-        "MMLU-Pro category of the question (profile 'reference'): its examples are shown"))
-    dataset: str | None = Field(None, description=(
-        "the benchmark the question is from, one of " + ", ".join(DATASETS) + ": profile "
-        "'reference' then uses that dataset's prompt (instead of one per task family), "
-        "and the task family follows from it"))
-    step_end: StepEnd | None = Field(None, description=(
-        "where a step ends: 'line' (at a newline) or 'turn' (the agent's whole chat "
-        "turn, up to its end-of-turn token); default: the profile's (generic: line, "
-        "reference: turn)"))
-    timeout_s: float | None = Field(None, gt=0, description=(
-        "deadline of the solve in seconds (server maximum if unset); when it passes the "
-        "steps so far come back with finish_reason 'timeout'"))
-    score_decay: float = Field(DEFAULT_SCORE_DECAY, gt=0.0, le=1.0, description=(
-        "candidate score = mean of decay**i * logp(token i) (rationalyst, explicit): "
-        "1.0 the plain mean, 0.9 the reference's inference.py"))
-    judge_reply: Literal["structured", "free_text"] = Field("structured", description=(
-        "judge: 'structured' (the verifier's reply forced to a reward 0-3: vLLM "
-        "structured outputs in-process, response_format json_schema on an OpenAI-"
-        "compatible verifier, with a fallback) or 'free_text' (the reference's reply, "
-        "up to 1,000 tokens, parsed for its 'Reward:')"))
-    prm_aggregation: PRMAggregation = Field("last", description=(
-        "prm: a candidate's score from the PRM's per-step probabilities of its "
-        "trajectory: 'last' (its own step), 'min' or 'prod' over all steps"))
+        None, min_length=2, max_length=10, description="answer options, lettered A, B, ..."
+    )
+    task: Task | None = Field(
+        None,
+        description=("task family; default: multiple_choice when choices are given, else math"),
+    )
+    profile: Profile = Field(
+        "generic",
+        description=(
+            "prompt profile: 'generic' (one prompt per task family) or 'reference' (the "
+            "paper's per-dataset prompts: the `dataset`'s; without one, GSM8K for math, MATH "
+            "for math_boxed, ARC for multiple_choice, MMLU-Pro's with a category, "
+            "ProofWriter's for true_false)"
+        ),
+    )
+    category: str | None = Field(
+        None,
+        description=(
+            "MMLU-Pro category of the question (profile 'reference'): its examples are shown"
+        ),
+    )
+    dataset: str | None = Field(
+        None,
+        description=(
+            "the benchmark the question is from, one of " + ", ".join(DATASETS) + ": profile "
+            "'reference' then uses that dataset's prompt (instead of one per task family), "
+            "and the task family follows from it"
+        ),
+    )
+    step_end: StepEnd | None = Field(
+        None,
+        description=(
+            "where a step ends: 'line' (at a newline) or 'turn' (the agent's whole chat "
+            "turn, up to its end-of-turn token); default: the profile's (generic: line, "
+            "reference: turn)"
+        ),
+    )
+    timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "deadline of the solve in seconds (server maximum if unset); when it passes the "
+            "steps so far come back with finish_reason 'timeout'"
+        ),
+    )
+    score_decay: float = Field(
+        DEFAULT_SCORE_DECAY,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "candidate score = mean of decay**i * logp(token i) (rationalyst, explicit): "
+            "1.0 the plain mean, 0.9 the reference's inference.py"
+        ),
+    )
+    judge_reply: Literal["structured", "free_text"] = Field(
+        "structured",
+        description=(
+            "judge: 'structured' (the verifier's reply forced to a reward 0-3: vLLM "
+            "structured outputs in-process, response_format json_schema on an OpenAI-"
+            "compatible verifier, with a fallback) or 'free_text' (the reference's reply, "
+            "up to 1,000 tokens, parsed for its 'Reward:')"
+        ),
+    )
+    prm_aggregation: PRMAggregation = Field(
+        "last",
+        description=(
+            "prm: a candidate's score from the PRM's per-step probabilities of its "
+            "trajectory: 'last' (its own step), 'min' or 'prod' over all steps"
+        ),
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -190,153 +257,103 @@ class SolveOptions(StrictJSON):
         # Here, not in SolveRequest only: /v1's extra body needs the implied task too.
         self.task = check_dataset(self.dataset, self.task)
         if self.dataset == "mmlu_pro" and self.profile == "reference" and not self.category:
-            raise ValueError("dataset 'mmlu_pro' under profile 'reference' needs the "
-                             "question's 'category' (its examples are that category's)")
+            raise ValueError(
+                "dataset 'mmlu_pro' under profile 'reference' needs the "
+                "question's 'category' (its examples are that category's)"
+            )
         return self
 
     @field_validator("choices")
     @classmethod
     def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and any(not c.strip() for c in v):
-            raise ValueError("every choice must contain some text")
-        return v
+        return check_choices(v)
 
 
 class SolveRequest(SolveOptions):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
-                          description="the question to solve")
+    question: str = Field(
+        min_length=1, max_length=MAX_QUESTION_CHARS, description="the question to solve"
+    )
     strategy: StrategyName = Field(DEFAULT_STRATEGY, description="how each step is chosen")
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
     top_p: float = Field(DEFAULT_TOP_P, gt=0.0, le=1.0)
-    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT,
-                             description="repeat a solve exactly (default: random)")
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000, description=(
-        "token budget over all generated tokens (steps and rationales); unset or "
-        "null: the server default with profile 'generic', no budget with 'reference'"))
+    seed: int | None = Field(
+        None, ge=0, lt=SEED_LIMIT, description="repeat a solve exactly (default: random)"
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "token budget over all generated tokens (steps and rationales); unset or "
+            "null: the server default with profile 'generic', no budget with 'reference'"
+        ),
+    )
     stream: bool = False
 
     @field_validator("question")
     @classmethod
     def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("question must contain some text")
-        return v
+        return check_question(v)
 
     @model_validator(mode="after")
-    def _task_fits_choices(self) -> "SolveRequest":
+    def _task_fits_choices(self) -> SolveRequest:
         self.task = pick_task(self.task, self.choices)
         check_category(self.profile, self.task, self.choices, self.category)
         check_sampling(self.strategy, self.temperature, self.num_candidates)
         return self
 
 
-# ---- responses --------------------------------------------------------------------
+MAX_STEP_CHARS = 4_000
+Steps = list[Annotated[str, Field(max_length=MAX_STEP_CHARS)]]
 
-class WireModel(BaseModel):
-    """A response object. Unknown fields (a newer server's) are kept, not refused;
-    fields with defaults are still required in the response schema. The supervisor
-    fills these in place as a solve runs, so they are plain mutable models."""
-    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
-    @property
-    def raw(self) -> dict:
-        """The JSON object, as sent."""
-        return self.model_dump(mode="json")
+class ScoreRequest(StrictJSON):
+    """POST /score: candidate next steps, or a whole trajectory, scored by a strategy's
+    scorer. Its question, choices and task are checked as /solve's are."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    steps: Steps = Field(default_factory=list, max_length=64, description="the trajectory so far")
+    candidates: Steps | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description=(
+            "candidate next steps; unset: score every step of `steps` after its own prefix"
+        ),
+    )
+    strategy: ScorerName = Field(
+        DEFAULT_STRATEGY,
+        description=(
+            "whose scorer: rationalyst (log-prob under the rationale), explicit (the agent's "
+            "own log-prob with the rationale in its prompt), judge (the verifier's reward "
+            "0-3), prm (the process reward model's aggregated step probability)"
+        ),
+    )
+    task: Task | None = None
+    choices: list[Annotated[str, Field(max_length=MAX_CHOICE_CHARS)]] | None = Field(
+        None, min_length=2, max_length=10
+    )
+    score_decay: float = Field(DEFAULT_SCORE_DECAY, gt=0.0, le=1.0)
+    judge_reply: Literal["structured", "free_text"] = "structured"
+    prm_aggregation: PRMAggregation = "last"
+
+    @field_validator("question")
     @classmethod
-    def from_dict(cls, d: dict):
-        return cls.model_validate(d)
+    def _not_blank(cls, v: str) -> str:
+        return check_question(v)
 
+    @field_validator("choices")
+    @classmethod
+    def _choices_not_blank(cls, v: list[str] | None) -> list[str] | None:
+        return check_choices(v)
 
-class Candidate(WireModel):
-    text: str
-    score: float | None = Field(None, description=(
-        "rationalyst, explicit: mean token log-prob; judge: the verifier's reward 0-3 "
-        "(None when its reply did not parse); prm: the aggregated step probability; "
-        "None for greedy and random"))
-    chosen: bool = False
-    reply: str | None = Field(None, description="judge: the verifier's raw reply")
-    logprob: float | None = Field(None, description=(
-        "judge: the agent's own mean log-prob of the candidate, which breaks ties"))
-    step_scores: list[float] | None = Field(None, description=(
-        "prm: the PRM's probability that each step of the trajectory is good"))
-
-
-class Timings(WireModel):
-    sample_ms: float = 0.0
-    rationale_ms: float = 0.0
-    score_ms: float = 0.0
-    total_ms: float = 0.0
-
-
-class Step(WireModel):
-    index: int
-    text: str
-    rationale: str | None
-    candidates: list[Candidate]
-    elapsed_ms: float
-    timings: Timings = Field(default_factory=Timings, description=(
-        "this step's time per phase; sample and rationale overlap in rationalyst"))
-
-
-class Usage(WireModel):
-    agent_prompt_tokens: int = 0
-    agent_completion_tokens: int = 0
-    rationale_tokens: int = 0
-    scored_tokens: int = Field(0, description="prompt tokens the scorer really computed")
-    verifier_prompt_tokens: int = Field(0, description="judge's or PRM's prompt tokens")
-    verifier_completion_tokens: int = Field(0, description="judge's reply tokens")
-    verifier_unparsed: int = Field(0, description="judge replies with no reward 0-3 in them")
-
-    @property
-    def generated(self) -> int:
-        return self.agent_completion_tokens + self.rationale_tokens
-
-
-class SolveResult(WireModel):
-    """The /solve response, and the SSE `done` event."""
-    id: str
-    strategy: StrategyName
-    seed: int = Field(description="the seed used; send it back to repeat the solve")
-    answer: str | None
-    finish_reason: FinishReason
-    steps: list[Step] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    timings: Timings = Field(default_factory=Timings)
-
-
-# Stream events of POST /solve with stream: true.
-STEP_EVENT, DONE_EVENT, ERROR_EVENT = "step", "done", "error"
-
-
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-class ReplicaStatus(BaseModel):
-    url: str
-    up: bool
-    scoring: str | None = Field(None, description="its scoring path, once connected")
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ready", "loading", "degraded"]
-    models: dict[str, str]
-    rationale_is_stand_in: bool
-    note: str | None = None
-    errors: list[str] = Field(default_factory=list, description="why the engines are not ready")
-    scoring: str | None = Field(None, description=(
-        "how candidates are scored: in-process or remote, from the prefix cache or "
-        "with full prefill (a remote vllm serve needs --enable-scale-out "
-        "--enable-prompt-tokens-details for the cache)"))
-    replicas: dict[str, list[ReplicaStatus]] = Field(default_factory=dict, description=(
-        "per role served by several vllm serve replicas: each one's state"))
+    @model_validator(mode="after")
+    def _task_fits_choices(self) -> ScoreRequest:
+        self.task = pick_task(self.task, self.choices)
+        if self.candidates is None and not self.steps:
+            raise ValueError("steps: send candidates, or steps to score")
+        return self

@@ -19,10 +19,14 @@ class Admission:
     async def acquire(self) -> None:
         """Wait for a slot, or raise 429 at once when the queue is full too."""
         if self._slots.locked() and self.waiting >= self.queued:
-            raise APIError(429, f"the server is busy: {self.running} solves are running and "
-                                f"{self.waiting} are queued; retry after a few seconds",
-                           "rate_limit_error", code="server_busy",
-                           headers={"Retry-After": "2"})
+            raise APIError(
+                429,
+                f"the server is busy: {self.running} solves are running and "
+                f"{self.waiting} are queued; retry after a few seconds",
+                "rate_limit_error",
+                code="server_busy",
+                headers={"Retry-After": "2"},
+            )
         self.waiting += 1
         self._gauge.set(self.waiting)
         try:

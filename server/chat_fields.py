@@ -30,8 +30,11 @@ def reasoning_format(extra: dict, default: str) -> str:
     if fmt is None:
         return default
     if fmt not in REASONING_FORMATS:
-        raise APIError(400, f"reasoning_format must be one of {', '.join(REASONING_FORMATS)}"
-                            f", got {fmt!r}", param="reasoning_format")
+        raise APIError(
+            400,
+            f"reasoning_format must be one of {', '.join(REASONING_FORMATS)}, got {fmt!r}",
+            param="reasoning_format",
+        )
     return fmt
 
 
@@ -55,35 +58,41 @@ def reasoning_delta(text: str) -> dict:
 
 # ---- usage ----------------------------------------------------------------------------
 
+
 def openai_usage(u: Usage, content_tokens: int) -> dict:
     """OpenAI's usage shape from a solve's counts.
 
     completion_tokens: every token the solve generated (agent candidates, rationales,
     verifier replies); completion_tokens_details.reasoning_tokens: those of them that
     are not in the returned content (rejected candidates, rationales, verifier output,
-    and in the `reasoning` format the steps before the answer). prompt_tokens: agent
-    prompts, scorer prefill really computed, verifier prompts. `rationalyst` breaks
-    them down by model."""
-    completion = u.agent_completion_tokens + u.rationale_tokens + u.verifier_completion_tokens
-    prompt = u.agent_prompt_tokens + u.scored_tokens + u.verifier_prompt_tokens
+    and in the `reasoning` format the steps before the answer). prompt_tokens: agent,
+    rationale and verifier prompts, and the scorer prefill really computed;
+    prompt_tokens_details.cached_tokens: of those, the ones read from the backends'
+    prefix caches. `rationalyst` breaks them down by model."""
+    completion, prompt = u.completion_tokens, u.prompt_tokens
     content_tokens = max(0, min(content_tokens, completion))
     return {
-        "prompt_tokens": prompt, "completion_tokens": completion,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": completion - content_tokens},
         "rationalyst": {
             "content_tokens": content_tokens,
             "agent_prompt_tokens": u.agent_prompt_tokens,
             "agent_completion_tokens": u.agent_completion_tokens,
+            "rationale_prompt_tokens": u.rationale_prompt_tokens,
             "rationale_tokens": u.rationale_tokens,
             "scoring_prefill_tokens": u.scored_tokens,
             "verifier_prompt_tokens": u.verifier_prompt_tokens,
             "verifier_completion_tokens": u.verifier_completion_tokens,
+            "cached_tokens": u.cached_tokens,
         },
     }
 
 
 # ---- temperature 0 on a supervised model ------------------------------------------------
+
 
 def request_seed(body: dict) -> int:
     """A seed that is a pure function of the request (model, messages and every option
@@ -93,19 +102,26 @@ def request_seed(body: dict) -> int:
     return int.from_bytes(digest[:8], "big") % SEED_LIMIT
 
 
-def zero_temperature(strategy: str, temperature: float, num_candidates: int,
-                     seed: int | None, body: dict, settings) -> dict | None:
+def zero_temperature(
+    strategy: str, temperature: float, num_candidates: int, seed: int | None, body: dict, settings
+) -> dict | None:
     """How a greedy request (temperature 0, as lm-evaluation-harness sends by default)
     to a sampling strategy runs: None when nothing changes (not greedy, or the
     `greedy` strategy, or one candidate, or the server refuses it), else the sampling
     used: the server's temperature and the request's seed or one derived from it."""
-    if (temperature >= GREEDY_TEMPERATURE or strategy == "greedy" or num_candidates <= 1
-            or settings.zero_temperature == "refuse"):
+    if (
+        temperature >= GREEDY_TEMPERATURE
+        or strategy == "greedy"
+        or num_candidates <= 1
+        or settings.zero_temperature == "refuse"
+    ):
         return None
-    return {"requested_temperature": temperature,
-            "temperature": settings.zero_temperature_sampling,
-            "seed": seed if seed is not None else request_seed(body),
-            "seed_from": "request" if seed is not None else "derived",
-            "why": "temperature 0 asks for a deterministic answer; a supervised model "
-                   "samples candidates, so it sampled at the server's temperature with "
-                   "a fixed seed instead (RATIONALYST_ZERO_TEMPERATURE=refuse gives a 400)"}
+    return {
+        "requested_temperature": temperature,
+        "temperature": settings.zero_temperature_sampling,
+        "seed": seed if seed is not None else request_seed(body),
+        "seed_from": "request" if seed is not None else "derived",
+        "why": "temperature 0 asks for a deterministic answer; a supervised model "
+        "samples candidates, so it sampled at the server's temperature with "
+        "a fixed seed instead (RATIONALYST_ZERO_TEMPERATURE=refuse gives a 400)",
+    }

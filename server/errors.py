@@ -17,22 +17,40 @@ log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = (
-            status, message, type_, param, code)
+            status,
+            message,
+            type_,
+            param,
+            code,
+        )
         self.headers = headers
 
 
 # Each router's wire format: the status of each error family, the most specific
 # class first found along the exception's MRO. A request that fails validation is
 # FastAPI's RequestValidationError.
-SOLVE_STATUS: dict[type, int] = {RequestValidationError: 422, BadParam: 422,
-                                 BadRequest: 400, ServiceUnavailable: 503}
-V1_STATUS: dict[type, int] = {RequestValidationError: 400, BadRequest: 400,  # OpenAI's
-                              ServiceUnavailable: 503}
+SOLVE_STATUS: dict[type, int] = {
+    RequestValidationError: 422,
+    BadParam: 422,
+    BadRequest: 400,
+    ServiceUnavailable: 503,
+}
+V1_STATUS: dict[type, int] = {
+    RequestValidationError: 400,
+    BadRequest: 400,  # OpenAI's
+    ServiceUnavailable: 503,
+}
 
 
 def route_class(statuses: dict[type, int]) -> type[APIRoute]:
@@ -47,17 +65,18 @@ def status_of(request: Request, exc: Exception) -> int:
     return next(statuses[c] for c in type(exc).__mro__ if c in statuses)
 
 
-def error_body(message: str, type_: str, param: str | None = None,
-               code: str | None = None) -> dict:
-    return ErrorResponse(error=ErrorBody(message=message, type=type_, param=param,
-                                         code=code)).model_dump()
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    return ErrorResponse(
+        error=ErrorBody(message=message, type=type_, param=param, code=code)
+    ).model_dump()
 
 
 def engine_error_body(exc: Exception) -> dict:
     """The body for an exception raised while a solve runs (JSON or stream)."""
     if isinstance(exc, InvalidParams):
-        return error_body(f"the model engine refused a parameter: {exc}",
-                          "invalid_request_error", exc.param)
+        return error_body(
+            f"the model engine refused a parameter: {exc}", "invalid_request_error", exc.param
+        )
     if isinstance(exc, BadRequest):
         return error_body(str(exc), "invalid_request_error", exc.param)
     if isinstance(exc, ServiceUnavailable):
@@ -93,8 +112,7 @@ def _is_branch(part: str) -> bool:
 _BRANCHES = frozenset({"str", "int", "float", "bool", "none", "dict", "list", "bytes"})
 
 
-def validation_message(exc: RequestValidationError,
-                       fields=()) -> tuple[str, str | None]:
+def validation_message(exc: RequestValidationError, fields=()) -> tuple[str, str | None]:
     parts, param = [], None
     for err in exc.errors():
         if err.get("type") == "json_invalid":
@@ -116,8 +134,10 @@ def validation_message(exc: RequestValidationError,
     return "; ".join(text + got for _, text, got in parts), param
 
 
-_JSON_ONLY = ("the request body must be JSON sent with 'Content-Type: application/json' "
-              "({}; with curl add -H 'Content-Type: application/json')")
+_JSON_ONLY = (
+    "the request body must be JSON sent with 'Content-Type: application/json' "
+    "({}; with curl add -H 'Content-Type: application/json')"
+)
 
 
 def _not_json(request: Request, exc: RequestValidationError) -> str | None:
@@ -129,8 +149,9 @@ def _not_json(request: Request, exc: RequestValidationError) -> str | None:
         return None
     if kind:
         return _JSON_ONLY.format(f"got Content-Type {ctype!r}")
-    sent = any(e.get("loc") == ("body",) and e.get("type") != "missing"
-               for e in exc.errors())  # a body that is there, but was not parsed
+    sent = any(
+        e.get("loc") == ("body",) and e.get("type") != "missing" for e in exc.errors()
+    )  # a body that is there, but was not parsed
     return _JSON_ONLY.format("no Content-Type was sent") if sent else None
 
 
@@ -153,8 +174,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError):
-        return _json(exc.status, error_body(exc.message, exc.type, exc.param, exc.code),
-                     exc.headers)
+        return _json(
+            exc.status, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers
+        )
 
     @app.exception_handler(BadRequest)
     async def _bad_request(request: Request, exc: BadRequest):

@@ -11,9 +11,12 @@ from pythonjsonlogger.json import JsonFormatter
 
 def json_handler(stream: TextIO = sys.stderr) -> logging.Handler:
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"}))
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+        )
+    )
     return handler
 
 

@@ -33,8 +33,9 @@ def key_matches(given: str, keys: list[str]) -> bool:
 
 
 class RequestContext:
-    def __init__(self, app, metrics: Metrics, api_keys: list[str], max_body_bytes: int,
-                 routes: list = ()):
+    def __init__(
+        self, app, metrics: Metrics, api_keys: list[str], max_body_bytes: int, routes: list = ()
+    ):
         self.app, self.metrics, self.api_keys = app, metrics, api_keys
         self.max_body_bytes = max_body_bytes
         self.routes = routes  # the app's (filled after this is built)
@@ -46,15 +47,15 @@ class RequestContext:
         if route is not None and getattr(route, "path", None):
             return route.path
         path = scope["path"]
-        literal = any(getattr(r, "path", None) == path and "{" not in path
-                      for r in self.routes)
+        literal = any(getattr(r, "path", None) == path and "{" not in path for r in self.routes)
         return path if literal else UNMATCHED
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        raw = [(k.decode("latin-1").lower(), v.decode("latin-1"))
-               for k, v in scope.get("headers", [])]
+        raw = [
+            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])
+        ]
         headers = dict(raw)
         request_id = headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
         state = scope.setdefault("state", {})
@@ -70,8 +71,10 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"],
-                                      (b"x-request-id", request_id.encode("latin-1"))]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
@@ -81,15 +84,21 @@ class RequestContext:
             keyed = self.api_keys and path not in OPEN_PATHS
             if keyed and (n := sum(k == "authorization" for k, _ in raw)) > 1:
                 # Which one would count is a guess (here the last won): refuse.
-                await _send_json(send_with_id, 400, error_body(
-                    f"send one Authorization header, not {n}", "invalid_request_error",
-                    "Authorization"))
+                await _send_json(
+                    send_with_id,
+                    400,
+                    error_body(
+                        f"send one Authorization header, not {n}",
+                        "invalid_request_error",
+                        "Authorization",
+                    ),
+                )
             elif keyed and not self._authorized(headers):
                 await self._unauthorized(send_with_id, headers)
-            elif length is not None and (not length.isdigit()
-                                         or int(length) > self.max_body_bytes):
-                await _send_json(send_with_id, 413, error_body(
-                    self._too_large(length), "invalid_request_error"))
+            elif length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                await _send_json(
+                    send_with_id, 413, error_body(self._too_large(length), "invalid_request_error")
+                )
             else:
                 if length is None:  # a chunked body: count it as it arrives
                     receive = self._limited(receive)
@@ -98,12 +107,18 @@ class RequestContext:
             if state.get("client_gone"):  # a stream whose client left (server/solve.py)
                 status["code"] = 499
             strategy = state.get("strategy", "none")
-            self.metrics.requests.labels(self._endpoint(scope), strategy,
-                                         str(status["code"])).inc()
-            access_log.info("request", extra={
-                "request_id": request_id, "method": scope["method"], "path": path,
-                "status": status["code"], "strategy": strategy,
-                "duration_ms": round((time.perf_counter() - t0) * 1e3, 1)})
+            self.metrics.requests.labels(self._endpoint(scope), strategy, str(status["code"])).inc()
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status["code"],
+                    "strategy": strategy,
+                    "duration_ms": round((time.perf_counter() - t0) * 1e3, 1),
+                },
+            )
 
     def _too_large(self, length: str | None) -> str:
         size = "" if length is None else f"{length} bytes, "  # None: a chunked body
@@ -122,6 +137,7 @@ class RequestContext:
                 if seen > self.max_body_bytes:
                     raise HTTPException(413, self._too_large(None))
             return message
+
         return limited
 
     def _authorized(self, headers: dict) -> bool:
@@ -130,16 +146,26 @@ class RequestContext:
 
     async def _unauthorized(self, send, headers: dict) -> None:
         given = "authorization" in headers
-        msg = ("invalid API key" if given else
-               "missing API key: send 'Authorization: Bearer <key>'")
-        await _send_json(send, 401, error_body(msg, "authentication_error", None,
-                                               "invalid_api_key"),
-                         [(b"www-authenticate", b"Bearer")])
+        msg = "invalid API key" if given else "missing API key: send 'Authorization: Bearer <key>'"
+        await _send_json(
+            send,
+            401,
+            error_body(msg, "authentication_error", None, "invalid_api_key"),
+            [(b"www-authenticate", b"Bearer")],
+        )
 
 
 async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:
     raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(raw)).encode()), *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": raw})

@@ -18,8 +18,11 @@ class ChatMessage(BaseModel):
 
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: keep the text ones
-            return "".join(p["text"] for p in self.content
-                           if p.get("type") == "text" and isinstance(p.get("text"), str))
+            return "".join(
+                p["text"]
+                for p in self.content
+                if p.get("type") == "text" and isinstance(p.get("text"), str)
+            )
         return self.content or ""
 
 
@@ -27,8 +30,14 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-PASSTHROUGH = ("presence_penalty", "frequency_penalty", "repetition_penalty", "top_k",
-               "min_p", "logit_bias")
+PASSTHROUGH = (
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "top_k",
+    "min_p",
+    "logit_bias",
+)
 
 
 class ChatCompletionRequest(SolveOptions):
@@ -62,16 +71,17 @@ class ChatCompletionRequest(SolveOptions):
     def _no_empty_stop(cls, stop: str | list[str] | None):
         # vLLM refuses one too ("stop cannot contain an empty string"): say it first,
         # for every model, streamed or not.
-        if stop is not None and any(s == "" for s in ([stop] if isinstance(stop, str)
-                                                      else stop)):
+        if stop is not None and any(s == "" for s in ([stop] if isinstance(stop, str) else stop)):
             raise ValueError("stop strings must not be empty: drop the empty one")
         return stop
 
     @model_validator(mode="after")
-    def _check(self) -> "ChatCompletionRequest":
+    def _check(self) -> ChatCompletionRequest:
         if self.n != 1:
-            raise ValueError("n must be 1: each request runs one solve; send n requests "
-                             "(with different seeds) for n independent solves")
+            raise ValueError(
+                "n must be 1: each request runs one solve; send n requests "
+                "(with different seeds) for n independent solves"
+            )
         # The content parts and the question are checked by the route, where a bad
         # part can be named (messages.0.content.0.text) and the model is known.
         return self
@@ -140,23 +150,31 @@ class _Sparse(BaseModel):
     as OpenAI's are, rather than sent as null."""
 
     def sparse_json(self) -> str:
-        return self.model_dump_json(exclude={k for k in ("usage", "rationalyst",
-                                                         "rationalyst_sampling")
-                                             if getattr(self, k, 0) is None})
+        return self.model_dump_json(
+            exclude={
+                k
+                for k in ("usage", "rationalyst", "rationalyst_sampling")
+                if getattr(self, k, 0) is None
+            }
+        )
 
 
 class ChatCompletion(_Sparse):
     """The non-streamed response."""
+
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int = Field(default_factory=lambda: now())
     model: str
     choices: list[CompletionChoice]
     usage: CompletionUsage
-    rationalyst: SolveResult | None = Field(None, description=(
-        "the whole solve (steps, candidates, scores) of a supervised model"))
-    rationalyst_sampling: dict | None = Field(None, description=(
-        "temperature 0 on a supervised model: the temperature and seed it ran with"))
+    rationalyst: SolveResult | None = Field(
+        None, description=("the whole solve (steps, candidates, scores) of a supervised model")
+    )
+    rationalyst_sampling: dict | None = Field(
+        None,
+        description=("temperature 0 on a supervised model: the temperature and seed it ran with"),
+    )
 
 
 class ChunkChoice(BaseModel):
@@ -169,6 +187,7 @@ class ChunkChoice(BaseModel):
 class ChatCompletionChunk(_Sparse):
     """One streamed event. `usage` (last, choices empty) and `rationalyst` (the chosen
     step, on a supervised model's step chunks) are sent only when present."""
+
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int

@@ -8,17 +8,26 @@ import dataclasses
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, TypeVar
+from typing import TypeVar
 
 import anyio
 from fastapi import APIRouter, Request, Response
 from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
-from rationalyst.protocol import (DONE_EVENT, ERROR_EVENT, STEP_EVENT, ErrorResponse,
-                                  SolveRequest, SolveResult, default_step_end, pick_task)
+from rationalyst.protocol import (
+    DONE_EVENT,
+    ERROR_EVENT,
+    STEP_EVENT,
+    ErrorResponse,
+    SolveRequest,
+    SolveResult,
+    default_step_end,
+    pick_task,
+)
 from rationalyst.supervisor.engine import BadParam, BadRequest, ServiceUnavailable
 from rationalyst.supervisor.loop import check_fits, solve
 from rationalyst.supervisor.types import Problem, Result, SolveParams, Step
@@ -34,7 +43,12 @@ T = TypeVar("T")
 # through); the token budget and the deadline meet the server's settings below, and
 # /v1's `stop` (a string or a list) is made a tuple by its route.
 _PARAMS = {f.name for f in dataclasses.fields(SolveParams)} - {
-    "max_tokens", "timeout_s", "step_max_tokens", "rationale_max_tokens", "stop"}
+    "max_tokens",
+    "timeout_s",
+    "step_max_tokens",
+    "rationale_max_tokens",
+    "stop",
+}
 
 
 def request_params(req) -> dict:
@@ -42,8 +56,13 @@ def request_params(req) -> dict:
     return {n: getattr(req, n) for n in _PARAMS if n in type(req).model_fields}
 
 
-def solve_params(request: Request, max_tokens: int | None, timeout_s: float | None,
-                 profile: str = "generic", **fields) -> SolveParams:
+def solve_params(
+    request: Request,
+    max_tokens: int | None,
+    timeout_s: float | None,
+    profile: str = "generic",
+    **fields,
+) -> SolveParams:
     """Request fields plus the server's per-call token settings, budget and deadline.
     Turn steps (the reference profile's default) get turn_max_tokens per step and per
     rationale; the reference profile has no budget unless the request sets one."""
@@ -55,13 +74,17 @@ def solve_params(request: Request, max_tokens: int | None, timeout_s: float | No
     if timeout_s is not None and timeout_s > s.max_timeout_s:
         # The value as sent (repr: the shortest exact form; with :g 600.0001 read 600).
         got = repr(float(timeout_s)).removesuffix(".0")
-        raise BadParam(f"timeout_s must be at most {s.max_timeout_s:g} on this server, "
-                       f"got {got}", param="timeout_s")
-    return SolveParams(step_max_tokens=s.turn_max_tokens if turn else s.step_max_tokens,
-                       rationale_max_tokens=(s.turn_max_tokens if turn
-                                             else s.rationale_max_tokens),
-                       max_tokens=max_tokens,
-                       timeout_s=timeout_s or s.max_timeout_s, **fields)
+        raise BadParam(
+            f"timeout_s must be at most {s.max_timeout_s:g} on this server, got {got}",
+            param="timeout_s",
+        )
+    return SolveParams(
+        step_max_tokens=s.turn_max_tokens if turn else s.step_max_tokens,
+        rationale_max_tokens=(s.turn_max_tokens if turn else s.rationale_max_tokens),
+        max_tokens=max_tokens,
+        timeout_s=timeout_s or s.max_timeout_s,
+        **fields,
+    )
 
 
 @asynccontextmanager
@@ -118,12 +141,15 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | Respo
     return task.result()
 
 
-SHUTDOWN_MESSAGE = ("the server is shutting down and its grace period ended before this "
-                    "solve did; send the request again (another replica will take it)")
+SHUTDOWN_MESSAGE = (
+    "the server is shutting down and its grace period ended before this "
+    "solve did; send the request again (another replica will take it)"
+)
 
 
-async def sse_response(request: Request, events: AsyncIterator[dict],
-                       farewell: list[dict], start=None) -> EventSourceResponse:
+async def sse_response(
+    request: Request, events: AsyncIterator[dict], farewell: list[dict], start=None
+) -> EventSourceResponse:
     """Take a solve slot (or 429), await `start()` if given (its errors are still an
     HTTP status), then stream; the slot is freed when the stream ends.
     On SIGTERM a stream may run on for the shutdown grace period; one still running
@@ -145,14 +171,23 @@ async def sse_response(request: Request, events: AsyncIterator[dict],
         if not getattr(request.state, "solve_started", False):
             request.app.state.metrics.aborted.inc()
         log.info("client gone: stream %s cancelled", request.state.request_id)
-    return EventSourceResponse(_until_cut(events, shutdown, grace, farewell, client_gone),
-                               ping=15,
-                               background=BackgroundTask(admission.release),
-                               shutdown_event=shutdown, shutdown_grace_period=grace)
+
+    return EventSourceResponse(
+        _until_cut(events, shutdown, grace, farewell, client_gone),
+        ping=15,
+        background=BackgroundTask(admission.release),
+        shutdown_event=shutdown,
+        shutdown_grace_period=grace,
+    )
 
 
-async def _until_cut(events: AsyncIterator[dict], shutdown: anyio.Event, grace: float,
-                     farewell: list[dict], client_gone) -> AsyncIterator[dict]:
+async def _until_cut(
+    events: AsyncIterator[dict],
+    shutdown: anyio.Event,
+    grace: float,
+    farewell: list[dict],
+    client_gone,
+) -> AsyncIterator[dict]:
     async def cut_time() -> None:
         await shutdown.wait()
         # A little before sse-starlette's own cut, so the farewell still goes out.
@@ -200,22 +235,31 @@ async def _cancel(task: asyncio.Future) -> None:
 
 
 def _to_solve(req: SolveRequest, request: Request) -> tuple[Problem, SolveParams]:
-    problem = Problem(question=req.question.strip(), task=pick_task(req.task, req.choices),
-                      choices=tuple(req.choices) if req.choices else None,
-                      profile=req.profile, category=req.category, dataset=req.dataset)
-    return problem, solve_params(request, req.max_tokens, req.timeout_s, req.profile,
-                                 **request_params(req))
+    problem = Problem(
+        question=req.question.strip(),
+        task=pick_task(req.task, req.choices),
+        choices=tuple(req.choices) if req.choices else None,
+        profile=req.profile,
+        category=req.category,
+        dataset=req.dataset,
+    )
+    return problem, solve_params(
+        request, req.max_tokens, req.timeout_s, req.profile, **request_params(req)
+    )
 
 
-def run_solve(request: Request, problem: Problem, params: SolveParams,
-              solve_id: str) -> AsyncIterator[Step | Result]:
+def run_solve(
+    request: Request, problem: Problem, params: SolveParams, solve_id: str
+) -> AsyncIterator[Step | Result]:
     """The solve's events, recorded in the app's metrics."""
     request.state.strategy = params.strategy
 
     def started() -> None:
         request.state.solve_started = True
+
     return request.app.state.metrics.track(
-        solve(problem, params, request.app.state.engines, solve_id), started)
+        solve(problem, params, request.app.state.engines, solve_id), started
+    )
 
 
 async def final_result(events: AsyncIterator[Step | Result]) -> Result:
@@ -237,12 +281,22 @@ def error_event(exc: Exception) -> dict:
     return {"event": ERROR_EVENT, "data": json.dumps(engine_error_body(exc))}
 
 
-@router.post("/solve", response_model=SolveResult,
-             responses={200: {"content": {"text/event-stream": {}},
-                              "description": "JSON, or SSE events step/done/error"},
-                        400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
-                        413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-                        429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.post(
+    "/solve",
+    response_model=SolveResult,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "JSON, or SSE events step/done/error",
+        },
+        400: {"model": ErrorResponse},
+        401: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
 async def post_solve(req: SolveRequest, request: Request):
     engines = request.app.state.engines
     problem, params = _to_solve(req, request)
@@ -269,6 +323,12 @@ async def post_solve(req: SolveRequest, request: Request):
 
     # Cancelling the generator on disconnect cancels the solve and its engine requests;
     # a stream still queued for a slot leaves the queue.
-    farewell = [{"event": ERROR_EVENT, "data": json.dumps(error_body(
-        SHUTDOWN_MESSAGE, "server_shutdown", code="shutting_down"))}]
+    farewell = [
+        {
+            "event": ERROR_EVENT,
+            "data": json.dumps(
+                error_body(SHUTDOWN_MESSAGE, "server_shutdown", code="shutting_down")
+            ),
+        }
+    ]
     return await unless_disconnected(request, sse_response(request, sse(), farewell))

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
-from rationalyst.answer_text import ANSWER_PHRASE, TRUTH_VALUES, after_last, first_number, last_boxed
+from rationalyst.answer_text import (
+    ANSWER_PHRASE,
+    TRUTH_VALUES,
+    after_last,
+    first_number,
+    last_boxed,
+)
 
 _PHRASE = re.compile(rf"(?:{ANSWER_PHRASE})(?:\s+indeed)?\s*:?\s*", re.I)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")

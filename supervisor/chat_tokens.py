@@ -3,8 +3,8 @@ in-process and remote engines build exactly the same token ids."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Sequence
 
 from .engine import PromptTooLong
 
@@ -16,15 +16,23 @@ class ChatTokens:
 
     def render(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
         return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        )
 
     @cached_property
     def end_of_turn_ids(self) -> tuple[int, ...]:
         """The ids that end an assistant turn: EOS and the chat templates' turn ends
         (<|im_end|>, <|eot_id|>, ...) that this vocabulary has."""
         vocab = self.tokenizer.get_vocab()
-        names = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>",
-                 "<end_of_turn>", "<|end|>", "</s>")
+        names = (
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|end_of_text|>",
+            "<|endoftext|>",
+            "<end_of_turn>",
+            "<|end|>",
+            "</s>",
+        )
         ids = [vocab[n] for n in names if n in vocab]
         if self.tokenizer.eos_token_id is not None:
             ids.append(self.tokenizer.eos_token_id)
@@ -42,4 +50,5 @@ class ChatTokens:
             raise PromptTooLong(
                 f"prompt of {n_prompt} tokens plus {max_tokens} new tokens exceeds "
                 f"{self.name}'s context of {self.max_model_len} tokens: shorten the "
-                "input")
+                "input"
+            )

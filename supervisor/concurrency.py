@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 
 async def gather_or_cancel(*aws: Awaitable[Any]) -> list[Any]:

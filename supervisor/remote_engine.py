@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import httpx
 from httpx_sse import EventSource
@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 # vllm serve merges the checkpoint's generation_config defaults into requests that
 # leave these unset; AsyncLLM in-process does not. Pin them so both engines sample
 # from the same distribution and the same seed gives the same steps.
-_NEUTRAL = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0,
-            "presence_penalty": 0.0, "frequency_penalty": 0.0}
+_NEUTRAL = {
+    "top_k": 0,
+    "min_p": 0.0,
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
 
 
 SESSION_HEADER = "X-Session-Id"
@@ -49,10 +54,14 @@ def session_header(session: str | None) -> dict:
 ROUTE = "/inference/v1/generate"
 CACHED = "remote, prefix cache (/inference/v1/generate)"
 FULL = "remote, full prefill (/v1/completions)"
-NO_ROUTE = (f"{ROUTE} is not served: start vllm serve with --enable-scale-out "
-            "--enable-prompt-tokens-details to score from its prefix cache")
-NO_COUNT = ("the server does not report cached tokens: add "
-            "--enable-prompt-tokens-details to vllm serve to score from its prefix cache")
+NO_ROUTE = (
+    f"{ROUTE} is not served: start vllm serve with --enable-scale-out "
+    "--enable-prompt-tokens-details to score from its prefix cache"
+)
+NO_COUNT = (
+    "the server does not report cached tokens: add "
+    "--enable-prompt-tokens-details to vllm serve to score from its prefix cache"
+)
 
 # detokenize False: detokenizing the log-probs of cached positions crashes vLLM.
 BLOCK = 32  # tokens per KV block, as the in-process CPU engine uses
@@ -69,8 +78,17 @@ class Unreachable(EngineError):
 
 
 class RemoteEngine(ChatTokens):
-    def __init__(self, url: str, model: str, name: str, *, api_key: str | None = None,
-                 timeout_s: float = 300.0, max_concurrency: int = 64, tokenizer=None):
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        name: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 300.0,
+        max_concurrency: int = 64,
+        tokenizer=None,
+    ):
         if tokenizer is None:
             from transformers import AutoTokenizer
 
@@ -83,10 +101,13 @@ class RemoteEngine(ChatTokens):
         self.tokenizer = tokenizer
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.AsyncClient(
-            base_url=self.url, headers=headers,
+            base_url=self.url,
+            headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=max_concurrency,
-                                max_keepalive_connections=max_concurrency))
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+        )
         # Bounds what one supervisor replica puts on this server at once.
         self._slots = asyncio.Semaphore(max_concurrency)
         # Set by connect(): the scoring path this server allows, and why not the
@@ -95,7 +116,7 @@ class RemoteEngine(ChatTokens):
         self.score_from_prefix_cache = True
         self.garbage_retries = 0  # see _score_cached
 
-    async def connect(self) -> "RemoteEngine":
+    async def connect(self) -> RemoteEngine:
         """Check at start-up that the server is up and serves the configured model."""
         data = await self._request("GET", "/v1/models")
         cards = data.get("data") or []
@@ -106,10 +127,12 @@ class RemoteEngine(ChatTokens):
             raise EngineError(
                 f"the vLLM server at {self.url} serves {served}, not {self.model!r}: point "
                 f"the URL at a server of that model, or set the model setting to the "
-                "checkpoint that server runs (it is needed here for its tokenizer)")
+                "checkpoint that server runs (it is needed here for its tokenizer)"
+            )
         self.served = match["id"]
-        self.max_model_len = int(match.get("max_model_len") or
-                                 getattr(self.tokenizer, "model_max_length", 0) or 2048)
+        self.max_model_len = int(
+            match.get("max_model_len") or getattr(self.tokenizer, "model_max_length", 0) or 2048
+        )
         self.scoring, self.scoring_note = await self._probe_scoring()
         if self.scoring_note:
             log.warning("%s: %s", self.url, self.scoring_note)
@@ -120,14 +143,21 @@ class RemoteEngine(ChatTokens):
     async def check(self) -> None:
         await self._request("GET", "/health", raw=True)
 
-    async def _request(self, method: str, path: str, body: dict | None = None,
-                       raw: bool = False, session: str | None = None):
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        raw: bool = False,
+        session: str | None = None,
+    ):
         # A call without a session (a probe, a one-off) is its own.
         session = session or (body or {}).get("request_id")
         try:
             async with self._slots:
-                r = await self.client.request(method, path, json=body,
-                                              headers=session_header(session))
+                r = await self.client.request(
+                    method, path, json=body, headers=session_header(session)
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
             raise Unreachable(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
         except httpx.TimeoutException as exc:
@@ -141,47 +171,104 @@ class RemoteEngine(ChatTokens):
         if r.status_code == 400 and "context" in r.text.lower():
             raise PromptTooLong(_message(r))
         if r.status_code >= 400:
-            raise EngineError(f"the vLLM server at {self.url} answered {r.status_code}: "
-                              f"{_message(r)}")
+            raise EngineError(
+                f"the vLLM server at {self.url} answered {r.status_code}: {_message(r)}"
+            )
 
     def _body(self, ids: list[int], params: SampleParams, request_id: str) -> dict:
         self._check_fits(len(ids), params.max_tokens)
-        return {"model": self.served, "prompt": ids, "n": params.n,
-                "temperature": params.temperature, "top_p": params.top_p,
-                "max_tokens": params.max_tokens, "stop": list(params.stop),
-                "stop_token_ids": list(params.stop_token_ids),
-                "seed": params.seed, "logprobs": 0, "request_id": request_id, **_NEUTRAL,
-                **params.extra}
+        return {
+            "model": self.served,
+            "prompt": ids,
+            "n": params.n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "stop": list(params.stop),
+            "stop_token_ids": list(params.stop_token_ids),
+            "seed": params.seed,
+            "logprobs": 0,
+            "request_id": request_id,
+            **_NEUTRAL,
+            **params.extra,
+        }
 
     # -- Engine protocol ------------------------------------------------------------
-    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
-                     session: str | None = None) -> Generation:
+    async def sample(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ) -> Generation:
         ids = self._ids(prompt)
-        data = await self._request("POST", "/v1/completions",
-                                   self._body(ids, params, request_id), session=session)
+        data = await self._request(
+            "POST", "/v1/completions", self._body(ids, params, request_id), session=session
+        )
         comps = []
         for ch in sorted(data["choices"], key=lambda c: c["index"]):
-            lps = [x for x in (ch.get("logprobs") or {}).get("token_logprobs") or []
-                   if x is not None]
-            comps.append(Completion(ch["text"], len(lps), sum(lps) / len(lps) if lps else None,
-                                    ch.get("finish_reason"), lps))
+            lps = [
+                x for x in (ch.get("logprobs") or {}).get("token_logprobs") or [] if x is not None
+            ]
+            comps.append(
+                Completion(
+                    ch["text"],
+                    len(lps),
+                    sum(lps) / len(lps) if lps else None,
+                    ch.get("finish_reason"),
+                    lps,
+                )
+            )
         return Generation(comps, len(ids), _cached_tokens(data))
 
-    async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str, *, session: str | None = None) -> Generation:
+    async def generate(
+        self,
+        prompt: str,
+        max_tokens: int,
+        stop: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Generation:
         params = SampleParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=tuple(stop))
         return await self.sample(prompt, params, request_id, session=session)
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
-                     session: str | None = None):
-        body = {**self._body(self._ids(prompt), params, request_id), "n": 1, "stream": True,
-                "stream_options": {"include_usage": True}}
+    async def generate_choice(
+        self,
+        prompt: str,
+        choices: Sequence[str],
+        max_tokens: int,
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Generation:
+        """Greedy, the reply forced to one of `choices` by the server's structured
+        outputs (vLLM 0.32's completions field; the judge's reward, as in-process)."""
+        params = SampleParams(
+            n=1,
+            temperature=0.0,
+            max_tokens=max_tokens,
+            extra={"structured_outputs": {"choice": list(choices)}},
+        )
+        return await self.sample(prompt, params, request_id, session=session)
+
+    async def stream(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ):
+        body = {
+            **self._body(self._ids(prompt), params, request_id),
+            "n": 1,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         body.pop("logprobs")
         n_tokens, reason = 0, None
         try:
-            async with self._slots, self.client.stream(
-                    "POST", "/v1/completions", json=body,
-                    headers=session_header(session or request_id)) as r:
+            async with (
+                self._slots,
+                self.client.stream(
+                    "POST",
+                    "/v1/completions",
+                    json=body,
+                    headers=session_header(session or request_id),
+                ) as r,
+            ):
                 if r.status_code >= 400:
                     await r.aread()
                     self._check_status(r)
@@ -198,8 +285,14 @@ class RemoteEngine(ChatTokens):
         except httpx.TransportError as exc:
             raise Unreachable(f"the vLLM server at {self.url} is unreachable ({exc!r})") from exc
 
-    async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str, *, session: str | None = None) -> Scores:
+    async def score(
+        self,
+        prefix: str,
+        continuations: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Scores:
         pids = self._ids(prefix)
         conts = [self._ids(c) for c in continuations]
         live = [i for i, c in enumerate(conts) if c]
@@ -212,9 +305,19 @@ class RemoteEngine(ChatTokens):
         # One batched request; /v1/completions cannot read the prefix cache for prompt
         # log-probs, so every prompt is prefilled in full (and counted so).
         prompts = [pids + conts[i] for i in live]
-        data = await self._request("POST", "/v1/completions", {
-            "model": self.served, "prompt": prompts, "max_tokens": 1, "temperature": 0.0,
-            "prompt_logprobs": 0, "request_id": request_id}, session=session)
+        data = await self._request(
+            "POST",
+            "/v1/completions",
+            {
+                "model": self.served,
+                "prompt": prompts,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "prompt_logprobs": 0,
+                "request_id": request_id,
+            },
+            session=session,
+        )
         p = len(pids)
         for ch in data["choices"]:
             i = live[ch["index"]]
@@ -223,19 +326,29 @@ class RemoteEngine(ChatTokens):
         return Scores(out, sum(len(x) for x in prompts))
 
     # -- scoring through the prefix cache (see the module's docstring) ---------------
-    async def _generate_tokens(self, ids: list[int], params: dict, request_id: str,
-                               session: str | None = None) -> dict:
-        return await self._request("POST", ROUTE, {"model": self.served, "token_ids": ids,
-                                                   "sampling_params": params,
-                                                   "request_id": request_id},
-                                   session=session)
+    async def _generate_tokens(
+        self, ids: list[int], params: dict, request_id: str, session: str | None = None
+    ) -> dict:
+        return await self._request(
+            "POST",
+            ROUTE,
+            {
+                "model": self.served,
+                "token_ids": ids,
+                "sampling_params": params,
+                "request_id": request_id,
+            },
+            session=session,
+        )
 
     async def _probe_scoring(self) -> tuple[str, str | None]:
         """(scoring path, why not the cached one) for this server."""
         try:
             data = await self._generate_tokens(
-                self._ids("probe"), {**_SCORE, "skip_reading_prefix_cache": False},
-                "rationalyst-probe")
+                self._ids("probe"),
+                {**_SCORE, "skip_reading_prefix_cache": False},
+                "rationalyst-probe",
+            )
         except EngineError as exc:
             # 404 without the route, 403 where vLLM registers it disabled.
             if any(f" {code}:" in str(exc) for code in (403, 404, 405)):
@@ -255,18 +368,22 @@ class RemoteEngine(ChatTokens):
         blocks of 32 or fewer (n = 5 * 32, so 64- and 128-token blocks fall short)."""
         n = 5 * BLOCK
         ids = self._ids(" probe")[-1:] * (n + 1)  # the last one is never cached
-        hits = [_cached_tokens(await self._generate_tokens(ids, _PRIME,
-                                                           f"rationalyst-block-{i}"))
-                for i in range(2)]
+        hits = [
+            _cached_tokens(await self._generate_tokens(ids, _PRIME, f"rationalyst-block-{i}"))
+            for i in range(2)
+        ]
         if hits[1] >= n:
             return None
-        return (f"a repeated prompt read {hits[1]} of {n} tokens from the prefix cache: "
-                f"the server's KV blocks are larger than {BLOCK} tokens (or prefix caching "
-                "is off), so cached scoring prefills up to a block again per step; start "
-                f"vllm serve with --block-size {BLOCK}")
+        return (
+            f"a repeated prompt read {hits[1]} of {n} tokens from the prefix cache: "
+            f"the server's KV blocks are larger than {BLOCK} tokens (or prefix caching "
+            "is off), so cached scoring prefills up to a block again per step; start "
+            f"vllm serve with --block-size {BLOCK}"
+        )
 
-    async def _score_cached(self, pids: list[int], conts: list[list[int]],
-                            request_id: str, session: str | None) -> Scores:
+    async def _score_cached(
+        self, pids: list[int], conts: list[list[int]], request_id: str, session: str | None
+    ) -> Scores:
         """Prime the prefix, then one request per continuation reading the cache; only
         positions past each response's cached tokens are read (prefix_scoring)."""
         p = len(pids)
@@ -283,8 +400,11 @@ class RemoteEngine(ChatTokens):
             for attempt in range(_TRIES if cached else 1):
                 try:
                     data = await self._generate_tokens(
-                        ids, {**_SCORE, "skip_reading_prefix_cache": not cached},
-                        f"{request_id}-{name}-{attempt}", session)
+                        ids,
+                        {**_SCORE, "skip_reading_prefix_cache": not cached},
+                        f"{request_id}-{name}-{attempt}",
+                        session,
+                    )
                 except EngineError as exc:
                     if not (cached and _GARBAGE in str(exc)):
                         raise

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 from .chat_tokens import ChatTokens
 from .engine import EngineError, Generation, SampleParams, Scores
@@ -39,11 +39,12 @@ class Replicas(ChatTokens):
         paths = {e.scoring for e in self.replicas if e.url in self._connected}
         return " / ".join(sorted(paths)) or "unknown (no replica connected)"
 
-    async def connect(self) -> "Replicas":
+    async def connect(self) -> Replicas:
         """Connect every replica; start when at least one answers (the others are
         retried when used or checked). A replica of another model stops start-up."""
-        results = await asyncio.gather(*(self._connect(e) for e in self.replicas),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._connect(e) for e in self.replicas), return_exceptions=True
+        )
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, Unreachable):
                 raise r
@@ -58,20 +59,19 @@ class Replicas(ChatTokens):
             self._mark_down(eng, exc)
             raise
         self._connected.add(eng.url)
-        self.max_model_len = min(x.max_model_len for x in self.replicas
-                                 if x.url in self._connected)
+        self.max_model_len = min(x.max_model_len for x in self.replicas if x.url in self._connected)
 
     def _mark_down(self, eng: RemoteEngine, exc: Exception) -> None:
         now = time.monotonic()
         if self._down_until[eng.url] <= now:
-            log.warning("replica %s is down, its solves move to the next one: %s",
-                        eng.url, exc)
+            log.warning("replica %s is down, its solves move to the next one: %s", eng.url, exc)
         self._down_until[eng.url] = now + self.retry_s
 
     def order(self, session: str) -> list[RemoteEngine]:
         """This solve's (session's) replicas, most preferred first (rendezvous hashing)."""
-        return sorted(self.replicas,
-                      key=lambda e: zlib.crc32(f"{session}|{e.url}".encode()), reverse=True)
+        return sorted(
+            self.replicas, key=lambda e: zlib.crc32(f"{session}|{e.url}".encode()), reverse=True
+        )
 
     def _candidates(self, session: str) -> list[RemoteEngine]:
         ranked = self.order(session)
@@ -97,26 +97,44 @@ class Replicas(ChatTokens):
 
     # -- Engine protocol ------------------------------------------------------------
     # A call without a session is its own (pinned by its request id).
-    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
-                     session: str | None = None) -> Generation:
+    async def sample(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ) -> Generation:
         session = session or request_id
-        return await self._call(session, lambda e: e.sample(prompt, params, request_id,
-                                                            session=session))
+        return await self._call(
+            session, lambda e: e.sample(prompt, params, request_id, session=session)
+        )
 
-    async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str, *, session: str | None = None) -> Generation:
+    async def generate(
+        self,
+        prompt: str,
+        max_tokens: int,
+        stop: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Generation:
         session = session or request_id
-        return await self._call(session, lambda e: e.generate(prompt, max_tokens, stop,
-                                                              request_id, session=session))
+        return await self._call(
+            session, lambda e: e.generate(prompt, max_tokens, stop, request_id, session=session)
+        )
 
-    async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str, *, session: str | None = None) -> Scores:
+    async def score(
+        self,
+        prefix: str,
+        continuations: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Scores:
         session = session or request_id
-        return await self._call(session, lambda e: e.score(prefix, continuations, request_id,
-                                                           session=session))
+        return await self._call(
+            session, lambda e: e.score(prefix, continuations, request_id, session=session)
+        )
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
-                     session: str | None = None):
+    async def stream(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ):
         session = session or request_id
         err: Exception | None = None
         for eng in self._candidates(session):
@@ -136,8 +154,9 @@ class Replicas(ChatTokens):
 
     async def check(self) -> None:
         """Healthy while one replica is; the down ones are noted for /health."""
-        results = await asyncio.gather(*(self._check(e) for e in self.replicas),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._check(e) for e in self.replicas), return_exceptions=True
+        )
         if all(isinstance(r, Exception) for r in results):
             raise EngineError("; ".join(map(str, results)))
 
@@ -152,9 +171,14 @@ class Replicas(ChatTokens):
 
     def status(self) -> list[dict]:
         now = time.monotonic()
-        return [{"url": e.url, "up": e.url in self._connected and self._down_until[e.url] <= now,
-                 "scoring": e.scoring if e.url in self._connected else None}
-                for e in self.replicas]
+        return [
+            {
+                "url": e.url,
+                "up": e.url in self._connected and self._down_until[e.url] <= now,
+                "scoring": e.scoring if e.url in self._connected else None,
+            }
+            for e in self.replicas
+        ]
 
     async def close(self) -> None:
         for e in self.replicas:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import zlib
 from collections import Counter
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from .engine import Completion, EngineError, Generation, SampleParams, Scores
 
@@ -22,8 +22,9 @@ ScoreFn = Callable[[str, str], list[float]]
 
 def hash_scores(prefix: str, continuation: str) -> list[float]:
     """Deterministic per-token log-probs in (-10, 0], from the text alone."""
-    return [-(zlib.crc32(f"{prefix[-64:]}|{w}".encode()) % 1000) / 100
-            for w in continuation.split()]
+    return [
+        -(zlib.crc32(f"{prefix[-64:]}|{w}".encode()) % 1000) / 100 for w in continuation.split()
+    ]
 
 
 def _pick(script, call: int, *args):
@@ -35,19 +36,34 @@ def _pick(script, call: int, *args):
 
 
 class ScriptedEngine:
-    def __init__(self, name: str = "scripted", *, max_model_len: int = 4096,
-                 steps: StepsScript | None = None, generate: TextScript | None = None,
-                 scores: ScoreFn | None = None, sample_s: float = 0.0,
-                 generate_s: float = 0.0, score_s: float = 0.0,
-                 on_start: Callable[[str], Awaitable[None]] | None = None,
-                 lock: asyncio.Lock | None = None):
+    def __init__(
+        self,
+        name: str = "scripted",
+        *,
+        max_model_len: int = 4096,
+        steps: StepsScript | None = None,
+        generate: TextScript | None = None,
+        scores: ScoreFn | None = None,
+        sample_s: float = 0.0,
+        generate_s: float = 0.0,
+        score_s: float = 0.0,
+        on_start: Callable[[str], Awaitable[None]] | None = None,
+        lock: asyncio.Lock | None = None,
+        cached: Callable[[str], int] | None = None,
+    ):
         self.name = name
         self.max_model_len = max_model_len
-        self.steps = steps if steps is not None else (
-            lambda prompt, n, seed: [f"step {i} seed {seed}" for i in range(n)])
-        self.generate_script = generate if generate is not None else (
-            lambda prompt: "rationale text")
+        self.steps = (
+            steps
+            if steps is not None
+            else (lambda prompt, n, seed: [f"step {i} seed {seed}" for i in range(n)])
+        )
+        self.generate_script = (
+            generate if generate is not None else (lambda prompt: "rationale text")
+        )
         self.scores = scores or hash_scores
+        # The prompt tokens a sample or generate call reports as prefix-cache hits.
+        self.cached = cached or (lambda prompt: 0)
         self.latency = {"sample": sample_s, "generate": generate_s, "score": score_s}
         self.on_start = on_start
         # A lock shared by all methods serializes them: the "sequential" baseline.
@@ -73,7 +89,7 @@ class ScriptedEngine:
     def _cut(self, text: str, max_tokens: int, stop: Sequence[str]) -> tuple[str, str]:
         for s in stop:
             if s and s in text:
-                text = text[:text.index(s)]
+                text = text[: text.index(s)]
         words = text.split()
         if len(words) > max_tokens:
             return " ".join(words[:max_tokens]), "length"
@@ -100,44 +116,72 @@ class ScriptedEngine:
             self.events.append((f"{kind}_end", request_id))
             return call
 
-    async def sample(self, prompt: str, params: SampleParams, request_id: str, *,
-                     session: str | None = None) -> Generation:
+    async def sample(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ) -> Generation:
         self.sessions[request_id] = session
         call = await self._run("sample", request_id, {"prompt": prompt, "params": params})
         comps = []
-        for raw in _pick(self.steps, call, prompt, params.n, params.seed)[:params.n]:
+        for raw in _pick(self.steps, call, prompt, params.n, params.seed)[: params.n]:
             text, reason = self._cut(raw, params.max_tokens, params.stop)
             lps = self.scores(prompt, text)
-            comps.append(Completion(text, self.count_tokens(text),
-                                    sum(lps) / len(lps) if lps else None, reason, lps))
-        return Generation(comps, self.count_tokens(prompt))
+            comps.append(
+                Completion(
+                    text, self.count_tokens(text), sum(lps) / len(lps) if lps else None, reason, lps
+                )
+            )
+        return Generation(comps, self.count_tokens(prompt), self.cached(prompt))
 
-    async def stream(self, prompt: str, params: SampleParams, request_id: str, *,
-                     session: str | None = None):
-        gen = await self.sample(prompt, SampleParams(**{**params.__dict__, "n": 1}),
-                                request_id, session=session)
+    async def stream(
+        self, prompt: str, params: SampleParams, request_id: str, *, session: str | None = None
+    ):
+        gen = await self.sample(
+            prompt, SampleParams(**{**params.__dict__, "n": 1}), request_id, session=session
+        )
         words = gen.completions[0].text.split()
         for i, w in enumerate(words):  # one whitespace token per delta
             last = i == len(words) - 1
-            yield Completion(w if i == 0 else " " + w, i + 1, None,
-                             gen.completions[0].finish_reason if last else None)
+            yield Completion(
+                w if i == 0 else " " + w,
+                i + 1,
+                None,
+                gen.completions[0].finish_reason if last else None,
+            )
 
-    async def generate(self, prompt: str, max_tokens: int, stop: Sequence[str],
-                       request_id: str, *, session: str | None = None) -> Generation:
+    async def generate(
+        self,
+        prompt: str,
+        max_tokens: int,
+        stop: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Generation:
         self.sessions[request_id] = session
-        call = await self._run("generate", request_id, {"prompt": prompt,
-                                                        "max_tokens": max_tokens})
+        call = await self._run("generate", request_id, {"prompt": prompt, "max_tokens": max_tokens})
         text, reason = self._cut(_pick(self.generate_script, call, prompt), max_tokens, stop)
-        return Generation([Completion(text, self.count_tokens(text), None, reason)],
-                          self.count_tokens(prompt))
+        return Generation(
+            [Completion(text, self.count_tokens(text), None, reason)],
+            self.count_tokens(prompt),
+            self.cached(prompt),
+        )
 
-    async def score(self, prefix: str, continuations: Sequence[str],
-                    request_id: str, *, session: str | None = None) -> Scores:
+    async def score(
+        self,
+        prefix: str,
+        continuations: Sequence[str],
+        request_id: str,
+        *,
+        session: str | None = None,
+    ) -> Scores:
         self.sessions[request_id] = session
-        await self._run("score", request_id, {"prefix": prefix,
-                                              "continuations": list(continuations)})
-        return Scores([self.scores(prefix, c) for c in continuations],
-                      computed_tokens=self.count_tokens(prefix))
+        await self._run(
+            "score", request_id, {"prefix": prefix, "continuations": list(continuations)}
+        )
+        return Scores(
+            [self.scores(prefix, c) for c in continuations],
+            computed_tokens=self.count_tokens(prefix),
+        )
 
     async def check(self) -> None:
         if not self.healthy:

@@ -7,14 +7,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rationalyst.protocol import (DEFAULT_MAX_STEPS, DEFAULT_NUM_CANDIDATES,
-                                  DEFAULT_SCORE_DECAY, DEFAULT_STRATEGY, DEFAULT_TEMPERATURE,
-                                  DEFAULT_TOP_P, STRATEGIES, Candidate,
-                                  FinishReason, Step, Timings, Usage)
+from rationalyst.protocol import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_NUM_CANDIDATES,
+    DEFAULT_SCORE_DECAY,
+    DEFAULT_STRATEGY,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    STRATEGIES,
+    Candidate,
+    FinishReason,
+    Step,
+    Timings,
+    Usage,
+)
 from rationalyst.protocol import SolveResult as Result
 
-__all__ = ["STRATEGIES", "Candidate", "FinishReason", "Problem", "Result", "SolveParams",
-           "Step", "Timings", "Usage"]
+__all__ = [
+    "STRATEGIES",
+    "Candidate",
+    "FinishReason",
+    "Problem",
+    "Result",
+    "SolveParams",
+    "Step",
+    "Timings",
+    "Usage",
+]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,14 +42,37 @@ def server(default_model, tmp_path_factory):
         yield SimpleNamespace(url=url)
 
 
-# Fixtures that start the real vLLM engine. A test that uses one must be marked `vllm`
-# (pytestmark, or on the test), so that `-m "not vllm"` leaves no engine start.
+# A test must be marked `vllm` (pytestmark, or on the test) when it, or any fixture it
+# uses, starts vLLM, so that `-m "not vllm"` (make check's fast lane) starts none. Read
+# from the source at collection: the calls that start an engine in-process, a real
+# `rationalyst serve` (harness.serve) or a `vllm serve` (harness.vllm_server); plus the
+# shared fixtures by name. Not seen, so marked by hand: a CLI run in a subprocess, and
+# open_engine / load_engines, which start vLLM only when given no URL.
 VLLM_FIXTURES = {"server", "tiny_engine", "local_prm", "vllm_serve"}
+STARTS_VLLM = re.compile(r"\b(?:serve|vllm_server)\(|\b(?:VLLMEngine|InProcessPRM)\.load\(")
+
+
+def _starts_vllm(func) -> bool:
+    try:
+        return bool(STARTS_VLLM.search(inspect.getsource(func)))
+    except (OSError, TypeError):  # no source (a plugin's fixture)
+        return False
+
+
+def starts_vllm(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    if VLLM_FIXTURES & set(info.names_closure) or _starts_vllm(item.function):
+        return True
+    return any(_starts_vllm(d.func) for defs in info.name2fixturedefs.values() for d in defs)
 
 
 def pytest_collection_modifyitems(config, items):
-    unmarked = [it.nodeid for it in items if VLLM_FIXTURES & set(getattr(it, "fixturenames", ()))
-                and it.get_closest_marker("vllm") is None]
+    unmarked = [
+        it.nodeid for it in items if it.get_closest_marker("vllm") is None and starts_vllm(it)
+    ]
     if unmarked:
-        raise pytest.UsageError("these tests start vLLM but are not marked `vllm`:\n  "
-                                + "\n  ".join(unmarked))
+        raise pytest.UsageError(
+            "these tests start vLLM but are not marked `vllm`:\n  " + "\n  ".join(unmarked)
+        )

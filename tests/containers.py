@@ -28,20 +28,23 @@ SEEDED = {"question": "What is 12 + 30?", "max_steps": 2, "num_candidates": 2, "
 COMPOSE = REPO / "docker" / "compose.yaml"
 
 
-def sh(cmd: list[str], *, timeout: float = 600, check: bool = True,
-       cwd: Path | None = None) -> subprocess.CompletedProcess:
+def sh(
+    cmd: list[str], *, timeout: float = 600, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check and out.returncode:
-        raise AssertionError(f"{' '.join(cmd)} -> {out.returncode}\n"
-                             f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} -> {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
     return out
 
 
 def clean_checkout(dest: Path) -> Path:
     """The files a clone of this working tree has (tracked, or new and not ignored):
     no venv, no build output, nothing a .dockerignore would have to catch."""
-    names = sh(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-               cwd=REPO).stdout.split("\0")
+    names = sh(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO
+    ).stdout.split("\0")
     for name in filter(None, names):
         src = REPO / name
         if src.is_file():
@@ -56,9 +59,17 @@ def podman_build_flags(tmp: Path) -> list[str]:
     bundle; the CPU torch wheel is in /opt/wheels; PyTorch's index is unreachable."""
     conf = tmp / "pip.conf"
     lines = ["[global]", "cert = /etc/ssl/certs/ca-certificates.crt"]
-    flags = ["--network", "host", *ULIMITS, "--build-arg",
-             "TORCH_CPU_INDEX=https://pypi.org/simple",
-             "-v", "/etc/ssl/certs:/etc/ssl/certs:ro", "-v", f"{conf}:/etc/pip.conf:ro"]
+    flags = [
+        "--network",
+        "host",
+        *ULIMITS,
+        "--build-arg",
+        "TORCH_CPU_INDEX=https://pypi.org/simple",
+        "-v",
+        "/etc/ssl/certs:/etc/ssl/certs:ro",
+        "-v",
+        f"{conf}:/etc/pip.conf:ro",
+    ]
     if Path("/opt/wheels").is_dir():
         lines.append("find-links = /opt/wheels")
         flags += ["-v", "/opt/wheels:/opt/wheels:ro"]
@@ -76,7 +87,7 @@ def logs(name: str, tail: int = 60) -> str:
     return f"\n--- podman logs {name}:\n{out.stdout}{out.stderr}"
 
 
-def wait_ready(c: "Container | None" = None, *, url: str = "", name: str = "") -> float:
+def wait_ready(c: Container | None = None, *, url: str = "", name: str = "") -> float:
     """Seconds until GET /health answers 200 (bounded by READY_S); a container that
     exits first fails at once, with its log."""
     url, name = (c.url, c.name) if c else (url, name)
@@ -102,18 +113,29 @@ def solve(url: str, **change) -> dict:
 class Container:
     """`podman run -d` on the host network, listening on 127.0.0.1:port."""
 
-    def __init__(self, name: str, image: str, port: int, *, env: dict | None = None,
-                 volumes: list[str] = ()):
+    def __init__(
+        self, name: str, image: str, port: int, *, env: dict | None = None, volumes: list[str] = ()
+    ):
         self.name, self.url = name, f"http://127.0.0.1:{port}"
         env = {"RATIONALYST_HOST": "127.0.0.1", "RATIONALYST_PORT": str(port), **(env or {})}
-        self.cmd = [*PODMAN, "run", "-d", "--name", name, "--network", "host", *ULIMITS,
-                    *(f"--env={k}={v}" for k, v in env.items()),
-                    *(f"--volume={v}" for v in volumes), image]
+        self.cmd = [
+            *PODMAN,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            *ULIMITS,
+            *(f"--env={k}={v}" for k, v in env.items()),
+            *(f"--volume={v}" for v in volumes),
+            image,
+        ]
 
     def logs(self) -> str:
         return logs(self.name)
 
-    def __enter__(self) -> "Container":
+    def __enter__(self) -> Container:
         sh([*PODMAN, "rm", "-f", "-v", "-t", "0", self.name], check=False)
         sh(self.cmd)
         return self
@@ -131,13 +153,16 @@ def _compose_exe() -> list[str]:
 
 def _localised(svc: dict, port: int) -> dict:
     """A service on the host network at 127.0.0.1:port (no other network works here)."""
-    out: dict = {"network_mode": "host",
-                 "ulimits": {"nofile": {"soft": 1024, "hard": 4096},
-                             "nproc": {"soft": 1024, "hard": 4096}}}
+    out: dict = {
+        "network_mode": "host",
+        "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": {"soft": 1024, "hard": 4096}},
+    }
     cmd = svc.get("command")
     if cmd and "--port" in cmd:  # a vLLM server: its flags say where it listens
-        out["command"] = [port if a == "--port" else "127.0.0.1" if a == "--host" else v
-                          for a, v in zip(["", *cmd], cmd)]
+        out["command"] = [
+            port if a == "--port" else "127.0.0.1" if a == "--host" else v
+            for a, v in zip(["", *cmd], cmd)
+        ]
         out["command"] = [str(v) for v in out["command"]]
     else:
         out["environment"] = {"RATIONALYST_HOST": "127.0.0.1", "RATIONALYST_PORT": str(port)}
@@ -157,8 +182,19 @@ def compose(tmp: Path, profile: str, ports: dict[str, int]):
                 target = value.split("//")[1].split(":")[0]
                 svc["environment"][key] = f"http://127.0.0.1:{ports[target]}"
     (tmp / "override.yaml").write_text(yaml.safe_dump({"services": override}))
-    base = [*_compose_exe(), "--podman-args", " ".join(PODMAN[1:]), "-p", "rationalyst-test",
-            "-f", str(COMPOSE), "-f", str(tmp / "override.yaml"), "--profile", profile]
+    base = [
+        *_compose_exe(),
+        "--podman-args",
+        " ".join(PODMAN[1:]),
+        "-p",
+        "rationalyst-test",
+        "-f",
+        str(COMPOSE),
+        "-f",
+        str(tmp / "override.yaml"),
+        "--profile",
+        profile,
+    ]
 
     def up(*names: str) -> None:
         sh([*base, "up", "-d", "--no-build", "--no-deps", *names], timeout=300)
@@ -170,8 +206,18 @@ def compose(tmp: Path, profile: str, ports: dict[str, int]):
 
 
 def compose_container(service: str) -> str:
-    out = sh([*PODMAN, "ps", "-a", "--format", "{{.Names}}",
-              "--filter", "label=com.docker.compose.project=rationalyst-test",
-              "--filter", f"label=com.docker.compose.service={service}"]).stdout.split()
+    out = sh(
+        [
+            *PODMAN,
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=com.docker.compose.project=rationalyst-test",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ]
+    ).stdout.split()
     assert len(out) == 1, out
     return out[0]

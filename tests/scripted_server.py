@@ -1,5 +1,5 @@
 """A real server process on a scripted engine (no model code), started the way
-`rationalyst serve` starts (clients.cli.run_server), for tests that need signals or
+`rationalyst serve` starts (cli.serve_cmd.run_server), for tests that need signals or
 their own process:
 
     python tests/scripted_server.py PORT [--sample-s S] [--generate-s S] [--score-s S]
@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rationalyst.clients.cli import run_server  # noqa: E402
+from rationalyst.cli.serve_cmd import run_server  # noqa: E402
 from rationalyst.server.app import create_app  # noqa: E402
+from rationalyst.server.settings import ServerSettings as Settings  # noqa: E402
 from rationalyst.supervisor.backends import ModelInfo  # noqa: E402
 from rationalyst.supervisor.engine import Engines  # noqa: E402
 from rationalyst.supervisor.scripted_engine import ScriptedEngine  # noqa: E402
-from rationalyst.server.settings import ServerSettings as Settings  # noqa: E402
 
 
 def main() -> int:
@@ -35,15 +35,25 @@ def main() -> int:
     p.add_argument("--settings", default="{}", help="Settings fields as a JSON object")
     args = p.parse_args()
     settings = Settings(host="127.0.0.1", port=args.port, **json.loads(args.settings))
-    engine = ScriptedEngine(sample_s=args.sample_s, generate_s=args.generate_s,
-                            score_s=args.score_s)
-    app = create_app(settings, Engines(engine, engine, engine),
-                     ModelInfo("scripted", "scripted", "scripted", True))
+    engine = ScriptedEngine(
+        sample_s=args.sample_s, generate_s=args.generate_s, score_s=args.score_s
+    )
+    app = create_app(
+        settings,
+        Engines(engine, engine, engine),
+        ModelInfo("scripted", "scripted", "scripted", True),
+    )
     rc = run_server(app, settings)
-    print(json.dumps({
-        "cancelled": [rid for kind, rid in engine.events if kind == "cancelled"],
-        "in_flight": sorted(engine.in_flight),
-        "aborted": app.state.metrics.aborted._value.get()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "cancelled": [rid for kind, rid in engine.events if kind == "cancelled"],
+                "in_flight": sorted(engine.in_flight),
+                "aborted": app.state.metrics.aborted._value.get(),
+            }
+        ),
+        flush=True,
+    )
     return rc
 
 

@@ -15,13 +15,16 @@ from rationalyst.supervisor.scripted_engine import ScriptedEngine
 from rationalyst.supervisor.types import Problem, SolveParams
 
 
-@pytest.mark.parametrize("task,text,choices", [
-    ("math", "So the answer is not given.", None),
-    ("math", "The answer is:", None),
-    ("math_boxed", r"The answer is \boxed", None),
-    ("multiple_choice", "The answer is: fire", ["ice", "water"]),
-    ("true_false", "The answer is: maybe", None),
-])
+@pytest.mark.parametrize(
+    "task,text,choices",
+    [
+        ("math", "So the answer is not given.", None),
+        ("math", "The answer is:", None),
+        ("math_boxed", r"The answer is \boxed", None),
+        ("multiple_choice", "The answer is: fire", ["ice", "water"]),
+        ("true_false", "The answer is: maybe", None),
+    ],
+)
 def test_phrase_without_a_parseable_answer_is_no_answer(task, text, choices):
     assert not has_answer(task, text, choices)
 
@@ -35,8 +38,11 @@ def test_parseable_answer_is_an_answer():
 async def test_false_answer_step_does_not_end_the_solve():
     eng = ScriptedEngine(generate=["The answer is not given.", "The answer is: 7"])
     e = Engines(eng, eng, eng)
-    res = await solve_all(Problem(question="What is 3 + 4?", task="math"),
-                          SolveParams(strategy="greedy", max_steps=5, seed=1), e)
+    res = await solve_all(
+        Problem(question="What is 3 + 4?", task="math"),
+        SolveParams(strategy="greedy", max_steps=5, seed=1),
+        e,
+    )
     assert [s.text for s in res.steps] == ["The answer is not given.", "The answer is: 7"]
     assert (res.finish_reason, res.answer) == ("answer", "7")
 
@@ -52,9 +58,12 @@ async def test_context_running_out_mid_solve_returns_the_steps_with_length():
         if calls["n"] == 3:
             raise PromptTooLong("prompt of 9000 tokens exceeds the context")
         return [f"step {calls['n']}"] * n
+
     eng = ScriptedEngine(steps=steps)
-    res = await solve_all(Problem(question="q", task="math"),
-                          SolveParams(strategy="random", max_steps=5, seed=1),
-                          Engines(eng, eng, eng))
+    res = await solve_all(
+        Problem(question="q", task="math"),
+        SolveParams(strategy="random", max_steps=5, seed=1),
+        Engines(eng, eng, eng),
+    )
     assert res.finish_reason == "length"
     assert [s.text for s in res.steps] == ["step 1", "step 2"]

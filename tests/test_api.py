@@ -3,7 +3,6 @@ on 127.0.0.1, called over real HTTP."""
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
@@ -77,12 +76,16 @@ def test_same_seed_gives_same_steps(client):
     a = solve(client, strategy="random", max_steps=2, seed=5)
     b = solve(client, strategy="random", max_steps=2, seed=5)
     assert [s["text"] for s in a["steps"]] == [s["text"] for s in b["steps"]]
-    assert [[c["text"] for c in s["candidates"]] for s in a["steps"]] == \
-        [[c["text"] for c in s["candidates"]] for s in b["steps"]]
+    assert [[c["text"] for c in s["candidates"]] for s in a["steps"]] == [
+        [c["text"] for c in s["candidates"]] for s in b["steps"]
+    ]
 
 
 def test_stream_sends_each_step_before_done(client):
-    events = sse_events(client, {"question": GSM8K["question"], "max_steps": 3, "seed": 3})
+    # Two candidates, not the default three: the test is about streaming, not choosing.
+    events = sse_events(
+        client, {"question": GSM8K["question"], "max_steps": 3, "seed": 3, "num_candidates": 2}
+    )
     names = [e for e, _, _ in events]
     assert names[-1] == "done" and names.count("done") == 1
     steps = [d for e, d, _ in events if e == "step"]
@@ -97,24 +100,33 @@ def test_stream_sends_each_step_before_done(client):
 
 
 def test_multiple_choice_item_from_arc(client):
-    out = solve(client, question=ARC["question"], choices=ARC["choices"], max_steps=2,
-                num_candidates=2, seed=1)
+    out = solve(
+        client,
+        question=ARC["question"],
+        choices=ARC["choices"],
+        max_steps=2,
+        num_candidates=2,
+        seed=1,
+    )
     assert out["steps"] and all(len(s["candidates"]) == 2 for s in out["steps"])
     assert out["answer"] is None or out["answer"] in "ABCDE"
 
 
-@pytest.mark.parametrize("body, status, needle", [
-    ({}, 422, "question"),
-    ({"question": "   "}, 422, "question must contain some text"),
-    ({"question": "q", "num_candidates": 40}, 422, "num_candidates"),
-    ({"question": "q", "max_steps": 0}, 422, "max_steps"),
-    ({"question": "q", "strategy": "beam"}, 422, "strategy"),
-    ({"question": "q", "temperature": -1}, 422, "temperature"),
-    ({"question": "q", "task": "multiple_choice"}, 422, "needs a 'choices' list"),
-    ({"question": "q", "choices": ["a", "b"], "task": "math"}, 422, "takes no 'choices'"),
-    ({"question": "q", "colour": "red"}, 422, "colour"),
-    ({"question": "x " * 9000}, 400, "context"),
-])
+@pytest.mark.parametrize(
+    "body, status, needle",
+    [
+        ({}, 422, "question"),
+        ({"question": "   "}, 422, "question must contain some text"),
+        ({"question": "q", "num_candidates": 40}, 422, "num_candidates"),
+        ({"question": "q", "max_steps": 0}, 422, "max_steps"),
+        ({"question": "q", "strategy": "beam"}, 422, "strategy"),
+        ({"question": "q", "temperature": -1}, 422, "temperature"),
+        ({"question": "q", "task": "multiple_choice"}, 422, "needs a 'choices' list"),
+        ({"question": "q", "choices": ["a", "b"], "task": "math"}, 422, "takes no 'choices'"),
+        ({"question": "q", "colour": "red"}, 422, "colour"),
+        ({"question": "x " * 9000}, 400, "context"),
+    ],
+)
 def test_bad_input_gets_a_clear_4xx(client, body, status, needle):
     r = client.post("/solve", json=body)
     assert r.status_code == status, r.text

@@ -30,15 +30,22 @@ def fake_vllm(block: int | None):
         if request.url.path == "/v1/models":
             return httpx.Response(200, json={"data": [{"id": "tiny", "max_model_len": 2048}]})
         ids = json.loads(request.content)["token_ids"]
-        common = max((next((i for i, (a, b) in enumerate(zip(s, ids)) if a != b),
-                           min(len(s), len(ids))) for s in seen), default=0)
+        common = max(
+            (
+                next((i for i, (a, b) in enumerate(zip(s, ids)) if a != b), min(len(s), len(ids)))
+                for s in seen
+            ),
+            default=0,
+        )
         seen.append(ids)
         usage = {"prompt_tokens": len(ids)}
         if block is not None:  # a server run with --enable-prompt-tokens-details
             usage["prompt_tokens_details"] = {
-                "cached_tokens": min(common, len(ids) - 1) // block * block}
-        return httpx.Response(200, json={"choices": [{"token_ids": [0]}], "usage": usage,
-                                         "prompt_logprobs": []})
+                "cached_tokens": min(common, len(ids) - 1) // block * block
+            }
+        return httpx.Response(
+            200, json={"choices": [{"token_ids": [0]}], "usage": usage, "prompt_logprobs": []}
+        )
 
     return handler
 
@@ -46,8 +53,9 @@ def fake_vllm(block: int | None):
 async def connected(block: int | None) -> RemoteEngine:
     eng = RemoteEngine("http://vllm.test", "tiny", "tiny", tokenizer=OneTokenPerChar())
     await eng.client.aclose()
-    eng.client = httpx.AsyncClient(base_url=eng.url,
-                                   transport=httpx.MockTransport(fake_vllm(block)))
+    eng.client = httpx.AsyncClient(
+        base_url=eng.url, transport=httpx.MockTransport(fake_vllm(block))
+    )
     return await eng.connect()
 
 
@@ -70,4 +78,5 @@ async def test_no_count_no_block_probe(caplog):
     await eng.close()
     assert eng.scoring == remote_engine.FULL
     assert [r.getMessage() for r in caplog.records] == [
-        f"http://vllm.test: {remote_engine.NO_COUNT}"]
+        f"http://vllm.test: {remote_engine.NO_COUNT}"
+    ]

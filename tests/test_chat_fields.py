@@ -20,23 +20,26 @@ def srv():
 
 @pytest.fixture(scope="module")
 def oai(srv):
-    with openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0,
-                       timeout=60) as c:
+    with openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=60) as c:
         yield c
 
 
 def test_content_format_is_the_default(oai):
-    r = oai.chat.completions.create(model="rationalyst", messages=ASK, seed=1,
-                                    extra_body={"num_candidates": 1})
+    r = oai.chat.completions.create(
+        model="rationalyst", messages=ASK, seed=1, extra_body={"num_candidates": 1}
+    )
     m = r.choices[0].message
     assert m.content == "first step 0\nThe answer is: 7"
     assert m.model_extra.get("reasoning") is None
 
 
 def test_reasoning_format_non_stream(oai):
-    r = oai.chat.completions.create(model="rationalyst", messages=ASK, seed=1,
-                                    extra_body={"num_candidates": 1,
-                                                "reasoning_format": "reasoning"})
+    r = oai.chat.completions.create(
+        model="rationalyst",
+        messages=ASK,
+        seed=1,
+        extra_body={"num_candidates": 1, "reasoning_format": "reasoning"},
+    )
     m = r.choices[0].message
     assert m.content == "The answer is: 7"
     assert m.model_extra["reasoning"] == m.model_extra["reasoning_content"] == "first step 0"
@@ -45,9 +48,13 @@ def test_reasoning_format_non_stream(oai):
 
 def test_reasoning_format_stream(oai):
     stream = oai.chat.completions.create(
-        model="rationalyst", messages=ASK, seed=1, stream=True,
+        model="rationalyst",
+        messages=ASK,
+        seed=1,
+        stream=True,
         stream_options={"include_usage": True},
-        extra_body={"num_candidates": 1, "reasoning_format": "reasoning"})
+        extra_body={"num_candidates": 1, "reasoning_format": "reasoning"},
+    )
     reasoning = reasoning_content = content = ""
     usage = None
     for chunk in stream:
@@ -60,19 +67,23 @@ def test_reasoning_format_stream(oai):
             content += d.content or ""
     assert reasoning == reasoning_content == "first step 0"
     assert content == "The answer is: 7"
-    assert usage.completion_tokens_details.reasoning_tokens == \
-        usage.completion_tokens - usage.model_extra["rationalyst"]["content_tokens"]
+    assert (
+        usage.completion_tokens_details.reasoning_tokens
+        == usage.completion_tokens - usage.model_extra["rationalyst"]["content_tokens"]
+    )
 
 
 def test_bad_reasoning_format_is_400(oai):
     with pytest.raises(openai.BadRequestError, match="reasoning_format"):
-        oai.chat.completions.create(model="rationalyst", messages=ASK,
-                                    extra_body={"reasoning_format": "hidden"})
+        oai.chat.completions.create(
+            model="rationalyst", messages=ASK, extra_body={"reasoning_format": "hidden"}
+        )
 
 
 def test_usage_counts_hidden_work_as_reasoning(oai):
-    r = oai.chat.completions.create(model="rationalyst", messages=ASK, seed=1,
-                                    extra_body={"num_candidates": 3})
+    r = oai.chat.completions.create(
+        model="rationalyst", messages=ASK, seed=1, extra_body={"num_candidates": 3}
+    )
     u, trace = r.usage, r.model_extra["rationalyst"]["usage"]
     generated = trace["agent_completion_tokens"] + trace["rationale_tokens"]
     assert u.completion_tokens == generated
@@ -82,14 +93,21 @@ def test_usage_counts_hidden_work_as_reasoning(oai):
     ext = u.model_extra["rationalyst"]
     assert ext["scoring_prefill_tokens"] == trace["scored_tokens"]
     assert ext["verifier_completion_tokens"] == trace["verifier_completion_tokens"]
-    assert u.prompt_tokens == (trace["agent_prompt_tokens"] + trace["scored_tokens"]
-                               + trace["verifier_prompt_tokens"])
+    assert u.prompt_tokens == (
+        trace["agent_prompt_tokens"]
+        + trace["rationale_prompt_tokens"]
+        + trace["scored_tokens"]
+        + trace["verifier_prompt_tokens"]
+    )
+    assert trace["rationale_prompt_tokens"] > 0
 
 
 def test_temperature_zero_runs_seeded_and_says_so(oai):
     def ask():
         return oai.chat.completions.with_raw_response.create(
-            model="rationalyst", messages=ASK, temperature=0).parse()
+            model="rationalyst", messages=ASK, temperature=0
+        ).parse()
+
     a, b = ask(), ask()
     sa = a.model_extra["rationalyst_sampling"]
     assert sa["requested_temperature"] == 0 and sa["temperature"] == 0.7
@@ -99,17 +117,24 @@ def test_temperature_zero_runs_seeded_and_says_so(oai):
 
 
 def test_temperature_zero_refused_by_setting():
-    with ThreadServer(answering_engine(), zero_temperature="refuse") as s, \
-            openai.OpenAI(base_url=s.url + "/v1", api_key="u", max_retries=0) as c:
+    with (
+        ThreadServer(answering_engine(), zero_temperature="refuse") as s,
+        openai.OpenAI(base_url=s.url + "/v1", api_key="u", max_retries=0) as c,
+    ):
         with pytest.raises(openai.BadRequestError, match="greedy"):
             c.chat.completions.create(model="rationalyst", messages=ASK, temperature=0)
 
 
 def test_litellm_reads_reasoning_content(srv):
     litellm = pytest.importorskip("litellm")
-    kw = dict(model="openai/rationalyst", api_base=srv.url + "/v1", api_key="unused",
-              messages=ASK, seed=1, extra_body={"num_candidates": 1,
-                                                "reasoning_format": "reasoning"})
+    kw = dict(
+        model="openai/rationalyst",
+        api_base=srv.url + "/v1",
+        api_key="unused",
+        messages=ASK,
+        seed=1,
+        extra_body={"num_candidates": 1, "reasoning_format": "reasoning"},
+    )
     r = litellm.completion(**kw)
     assert r.choices[0].message.content == "The answer is: 7"
     assert r.choices[0].message.reasoning_content == "first step 0"
@@ -119,3 +144,24 @@ def test_litellm_reads_reasoning_content(srv):
         reasoning += getattr(d, "reasoning_content", None) or ""
         content += d.content or ""
     assert (reasoning, content) == ("first step 0", "The answer is: 7")
+
+
+def test_offered_tools_are_answered_without_a_call_and_a_forced_call_is_400(oai):
+    # Chat UIs (Open WebUI) send their built-in tools with every request.
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "web_search",
+                "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+            },
+        }
+    ]
+    r = oai.chat.completions.create(
+        model="rationalyst", messages=ASK, seed=1, tools=tools, extra_body={"num_candidates": 1}
+    )
+    assert r.choices[0].message.content and not r.choices[0].message.tool_calls
+    with pytest.raises(openai.BadRequestError, match="tool_choice"):
+        oai.chat.completions.create(
+            model="rationalyst", messages=ASK, tools=tools, tool_choice="required"
+        )

@@ -11,17 +11,28 @@ import time
 
 import pytest
 
-from rationalyst.clients.client import (APIConnectionError, AsyncRationalystClient,
-                                        BadRequestError, Candidate, RateLimitError,
-                                        RationalystClient, ServerError, SolveResult, Step,
-                                        SolveRequest, Timings, Usage)
 from harness import REPO, StubServer
+from rationalyst.clients.client import (
+    APIConnectionError,
+    AsyncRationalystClient,
+    BadRequestError,
+    Candidate,
+    RateLimitError,
+    RationalystClient,
+    ServerError,
+    SolveRequest,
+    SolveResult,
+    Step,
+    Timings,
+    Usage,
+)
 
 vllm = pytest.mark.vllm
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 
 
 # ---- against the real server ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def client(server):
@@ -133,15 +144,31 @@ async def test_async_bad_request(server):
 
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", *args], cwd=REPO,
-                          capture_output=True, text=True, encoding="utf-8", timeout=timeout,
-                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    return subprocess.run(
+        [sys.executable, "-m", "rationalyst.cli", "solve", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
 
 
 @vllm
 def test_cli_stream_prints_steps_and_answer(server):
-    p = cli(QUESTION, "--url", server.url, "--stream", "--num-candidates", "2",
-            "--max-steps", "1", "--seed", "3")
+    p = cli(
+        QUESTION,
+        "--url",
+        server.url,
+        "--stream",
+        "--num-candidates",
+        "2",
+        "--max-steps",
+        "1",
+        "--seed",
+        "3",
+    )
     assert p.returncode == 0, p.stderr
     out = p.stdout
     assert "Step 1" in out and "rationale:" in out
@@ -155,8 +182,17 @@ def test_cli_json(server):
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["id"].startswith("solve-") and len(out["steps"]) == 1
-    p = cli(QUESTION, "--url", server.url, "--strategy", "greedy", "--max-steps", "1",
-            "--json", "--stream")
+    p = cli(
+        QUESTION,
+        "--url",
+        server.url,
+        "--strategy",
+        "greedy",
+        "--max-steps",
+        "1",
+        "--json",
+        "--stream",
+    )
     assert p.returncode == 0, p.stderr
     events = [json.loads(line) for line in p.stdout.splitlines()]
     assert [e["event"] for e in events] == ["step", "done"]
@@ -172,19 +208,38 @@ def test_cli_bad_request_exits_1_with_the_servers_message(server):
 
 # ---- against a scripted stub server ---------------------------------------------------
 
-STEP = {"index": 0, "text": "3 + 4 = 7.", "rationale": "add them",
-        "candidates": [{"text": "3 + 4 = 7.", "score": -0.5, "chosen": True},
-                       {"text": "3 - 4 = -1.", "score": -1.25, "chosen": False}],
-        "elapsed_ms": 12.5}
-RESULT = {"id": "solve-stub", "strategy": "rationalyst", "seed": 1, "answer": "7",
-          "finish_reason": "answer", "steps": [STEP],
-          "usage": {"agent_prompt_tokens": 10, "agent_completion_tokens": 5,
-                    "rationale_tokens": 3, "scored_tokens": 8},
-          "timings": {"sample_ms": 1.0, "rationale_ms": 2.0, "score_ms": 3.0, "total_ms": 7.0}}
+STEP = {
+    "index": 0,
+    "text": "3 + 4 = 7.",
+    "rationale": "add them",
+    "candidates": [
+        {"text": "3 + 4 = 7.", "score": -0.5, "chosen": True},
+        {"text": "3 - 4 = -1.", "score": -1.25, "chosen": False},
+    ],
+    "elapsed_ms": 12.5,
+}
+RESULT = {
+    "id": "solve-stub",
+    "strategy": "rationalyst",
+    "seed": 1,
+    "answer": "7",
+    "finish_reason": "answer",
+    "steps": [STEP],
+    "usage": {
+        "agent_prompt_tokens": 10,
+        "agent_completion_tokens": 5,
+        "rationale_tokens": 3,
+        "scored_tokens": 8,
+    },
+    "timings": {"sample_ms": 1.0, "rationale_ms": 2.0, "score_ms": 3.0, "total_ms": 7.0},
+}
 OK = (200, {"content-type": "application/json"}, json.dumps(RESULT).encode())
 SSE_STEP = f"event: step\r\ndata: {json.dumps(STEP)}\r\n\r\n".encode()
-SSE_OK = (200, {"content-type": "text/event-stream"},
-          b": ping\r\n\r\n" + SSE_STEP + f"event: done\r\ndata: {json.dumps(RESULT)}\r\n\r\n".encode())
+SSE_OK = (
+    200,
+    {"content-type": "text/event-stream"},
+    b": ping\r\n\r\n" + SSE_STEP + f"event: done\r\ndata: {json.dumps(RESULT)}\r\n\r\n".encode(),
+)
 
 
 def err(status: int, message: str, retry_after: str | None = "0") -> tuple:
@@ -219,10 +274,21 @@ def test_429_then_200_is_retried_and_parsed(stub):
     method, path, headers, body = stub.requests[-1]
     assert (method, path) == ("POST", "/solve")
     assert headers["authorization"] == "Bearer k"
-    assert body == {"question": QUESTION, "choices": ["6", "7"], "strategy": "rationalyst",
-                    "num_candidates": 3, "max_steps": 15, "temperature": 0.7, "top_p": 1.0,
-                    "seed": 1, "stream": False, "profile": "generic", "score_decay": 1.0,
-                    "judge_reply": "structured", "prm_aggregation": "last"}
+    assert body == {
+        "question": QUESTION,
+        "choices": ["6", "7"],
+        "strategy": "rationalyst",
+        "num_candidates": 3,
+        "max_steps": 15,
+        "temperature": 0.7,
+        "top_p": 1.0,
+        "seed": 1,
+        "stream": False,
+        "profile": "generic",
+        "score_decay": 1.0,
+        "judge_reply": "structured",
+        "prm_aggregation": "last",
+    }
 
 
 def test_503_retries_are_bounded(stub, sleeps):
@@ -279,10 +345,16 @@ def test_stream_that_breaks_after_a_byte_is_not_retried(stub):
 
 
 def test_stream_error_event_raises_typed_error(stub):
-    error = json.dumps({"error": {"message": "the model engine failed: boom",
-                                  "type": "engine_error"}})
-    stub.script = [(200, {"content-type": "text/event-stream"},
-                    SSE_STEP + f"event: error\ndata: {error}\n\n".encode())]
+    error = json.dumps(
+        {"error": {"message": "the model engine failed: boom", "type": "engine_error"}}
+    )
+    stub.script = [
+        (
+            200,
+            {"content-type": "text/event-stream"},
+            SSE_STEP + f"event: error\ndata: {error}\n\n".encode(),
+        )
+    ]
     with RationalystClient(stub.url) as c, pytest.raises(ServerError, match="boom") as info:
         list(c.stream_solve(QUESTION))
     assert info.value.type == "engine_error" and len(stub.requests) == 1
@@ -313,9 +385,10 @@ async def test_async_retries_and_unretried_broken_stream(stub):
 
 CHECK_IMPORTS = """
 import sys
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 rc = main(sys.argv[1:])
-leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("server", "supervisor"))
+leaked = sorted(m for m in sys.modules if m.split(".")[0] == "vllm"
+                or m.startswith(("rationalyst.server", "rationalyst.supervisor")))
 assert not leaked, leaked
 sys.exit(rc)
 """
@@ -323,9 +396,15 @@ sys.exit(rc)
 
 def test_cli_speaks_only_http(stub):
     stub.script = [SSE_OK]
-    p = subprocess.run([sys.executable, "-c", CHECK_IMPORTS, "solve", QUESTION, "--url", stub.url,
-                        "--stream"], cwd=REPO, capture_output=True, text=True, encoding="utf-8",
-                       timeout=60, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    p = subprocess.run(
+        [sys.executable, "-c", CHECK_IMPORTS, "solve", QUESTION, "--url", stub.url, "--stream"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
     assert p.returncode == 0, p.stderr
     assert "✓ -0.50  3 + 4 = 7." in p.stdout and "✗ -1.25  3 - 4 = -1." in p.stdout
     assert "rationale: add them" in p.stdout and "Answer: 7" in p.stdout
@@ -333,11 +412,21 @@ def test_cli_speaks_only_http(stub):
 
 def test_cli_api_error_exits_1(stub):
     stub.script = [err(429, "server is full")]
-    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", QUESTION, "--url",
-                        stub.url], cwd=REPO, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "rationalyst.cli", "solve", QUESTION, "--url", stub.url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1 and "server is full" in p.stderr and len(stub.requests) == 3
-    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", "solve", "--max-steps", "x", "q"],
-                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "rationalyst.cli", "solve", "--max-steps", "x", "q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "max-steps" in p.stderr
 
 
@@ -352,14 +441,22 @@ def test_a_request_object_and_timeout_s_reach_the_wire(stub):
     assert body["timeout_s"] == 5.0 and body["strategy"] == "greedy" and body["task"] == "math"
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["serve", "--port", "x"], "--port"),
-    (["serve", "--max-concurrent-solves", "0"], "--max-concurrent-solves"),
-    (["prepare", "--scorer", "nobody"], "--scorer"),
-    (["solve", "q", "--strategy", "nonesuch"], "--strategy"),
-    (["eval", "--dataset", "gsm8k", "--strategies", "greedy,nonesuch"], "--strategies"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["serve", "--port", "x"], "--port"),
+        (["serve", "--max-concurrent-solves", "0"], "--max-concurrent-solves"),
+        (["prepare", "--scorer", "nobody"], "--scorer"),
+        (["solve", "q", "--strategy", "nonesuch"], "--strategy"),
+        (["eval", "--dataset", "gsm8k", "--strategies", "greedy,nonesuch"], "--strategies"),
+    ],
+)
 def test_bad_flag_values_are_usage_errors_naming_the_flag(argv, flag):
-    p = subprocess.run([sys.executable, "-m", "rationalyst.clients.cli", *argv], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "rationalyst.cli", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and flag in p.stderr and "Traceback" not in p.stderr, p.stderr

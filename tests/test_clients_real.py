@@ -11,11 +11,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import openai
 import pytest
-
-from types import SimpleNamespace
 
 from harness import read_items, serve
 
@@ -55,8 +54,9 @@ metadata:
 
 @pytest.fixture(scope="module")
 def oai(server):
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
-                       timeout=300) as c:
+    with openai.OpenAI(
+        base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300
+    ) as c:
         yield c
 
 
@@ -66,17 +66,20 @@ def ask(i: int = 0) -> list[dict]:
 
 def test_openai_sdk_reads_reasoning_and_answer_apart(oai):
     body = {**CHEAP, "reasoning_format": "reasoning"}
-    r = oai.chat.completions.create(model="rationalyst", messages=ask(), seed=5,
-                                    extra_body=body)
+    r = oai.chat.completions.create(model="rationalyst", messages=ask(), seed=5, extra_body=body)
     m, steps = r.choices[0].message, r.model_extra["rationalyst"]["steps"]
     texts = [s["text"] for s in steps]
     answered = r.model_extra["rationalyst"]["finish_reason"] == "answer"
     assert m.content == (texts[-1] if answered else "")
-    assert m.model_extra["reasoning"] == m.model_extra["reasoning_content"] == \
-        "\n".join(texts[:-1] if answered else texts)
+    assert (
+        m.model_extra["reasoning"]
+        == m.model_extra["reasoning_content"]
+        == "\n".join(texts[:-1] if answered else texts)
+    )
     assert r.usage.completion_tokens_details.reasoning_tokens > 0
-    stream = oai.chat.completions.create(model="rationalyst", messages=ask(), seed=5,
-                                         stream=True, extra_body=body)
+    stream = oai.chat.completions.create(
+        model="rationalyst", messages=ask(), seed=5, stream=True, extra_body=body
+    )
     reasoning = content = ""
     for chunk in stream:
         for ch in chunk.choices:
@@ -88,8 +91,10 @@ def test_openai_sdk_reads_reasoning_and_answer_apart(oai):
 
 def test_temperature_zero_repeats_itself(oai):
     def once():
-        return oai.chat.completions.create(model="rationalyst", messages=ask(1),
-                                           temperature=0, extra_body=CHEAP)
+        return oai.chat.completions.create(
+            model="rationalyst", messages=ask(1), temperature=0, extra_body=CHEAP
+        )
+
     a, b = once(), once()
     used = a.model_extra["rationalyst_sampling"]
     assert used["temperature"] > 0 and used["seed_from"] == "derived"
@@ -102,8 +107,11 @@ def short_steps_server(default_model, tmp_path_factory):
     """A server whose steps and rationales are capped at 16 tokens: lm-eval's default
     max_gen_toks (256) then buys a few short steps, and one solve stays well inside the
     test's two minutes on a loaded 2-core machine (64-token steps took 72 s there)."""
-    env = {**os.environ, "RATIONALYST_STEP_MAX_TOKENS": "16",
-           "RATIONALYST_RATIONALE_MAX_TOKENS": "16"}
+    env = {
+        **os.environ,
+        "RATIONALYST_STEP_MAX_TOKENS": "16",
+        "RATIONALYST_RATIONALE_MAX_TOKENS": "16",
+    }
     with serve(tmp_path_factory.mktemp("short") / "server.log", env=env) as url:
         yield SimpleNamespace(url=url)
 
@@ -112,25 +120,42 @@ def test_lm_eval_harness_with_its_defaults(short_steps_server, tmp_path):
     server = short_steps_server
     pytest.importorskip("lm_eval")
     data = tmp_path / "items.jsonl"
-    data.write_text("".join(json.dumps({"question": it["question"], "answer": it["answer"]})
-                            + "\n" for it in ITEMS))
+    data.write_text(
+        "".join(
+            json.dumps({"question": it["question"], "answer": it["answer"]}) + "\n" for it in ITEMS
+        )
+    )
     (tmp_path / "mini_gsm8k.yaml").write_text(TASK.format(data=data))
     out = tmp_path / "out"
     lm_eval = Path(sys.executable).with_name("lm_eval")
-    cmd = [str(lm_eval), "--model", "local-chat-completions", "--model_args",
-           f"model=rationalyst,base_url={server.url}/v1/chat/completions",
-           "--tasks", "mini_gsm8k", "--include_path", str(tmp_path),
-           "--apply_chat_template", "--output_path", str(out), "--log_samples",
-           "--limit", "1"]  # one solve: the whole run stays under two minutes on 2 cores
+    cmd = [
+        str(lm_eval),
+        "--model",
+        "local-chat-completions",
+        "--model_args",
+        f"model=rationalyst,base_url={server.url}/v1/chat/completions",
+        "--tasks",
+        "mini_gsm8k",
+        "--include_path",
+        str(tmp_path),
+        "--apply_chat_template",
+        "--output_path",
+        str(out),
+        "--log_samples",
+        "--limit",
+        "1",
+    ]  # one solve: the whole run stays under two minutes on 2 cores
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=110)
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=110)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     task = results["results"]["mini_gsm8k"]
     assert 0.0 <= task["exact_match,flexible-extract"] <= 1.0
-    samples = [json.loads(line) for f in out.rglob("samples_*.jsonl")
-               for line in f.read_text().splitlines()]
+    samples = [
+        json.loads(line)
+        for f in out.rglob("samples_*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     assert len(samples) == 1
     # Every request got a supervised answer (an error would be an empty response).
     assert all(s["resps"][0][0] for s in samples), samples
@@ -138,9 +163,18 @@ def test_lm_eval_harness_with_its_defaults(short_steps_server, tmp_path):
 
 def test_every_candidate_of_a_default_model_judge_solve_has_a_reward(server):
     import httpx
-    r = httpx.post(server.url + "/solve", json={
-        "question": ITEMS[0]["question"], "strategy": "judge", "seed": 7,
-        "num_candidates": 3, "max_steps": 2}, timeout=110)
+
+    r = httpx.post(
+        server.url + "/solve",
+        json={
+            "question": ITEMS[0]["question"],
+            "strategy": "judge",
+            "seed": 7,
+            "num_candidates": 3,
+            "max_steps": 2,
+        },
+        timeout=110,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     cands = [c for s in body["steps"] for c in s["candidates"] if c["text"]]

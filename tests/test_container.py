@@ -20,9 +20,22 @@ import time
 import httpx
 import pytest
 
-from containers import (BASE, CPU_IMAGE, GRACE_S, PODMAN, READY_S, ULIMITS, Container,
-                        clean_checkout,
-                        compose, compose_container, podman_build_flags, sh, solve, wait_ready)
+from containers import (
+    BASE,
+    CPU_IMAGE,
+    GRACE_S,
+    PODMAN,
+    READY_S,
+    ULIMITS,
+    Container,
+    clean_checkout,
+    compose,
+    compose_container,
+    podman_build_flags,
+    sh,
+    solve,
+    wait_ready,
+)
 from harness import REPO, asse_events, free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(3600)]
@@ -57,10 +70,19 @@ def cpu_image(runtime, tmp_path_factory):
     t_base = time.monotonic() - t0
     ctx = clean_checkout(tmp_path_factory.mktemp("checkout"))
     t0 = time.monotonic()
-    sh(["make", "-C", str(ctx), "image", f"IMAGE={CPU_IMAGE}", f"IMAGE_BASE={BASE}",
-        "CONTAINER=" + " ".join(PODMAN),
-        "IMAGE_FLAGS=" + " ".join(podman_build_flags(tmp_path_factory.mktemp("pip")))],
-       timeout=1800)
+    sh(
+        [
+            "make",
+            "-C",
+            str(ctx),
+            "image",
+            f"IMAGE={CPU_IMAGE}",
+            f"IMAGE_BASE={BASE}",
+            "CONTAINER=" + " ".join(PODMAN),
+            "IMAGE_FLAGS=" + " ".join(podman_build_flags(tmp_path_factory.mktemp("pip"))),
+        ],
+        timeout=1800,
+    )
     print(f"\nlocal base {t_base:.0f} s, CPU image build {time.monotonic() - t0:.0f} s")
     return ctx
 
@@ -73,11 +95,17 @@ def cpu(cpu_image, default_model, tmp_path_factory):
     model = shutil.copytree(default_model, tmp_path_factory.mktemp("volume") / "smollm2")
     sh(["chmod", "-R", "a+rX", str(model)])
     port = free_port()
-    with Container("rationalyst-test-cpu", CPU_IMAGE, port, env={
+    with Container(
+        "rationalyst-test-cpu",
+        CPU_IMAGE,
+        port,
+        env={
             "RATIONALYST_AGENT_MODEL": "/models/smollm2",
             "RATIONALYST_RATIONALE_MODEL": "/models/smollm2",
-            "RATIONALYST_SHUTDOWN_GRACE_S": str(GRACE_S)},
-            volumes=[f"{model}:/models/smollm2:ro"]) as c:
+            "RATIONALYST_SHUTDOWN_GRACE_S": str(GRACE_S),
+        },
+        volumes=[f"{model}:/models/smollm2:ro"],
+    ) as c:
         c.ready_s = wait_ready(c)
         yield c
 
@@ -117,8 +145,13 @@ def test_cpu_image_reads_its_model_from_a_read_only_volume(cpu):
 
 async def test_sigterm_drains_a_stream_and_exits_0(cpu):
     """Last user of the `cpu` container: it ends it."""
-    body = {"question": "What is 12 + 30?", "max_steps": 2, "num_candidates": 2,
-            "seed": 7, "stream": True}
+    body = {
+        "question": "What is 12 + 30?",
+        "max_steps": 2,
+        "num_candidates": 2,
+        "seed": 7,
+        "stream": True,
+    }
     async with httpx.AsyncClient(base_url=cpu.url, timeout=120) as client:
         async with client.stream("POST", "/solve", json=body) as r:
             events = asse_events(r)
@@ -138,14 +171,14 @@ def test_compose_cpu_profile_serves(cpu_image, tmp_path):
     port = free_port()
     with compose(tmp_path, "cpu", {"supervisor-cpu": port}) as up:
         up("supervisor-cpu")
-        ready = wait_ready(url=f"http://127.0.0.1:{port}",
-                           name=compose_container("supervisor-cpu"))
+        ready = wait_ready(url=f"http://127.0.0.1:{port}", name=compose_container("supervisor-cpu"))
         print(f"\ncompose cpu: /health 200 after {ready:.0f} s")
         out = solve(f"http://127.0.0.1:{port}", max_steps=1)  # serves: one step will do
         assert out["steps"]
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
         assert health["rationale_is_stand_in"] and health["models"]["agent"].endswith(
-            "SmolLM2-135M-Instruct"), health
+            "SmolLM2-135M-Instruct"
+        ), health
 
 
 def test_split_cpu_matches_in_process(cpu_image, cpu_solve, tmp_path):
@@ -153,8 +186,11 @@ def test_split_cpu_matches_in_process(cpu_image, cpu_solve, tmp_path):
     buffers) and the supervisor container: the same steps as in-process, scoring from
     the prefix cache, and as many scored tokens as in-process (a retry, or coarser
     KV blocks, would add some)."""
-    ports = {"vllm-agent-cpu": free_port(), "vllm-rationale-cpu": free_port(),
-             "supervisor-split-cpu": free_port()}
+    ports = {
+        "vllm-agent-cpu": free_port(),
+        "vllm-rationale-cpu": free_port(),
+        "supervisor-split-cpu": free_port(),
+    }
     with compose(tmp_path, "split-cpu", ports) as up:
         up("vllm-agent-cpu", "vllm-rationale-cpu")
         for svc in ("vllm-agent-cpu", "vllm-rationale-cpu"):
@@ -168,8 +204,10 @@ def test_split_cpu_matches_in_process(cpu_image, cpu_solve, tmp_path):
         out = solve(url)
         logs = sh([*PODMAN, "logs", supervisor]).stderr
     assert [s["text"] for s in out["steps"]] == [s["text"] for s in cpu_solve["steps"]]
-    print(f"\nscored tokens: split {out['usage']['scored_tokens']}, "
-          f"in-process {cpu_solve['usage']['scored_tokens']}")
+    print(
+        f"\nscored tokens: split {out['usage']['scored_tokens']}, "
+        f"in-process {cpu_solve['usage']['scored_tokens']}"
+    )
     assert out["usage"]["scored_tokens"] == cpu_solve["usage"]["scored_tokens"]
     assert "--block-size" not in logs, logs[-2000:]  # no start-up warning
 
@@ -179,16 +217,46 @@ def test_gpu_dockerfile_builds_on_the_cpu_image(cpu_image, tmp_path_factory):
     """Every step but its base: vLLM's CUDA image is replaced by our CPU image, which
     has vLLM in its system Python too; the import check runs inside."""
     t0 = time.monotonic()
-    sh([*PODMAN, "build", "--format", "docker", "-f", "docker/Dockerfile.gpu", "-t", GPU_IMAGE,
-        "--build-arg", f"BASE={CPU_IMAGE}",
-        *podman_build_flags(tmp_path_factory.mktemp("pip")), "."],
-       cwd=cpu_image, timeout=1800)
+    sh(
+        [
+            *PODMAN,
+            "build",
+            "--format",
+            "docker",
+            "-f",
+            "docker/Dockerfile.gpu",
+            "-t",
+            GPU_IMAGE,
+            "--build-arg",
+            f"BASE={CPU_IMAGE}",
+            *podman_build_flags(tmp_path_factory.mktemp("pip")),
+            ".",
+        ],
+        cwd=cpu_image,
+        timeout=1800,
+    )
     print(f"\nGPU Dockerfile on the CPU image: {time.monotonic() - t0:.0f} s")
-    code = ("import importlib.metadata as m, rationalyst.server.app, rationalyst.making; "
-            "print(m.version('rationalyst-server'), [e.name for e in "
-            "m.entry_points(group='vllm.general_plugins')])")
-    out = sh([*PODMAN, "run", "--rm", *ULIMITS, "--network", "none", "--entrypoint", "python3",
-              GPU_IMAGE, "-P", "-c", code]).stdout
+    code = (
+        "import importlib.metadata as m, rationalyst.server.app, rationalyst.making; "
+        "print(m.version('rationalyst-server'), [e.name for e in "
+        "m.entry_points(group='vllm.general_plugins')])"
+    )
+    out = sh(
+        [
+            *PODMAN,
+            "run",
+            "--rm",
+            *ULIMITS,
+            "--network",
+            "none",
+            "--entrypoint",
+            "python3",
+            GPU_IMAGE,
+            "-P",
+            "-c",
+            code,
+        ]
+    ).stdout
     assert "rationalyst_zero_prompt_logprobs" in out, out
     user = sh([*PODMAN, "image", "inspect", "--format", "{{.Config.User}}", GPU_IMAGE]).stdout
     assert user.strip() == "10001:10001"

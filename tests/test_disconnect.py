@@ -11,7 +11,6 @@ import httpx
 
 from harness import LoopServer, asse_events, blocking_engine, metric, poll, step_of
 
-
 N_STORM = 50
 
 
@@ -20,8 +19,7 @@ async def test_disconnect_storm_cancels_everything():
     engine = blocking_engine(gate, from_step=1)
     with LoopServer(engine, max_concurrent_solves=N_STORM) as srv:
         async with httpx.AsyncClient(base_url=srv.url, timeout=30) as warm:
-            r = await warm.post("/solve", json={"question": "q", "stream": True,
-                                                "max_steps": 1})
+            r = await warm.post("/solve", json={"question": "q", "stream": True, "max_steps": 1})
             assert "event: done" in r.text  # the stream machinery is up (and its tasks)
         await poll(lambda: srv.requests_running() == 0, what="warm-up request to end")
         before = srv.tasks()
@@ -45,14 +43,21 @@ async def test_disconnect_storm_cancels_everything():
         async with httpx.AsyncClient(base_url=srv.url, timeout=30, limits=limits) as c:
             clients = [asyncio.create_task(client(c)) for _ in range(N_STORM)]
             # Every solve sent its step and now waits in the engine: sample + rationale.
-            await poll(lambda: first_steps == N_STORM
-                       and len(engine.in_flight) == 2 * N_STORM, what="all streams in flight")
+            await poll(
+                lambda: first_steps == N_STORM and len(engine.in_flight) == 2 * N_STORM,
+                what="all streams in flight",
+            )
             drop.set()
             await asyncio.wait_for(asyncio.gather(*clients), 30)
 
-        await poll(lambda: not engine.in_flight and srv.requests_running() == 0
-                   and metric(srv.url, "rationalyst_aborted_total") == N_STORM,
-                   what="the server to notice every disconnect")
+        await poll(
+            lambda: (
+                not engine.in_flight
+                and srv.requests_running() == 0
+                and metric(srv.url, "rationalyst_aborted_total") == N_STORM
+            ),
+            what="the server to notice every disconnect",
+        )
         started = {rid for kind, rid in engine.events if kind.endswith("_start")}
         cancelled = {rid for kind, rid in engine.events if kind == "cancelled"}
         ended = {rid for kind, rid in engine.events if kind.endswith("_end")}

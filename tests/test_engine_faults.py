@@ -35,6 +35,7 @@ async def test_engine_failure_mid_solve_then_recovery():
     engine, state = flaky_engine()
     with LoopServer(engine) as srv:
         async with httpx.AsyncClient(base_url=srv.url, timeout=30) as c:
+
             async def health(status: int, word: str) -> dict:
                 r = await c.get("/health")
                 assert r.status_code == status and r.json()["status"] == word, r.text
@@ -50,8 +51,10 @@ async def test_engine_failure_mid_solve_then_recovery():
             assert any(k == "sample_end" and step_of(rid)[1] == 0 for k, rid in engine.events)
             down = await health(503, "degraded")
             assert "scripted is down" in down["errors"][0]
-            chat = await c.post("/v1/chat/completions", json={
-                "model": "rationalyst", "messages": [{"role": "user", "content": "q"}]})
+            chat = await c.post(
+                "/v1/chat/completions",
+                json={"model": "rationalyst", "messages": [{"role": "user", "content": "q"}]},
+            )
             assert chat.status_code == 503 and "device lost" in chat.json()["error"]["message"]
             assert metric(srv.url, "rationalyst_engine_errors_total") == 2
 

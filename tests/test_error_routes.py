@@ -21,13 +21,18 @@ def failing(exc: Exception):
 
     async def fail(kind):
         raise exc
+
     engine.on_start = fail
     return engine
 
 
-@pytest.mark.parametrize("exc, solve, v1", [
-    (InvalidParams("top_p must be in (0, 1]", param="top_p"), 422, 400),
-    (EngineError("the backend is down"), 503, 503)])
+@pytest.mark.parametrize(
+    "exc, solve, v1",
+    [
+        (InvalidParams("top_p must be in (0, 1]", param="top_p"), 422, 400),
+        (EngineError("the backend is down"), 503, 503),
+    ],
+)
 def test_an_engine_error_gets_each_routers_status(exc, solve, v1):
     with ThreadServer(failing(exc)) as srv:
         r = httpx.post(srv.url + "/solve", json={"question": "q"}, timeout=30)

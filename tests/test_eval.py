@@ -14,20 +14,35 @@ import sys
 
 import pytest
 
-from rationalyst.clients import datasets, eval_cmd
-from rationalyst.clients.datasets import math_equal, normalize_math, number_equal, parse_number, wilson
 import harness
 from harness import DATA, REPO, json_reply
+from rationalyst.cli import eval_cmd
+from rationalyst.clients import datasets
+from rationalyst.clients.datasets import (
+    math_equal,
+    normalize_math,
+    number_equal,
+    parse_number,
+    wilson,
+)
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None  # the `eval` extra
 
-FAMILY = {"gsm8k": "math", "math": "math_boxed", "math_full": "math_boxed",
-          "commonsenseqa": "multiple_choice", "hellaswag": "multiple_choice",
-          "proofwriter": "true_false", "arc_challenge": "multiple_choice",
-          "mmlu_pro": "multiple_choice", "strategyqa": "multiple_choice"}
+FAMILY = {
+    "gsm8k": "math",
+    "math": "math_boxed",
+    "math_full": "math_boxed",
+    "commonsenseqa": "multiple_choice",
+    "hellaswag": "multiple_choice",
+    "proofwriter": "true_false",
+    "arc_challenge": "multiple_choice",
+    "mmlu_pro": "multiple_choice",
+    "strategyqa": "multiple_choice",
+}
 
 
 # ---- requests and golds on real items ---------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(datasets.BENCHMARKS))
 def test_gold_matches_itself_and_requests_are_well_formed(name):
@@ -112,13 +127,23 @@ def test_wilson_known_values():
 
 # ---- resuming, against a stub server ------------------------------------------------
 
+
 def response(answer: str | None) -> dict:
-    return {"id": "solve-stub", "strategy": "greedy", "seed": 0, "answer": answer,
-            "finish_reason": "answer" if answer else "max_steps", "steps": [],
-            "usage": {"agent_prompt_tokens": 10, "agent_completion_tokens": 5,
-                      "rationale_tokens": 0, "scored_tokens": 0},
-            "timings": {"sample_ms": 1.0, "rationale_ms": 0.0, "score_ms": 0.0,
-                        "total_ms": 250.0}}
+    return {
+        "id": "solve-stub",
+        "strategy": "greedy",
+        "seed": 0,
+        "answer": answer,
+        "finish_reason": "answer" if answer else "max_steps",
+        "steps": [],
+        "usage": {
+            "agent_prompt_tokens": 10,
+            "agent_completion_tokens": 5,
+            "rationale_tokens": 0,
+            "scored_tokens": 0,
+        },
+        "timings": {"sample_ms": 1.0, "rationale_ms": 0.0, "score_ms": 0.0, "total_ms": 250.0},
+    }
 
 
 class StubServer(harness.StubServer):
@@ -134,6 +159,7 @@ class StubServer(harness.StubServer):
             if isinstance(got, tuple):
                 return json_reply(got[0], {"error": {"message": got[1], "type": "x"}})
             return json_reply(200, response(got))
+
         super().__init__(respond)
 
     @property
@@ -143,8 +169,21 @@ class StubServer(harness.StubServer):
 
 def run_eval(url: str, out, *extra: str) -> int:
     # The stub answers without steps, so grade its `answer` field (lenient).
-    return eval_cmd.main(["--url", url, "--out", str(out), "--data-dir", str(DATA),
-                          "--concurrency", "3", "--grading", "lenient", *extra])
+    return eval_cmd.main(
+        [
+            "--url",
+            url,
+            "--out",
+            str(out),
+            "--data-dir",
+            str(DATA),
+            "--concurrency",
+            "3",
+            "--grading",
+            "lenient",
+            *extra,
+        ]
+    )
 
 
 def test_resume_skips_done_items_and_retries_errors(tmp_path):
@@ -159,8 +198,19 @@ def test_resume_skips_done_items_and_retries_errors(tmp_path):
 
     stub = StubServer(answer)
     try:
-        assert run_eval(stub.url, tmp_path, "--dataset", "gsm8k", "--strategies",
-                        "greedy,random", "--limit", "4") == 0
+        assert (
+            run_eval(
+                stub.url,
+                tmp_path,
+                "--dataset",
+                "gsm8k",
+                "--strategies",
+                "greedy,random",
+                "--limit",
+                "4",
+            )
+            == 0
+        )
         first = len(stub.bodies)
         assert first == 8
         assert {b["strategy"] for b in stub.bodies} == {"greedy", "random"}
@@ -177,12 +227,27 @@ def test_resume_skips_done_items_and_retries_errors(tmp_path):
         summary = (tmp_path / "summary.md").read_text()
         assert "| gsm8k | greedy | 3 | 0.333 |" in summary  # the error is left out of n
         # Second run: only the errored items (one per strategy) are sent again.
-        assert run_eval(stub.url, tmp_path, "--dataset", "gsm8k", "--strategies",
-                        "greedy,random", "--limit", "4") == 0
+        assert (
+            run_eval(
+                stub.url,
+                tmp_path,
+                "--dataset",
+                "gsm8k",
+                "--strategies",
+                "greedy,random",
+                "--limit",
+                "4",
+            )
+            == 0
+        )
         assert len(stub.bodies) == first + 2
         # A larger limit sends only the new items.
-        assert run_eval(stub.url, tmp_path, "--dataset", "gsm8k", "--strategies",
-                        "greedy", "--limit", "6") == 0
+        assert (
+            run_eval(
+                stub.url, tmp_path, "--dataset", "gsm8k", "--strategies", "greedy", "--limit", "6"
+            )
+            == 0
+        )
         assert len(stub.bodies) == first + 2 + 3  # Josh again + items 4, 5
     finally:
         stub.close()
@@ -192,8 +257,19 @@ def test_torn_last_line_is_ignored_and_no_server_exits_1(tmp_path):
     (tmp_path / "items.jsonl").write_text('{"dataset": "arc_challenge", "strat')
     stub = StubServer(lambda body: "C")
     try:
-        assert run_eval(stub.url, tmp_path, "--dataset", "arc_challenge",
-                        "--strategies", "greedy", "--limit", "2") == 0
+        assert (
+            run_eval(
+                stub.url,
+                tmp_path,
+                "--dataset",
+                "arc_challenge",
+                "--strategies",
+                "greedy",
+                "--limit",
+                "2",
+            )
+            == 0
+        )
     finally:
         stub.close()
     recs = eval_cmd.read_records(tmp_path / "items.jsonl")
@@ -205,17 +281,39 @@ def test_torn_last_line_is_ignored_and_no_server_exits_1(tmp_path):
 
 # ---- end to end, on the real server -------------------------------------------------
 
+
 @pytest.mark.vllm
 def test_tiny_end_to_end_run(server, tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--url", server.url,
-         "--dataset", "gsm8k,arc_challenge", "--strategies", "greedy", "--limit", "1",
-         "--max-steps", "2", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "rationalyst.cli",
+            "eval",
+            "--url",
+            server.url,
+            "--dataset",
+            "gsm8k,arc_challenge",
+            "--strategies",
+            "greedy",
+            "--limit",
+            "1",
+            "--max-steps",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr
     recs = [json.loads(line) for line in (tmp_path / "items.jsonl").open()]
     assert {(r["dataset"], r["id"]) for r in recs} == {
-        ("gsm8k", "gsm8k-test-0"), ("arc_challenge", "Mercury_7175875")}
+        ("gsm8k", "gsm8k-test-0"),
+        ("arc_challenge", "Mercury_7175875"),
+    }
     assert all(r["error"] is None and r["trace"]["steps"] for r in recs)
     summary = (tmp_path / "summary.md").read_text()
     assert "| gsm8k | greedy | 1 |" in summary and "| arc_challenge | greedy | 1 |" in summary
@@ -225,9 +323,28 @@ def test_tiny_end_to_end_run(server, tmp_path):
 @pytest.mark.vllm
 def test_in_process_starts_a_private_server_and_stops_it(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
-         "--strategies", "greedy", "--limit", "1", "--max-steps", "2", "--out",
-         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "rationalyst.cli",
+            "eval",
+            "--in-process",
+            "--dataset",
+            "gsm8k",
+            "--strategies",
+            "greedy",
+            "--limit",
+            "1",
+            "--max-steps",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr
     (rec,) = [json.loads(line) for line in (tmp_path / "items.jsonl").open()]
     assert rec["error"] is None and rec["trace"]["steps"]
@@ -241,9 +358,25 @@ def test_in_process_starts_a_private_server_and_stops_it(tmp_path):
 def test_in_process_server_that_cannot_start_is_a_clear_error(tmp_path):
     env = {**os.environ, "RATIONALYST_AGENT_MODEL": str(tmp_path / "no-such-model")}
     p = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "eval", "--in-process", "--dataset", "gsm8k",
-         "--limit", "1", "--out", str(tmp_path / "out")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "rationalyst.cli",
+            "eval",
+            "--in-process",
+            "--dataset",
+            "gsm8k",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 1
     assert "server exited with status 2 while starting" in p.stderr, p.stderr
     assert "no-such-model" in p.stderr  # the server's own message, from its log
@@ -256,8 +389,21 @@ def test_limit_0_runs_every_item_of_the_file(tmp_path):
     (data / "gsm8k.jsonl").write_text("\n".join(lines) + "\n")
     stub = StubServer(lambda body: "0")
     try:
-        assert run_eval(stub.url, tmp_path / "out", "--dataset", "gsm8k", "--strategies",
-                        "greedy", "--limit", "0", "--data-dir", str(data)) == 0
+        assert (
+            run_eval(
+                stub.url,
+                tmp_path / "out",
+                "--dataset",
+                "gsm8k",
+                "--strategies",
+                "greedy",
+                "--limit",
+                "0",
+                "--data-dir",
+                str(data),
+            )
+            == 0
+        )
         assert len(stub.bodies) == 3
     finally:
         stub.close()

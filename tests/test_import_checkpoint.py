@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from harness import REPO, build_published_replica
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 from rationalyst.making import import_checkpoint, tensor_files
 
 
@@ -79,8 +79,9 @@ def test_published_layout_imports_exactly(imported, replica, default_model):
     for name, digest in record["out"]["sha256"].items():
         assert tensor_files.sha256_file(imported / name) == digest
     assert record["check"]["greedy_ids"] and record["check"]["greedy_text"]
-    assert (imported / "generation_config.json").read_text() == \
-        (default_model / "generation_config.json").read_text()
+    assert (imported / "generation_config.json").read_text() == (
+        default_model / "generation_config.json"
+    ).read_text()
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(imported)
@@ -91,9 +92,21 @@ def test_published_layout_imports_exactly(imported, replica, default_model):
 
 def test_serving_the_replica_is_refused_with_the_import_command(replica):
     proc = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "serve", "--port", "1",
-         "--rationale-model", str(replica)],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "rationalyst.cli",
+            "serve",
+            "--port",
+            "1",
+            "--rationale-model",
+            str(replica),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"rationalyst import-checkpoint {replica} --base default --out " in proc.stderr
 
@@ -106,12 +119,15 @@ def test_imported_model_writes_the_default_models_rationales(imported, server, t
 
     from harness import serve
 
-    body = {"question": "A box holds 6 eggs. How many eggs are in 5 boxes?",
-            "max_steps": 3, "num_candidates": 2, "seed": 3}
+    body = {
+        "question": "A box holds 6 eggs. How many eggs are in 5 boxes?",
+        "max_steps": 3,
+        "num_candidates": 2,
+        "seed": 3,
+    }
     want = httpx.post(server.url + "/solve", json=body, timeout=300)
     assert want.status_code == 200, want.text
-    with serve(tmp_path / "server.log",
-               env={"RATIONALYST_RATIONALE_MODEL": str(imported)}) as url:
+    with serve(tmp_path / "server.log", env={"RATIONALYST_RATIONALE_MODEL": str(imported)}) as url:
         health = httpx.get(url + "/health", timeout=10).json()
         assert health["models"]["rationale"] == imported.name
         assert health["rationale_is_stand_in"] is False
@@ -124,6 +140,7 @@ def test_imported_model_writes_the_default_models_rationales(imported, server, t
 
 # ---- the tiny replica: the rest of the behaviour, fast ----------------------------
 
+
 def test_tokenizer_from_src_loses_the_dropped_pad(tiny_replica, tiny_model, tmp_path):
     """BASE without a tokenizer: SRC's is used, without the pad whose row is dropped."""
     base = tmp_path / "base"
@@ -131,8 +148,12 @@ def test_tokenizer_from_src_loses_the_dropped_pad(tiny_replica, tiny_model, tmp_
     for name in ("config.json", "model.safetensors"):
         (base / name).symlink_to(tiny_model / name)
     out = tmp_path / "out"
-    assert run_import(tiny_replica, "--base", base, "--out", out, "--dtype", "float32",
-                      "--shard-mb", "5") == 0
+    assert (
+        run_import(
+            tiny_replica, "--base", base, "--out", out, "--dtype", "float32", "--shard-mb", "5"
+        )
+        == 0
+    )
     record = json.loads((out / import_checkpoint.RECORD).read_text())
     assert record["from"]["tokenizer"] == "SRC" and record["from"]["tokens_removed"] == ["[PAD]"]
     assert record["from"]["generation_config"] is None
@@ -148,23 +169,29 @@ def test_src_with_model_prefix_keeps_its_own_head(tiny_replica, tiny_model, tmp_
     """Keys with `model.`: a tied *ForCausalLM SRC keeps its own (tied) head, and an
     untied one (OUT of a first import) its own lm_head.weight, not BASE's."""
     first, second = tmp_path / "first", tmp_path / "second"
-    assert run_import(tiny_model, "--base", tiny_model, "--out", first, "--no-check",
-                      "--dtype", "float32") == 0
+    assert (
+        run_import(
+            tiny_model, "--base", tiny_model, "--out", first, "--no-check", "--dtype", "float32"
+        )
+        == 0
+    )
     record = json.loads((first / import_checkpoint.RECORD).read_text())
     assert record["from"]["lm_head"].startswith("SRC model.embed_tokens.weight")
     assert record["extra_vocab_rows"]["count"] == 0 and "check" not in record
-    assert run_import(first, "--base", tiny_replica, "--out", second, "--dtype",
-                      "float32") == 2  # BASE's vocabulary (49,153) is larger than SRC's
-    assert run_import(first, "--base", tiny_model, "--out", second, "--dtype",
-                      "float32") == 0
+    assert (
+        run_import(first, "--base", tiny_replica, "--out", second, "--dtype", "float32") == 2
+    )  # BASE's vocabulary (49,153) is larger than SRC's
+    assert run_import(first, "--base", tiny_model, "--out", second, "--dtype", "float32") == 0
     record = json.loads((second / import_checkpoint.RECORD).read_text())
     assert record["from"]["lm_head"] == "SRC lm_head.weight"
-    assert tensors(second)["lm_head.weight"].equal(tensors(tiny_model)[
-        "model.embed_tokens.weight"].float())
+    assert tensors(second)["lm_head.weight"].equal(
+        tensors(tiny_model)["model.embed_tokens.weight"].float()
+    )
 
 
-def test_overwrite_replaces_only_once_the_new_one_is_complete(tiny_replica, tiny_model,
-                                                              tmp_path, capsys):
+def test_overwrite_replaces_only_once_the_new_one_is_complete(
+    tiny_replica, tiny_model, tmp_path, capsys
+):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
@@ -185,11 +212,21 @@ def _body(folder: Path, vocab: int, hidden: int, **config) -> Path:
     import torch
 
     folder.mkdir()
-    save_file({"embed_tokens.weight": torch.zeros(vocab, hidden),
-               "norm.weight": torch.ones(hidden)}, folder / "model.safetensors")
-    (folder / "config.json").write_text(json.dumps(
-        {"architectures": ["LlamaModel"], "model_type": "llama", "vocab_size": vocab,
-         "hidden_size": hidden, **config}))
+    save_file(
+        {"embed_tokens.weight": torch.zeros(vocab, hidden), "norm.weight": torch.ones(hidden)},
+        folder / "model.safetensors",
+    )
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaModel"],
+                "model_type": "llama",
+                "vocab_size": vocab,
+                "hidden_size": hidden,
+                **config,
+            }
+        )
+    )
     return folder
 
 
@@ -216,22 +253,32 @@ def _bad_inputs(tmp: Path, tiny_model: Path, tiny_replica: Path) -> list[tuple]:
         ("no weights", no_weights, tiny_model, "has no weights: no *.safetensors"),
         ("only .bin", only_bin, tiny_model, "convert .bin weights to safetensors"),
         ("not safetensors", not_st, tiny_model, "is not a safetensors file"),
-        ("hidden size", _body(tmp / "wide", 49153, 256), tiny_model,
-         "SRC's hidden size (256) does not match BASE's (128)"),
-        ("small vocabulary", _body(tmp / "small", 1000, 128), tiny_model,
-         "SRC's vocabulary (1000 rows) is smaller than BASE's (49152)"),
+        (
+            "hidden size",
+            _body(tmp / "wide", 49153, 256),
+            tiny_model,
+            "SRC's hidden size (256) does not match BASE's (128)",
+        ),
+        (
+            "small vocabulary",
+            _body(tmp / "small", 1000, 128),
+            tiny_model,
+            "SRC's vocabulary (1000 rows) is smaller than BASE's (49152)",
+        ),
         ("no tokenizer", _body(tmp / "no-tok", 49153, 128), bare_base, "no tokenizer in SRC"),
         ("no config", no_config, tiny_model, "has no config.json"),
         ("a file", bare_base / "model.safetensors", tiny_model, "is a file"),
         ("missing folder", tmp / "nowhere" / "x", tiny_model, "no such folder"),
-        ("base without head", tiny_replica,
-         _body(tmp / "headless", 49152, 128, tie_word_embeddings=False),
-         "has no LM head either"),
+        (
+            "base without head",
+            tiny_replica,
+            _body(tmp / "headless", 49152, 128, tie_word_embeddings=False),
+            "has no LM head either",
+        ),
     ]
 
 
-def test_bad_inputs_exit_2_with_one_line_and_no_out(tiny_model, tiny_replica, tmp_path,
-                                                    capsys):
+def test_bad_inputs_exit_2_with_one_line_and_no_out(tiny_model, tiny_replica, tmp_path, capsys):
     for case, src, base, message in _bad_inputs(tmp_path / "in", tiny_model, tiny_replica):
         out = tmp_path / "outs" / case.replace(" ", "-")
         rc = run_import(src, "--base", base, "--out", out)
@@ -252,8 +299,12 @@ def test_missing_flags_are_usage_errors(capsys):
 def small_disk(path: Path, size: str):
     """A real tmpfs of `size` at `path` (root only); None where it cannot be mounted."""
     path.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        != 0
+    ):
         yield None
         return
     try:
@@ -271,12 +322,14 @@ def test_disk_full(tiny_replica, tiny_model, tmp_path, capsys, monkeypatch):
 
             def full(*_):
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             monkeypatch.setattr(tensor_files.ShardWriter, "write", full)
         else:
             assert run_import(tiny_replica, "--base", tiny_model, "--out", disk / "out") == 2
             assert "not enough disk space" in capsys.readouterr().err
-        monkeypatch.setattr(import_checkpoint.shutil, "disk_usage",
-                            lambda _: SimpleNamespace(free=1 << 40))
+        monkeypatch.setattr(
+            import_checkpoint.shutil, "disk_usage", lambda _: SimpleNamespace(free=1 << 40)
+        )
         assert run_import(tiny_replica, "--base", tiny_model, "--out", disk / "out") == 2
         err = capsys.readouterr().err
         assert "disk full while writing" in err and "Traceback" not in err
@@ -297,9 +350,23 @@ sys.exit(import_checkpoint.main(sys.argv[1:]))
 
 def test_runs_without_vllm_as_a_module(tiny_replica, tiny_model, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", BLOCK_VLLM, str(tiny_replica), "--base",
-                           str(tiny_model), "--out", str(out), "--no-progress"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_VLLM,
+            str(tiny_replica),
+            "--base",
+            str(tiny_model),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "check: greedy" in proc.stdout and (out / import_checkpoint.RECORD).is_file()
 
@@ -316,15 +383,19 @@ def test_compose_import_service_runs_the_command_into_the_cache():
     assert svc["environment"]["HF_HUB_OFFLINE"] == "0"
     # ${VAR:-default} -> default: what `run --rm import` runs with no variables set
     argv = [re.sub(r"\$\{\w+:-(.*)\}", r"\1", a) for a in svc["command"]]
-    assert argv == ["import-checkpoint", "Dongwei/Rationalyst_reasoning_datasets", "--base",
-                    "meta-llama/Meta-Llama-3-8B-Instruct", "--out",
-                    "/models/Rationalyst-LlamaForCausalLM"]
-    import argparse
+    assert argv == [
+        "import-checkpoint",
+        "Dongwei/Rationalyst_reasoning_datasets",
+        "--base",
+        "meta-llama/Meta-Llama-3-8B-Instruct",
+        "--out",
+        "/models/Rationalyst-LlamaForCausalLM",
+    ]
+    from rationalyst.cli import flags
+    from rationalyst.cli import main as cli_main
 
-    parser = argparse.ArgumentParser()
-    import_checkpoint.add_parser(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    assert args.src == argv[1] and str(args.out) == argv[5]
+    opts = flags.options(cli_main.parser(["import-checkpoint"]).parse_args(argv))
+    assert opts.src == argv[1] and str(opts.out) == argv[5]
     readme = (REPO / "docs" / "deployment.md").read_text()  # the compose how-to lives there
     assert "--profile import run --rm import" in readme
     assert f"RATIONALYST_RATIONALE_MODEL={argv[5]}" in readme
@@ -342,16 +413,19 @@ def test_stand_in_note_points_to_the_import():
         health = httpx.get(srv.url + "/health", timeout=10).json()
     assert health["rationale_is_stand_in"] is True
     note = health["note"]
-    assert "rationalyst import-checkpoint Dongwei/Rationalyst_reasoning_datasets --base " \
+    assert (
+        "rationalyst import-checkpoint Dongwei/Rationalyst_reasoning_datasets --base "
         "meta-llama/Meta-Llama-3-8B-Instruct --out DIR" in note
+    )
     assert "RATIONALYST_RATIONALE_MODEL to DIR" in note
 
 
-def test_a_failed_check_leaves_no_out(tiny_replica, tiny_model, tmp_path, capsys,
-                                      monkeypatch):
+def test_a_failed_check_leaves_no_out(tiny_replica, tiny_model, tmp_path, capsys, monkeypatch):
     """transformers failing on OUT (simulated: the weights are fine) is one line."""
+
     def broken(*_):
         raise RuntimeError("size mismatch for lm_head.weight")
+
     monkeypatch.setattr(import_checkpoint, "_greedy", broken)
     out = tmp_path / "out"
     assert run_import(tiny_replica, "--base", tiny_model, "--out", out) == 2
@@ -380,16 +454,27 @@ def test_hub_ids_through_the_hub_cache_offline(tiny_replica, tiny_model, tmp_pat
     _hub_cache(cache, "someone/replica", tiny_replica, "a" * 40)
     _hub_cache(cache, "someone/base", tiny_model, "b" * 40)
     env = {**os.environ, "HF_HOME": str(cache), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "rationalyst.making.import_checkpoint", "--no-progress",
-           "--no-check", "--base", "someone/base", "--out", str(tmp_path / "out")]
-    proc = subprocess.run([*cmd, "someone/replica"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "rationalyst.making.import_checkpoint",
+        "--no-progress",
+        "--no-check",
+        "--base",
+        "someone/base",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    proc = subprocess.run(
+        [*cmd, "someone/replica"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((tmp_path / "out" / import_checkpoint.RECORD).read_text())
     assert record["src"]["spec"] == "someone/replica"
     assert (record["src"]["revision"], record["base"]["revision"]) == ("a" * 40, "b" * 40)
     cmd[-1] = str(tmp_path / "out2")
-    proc = subprocess.run([*cmd, "someone/missing"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*cmd, "someone/missing"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot download SRC 'someone/missing' from the hub" in proc.stderr

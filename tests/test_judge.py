@@ -16,32 +16,47 @@ from harness import LoopServer, StubServer, free_port, json_reply
 from rationalyst.supervisor.engine import EngineError, Engines
 from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
-from rationalyst.supervisor.types import Problem, SolveParams
 from rationalyst.supervisor.strategies.judge import JUDGE_SYSTEM, HTTPJudge, parse_reward
+from rationalyst.supervisor.types import Problem, SolveParams
 
 PROBLEM = Problem("What is 2 + 3?", "math")
 CANDS = ["add two and three", "the sum is five", "guess six"]
 
 
 def params(**kw) -> SolveParams:
-    return SolveParams(**{"strategy": "judge", "num_candidates": 3, "max_steps": 1,
-                          "seed": 1, **kw})
+    return SolveParams(
+        **{"strategy": "judge", "num_candidates": 3, "max_steps": 1, "seed": 1, **kw}
+    )
 
 
 def agent(replies: dict[str, str], scores=None, **kw) -> ScriptedEngine:
     """Samples CANDS; as its own judge, replies by the candidate in the prompt's
     last trajectory line."""
+
     def generate(prompt):
         last = [line for line in prompt.splitlines() if line.startswith("Step ")][-1]
         return replies[last.split(": ", 1)[1]]
-    return ScriptedEngine(steps=lambda p, n, s: CANDS[:n], generate=generate, scores=scores,
-                          **kw)
+
+    return ScriptedEngine(steps=lambda p, n, s: CANDS[:n], generate=generate, scores=scores, **kw)
 
 
-@pytest.mark.parametrize("reply, reward", [
-    ("Reward: 3", 3), ("2", 2), ("I think... Reward: 0.", 0), ("Reward: **2**", 2),
-    (" 1\n", 1), ("reward 1 of 3", None), ("The answer is 1.", None), ("Reward: 12", None),
-    ("Reward: 7", None), ("Reward: -1", None), ("no idea", None), ("", None)])
+@pytest.mark.parametrize(
+    "reply, reward",
+    [
+        ("Reward: 3", 3),
+        ("2", 2),
+        ("I think... Reward: 0.", 0),
+        ("Reward: **2**", 2),
+        (" 1\n", 1),
+        ("reward 1 of 3", None),
+        ("The answer is 1.", None),
+        ("Reward: 12", None),
+        ("Reward: 7", None),
+        ("Reward: -1", None),
+        ("no idea", None),
+        ("", None),
+    ],
+)
 def test_parse_reward(reply, reward):
     assert parse_reward(reply) == reward
 
@@ -77,8 +92,10 @@ async def test_every_call_of_a_judge_solve_carries_the_solve_id():
 async def test_ties_go_to_the_agents_own_likelier_candidate():
     # Agent log-probs: the third candidate likeliest, then the second.
     lp = {CANDS[0]: -3.0, CANDS[1]: -2.0, CANDS[2]: -1.0}
-    eng = agent({CANDS[0]: "Reward: 3", CANDS[1]: "Reward: 3", CANDS[2]: "Reward: 1"},
-                scores=lambda prefix, text: [lp[text]] * len(text.split()))
+    eng = agent(
+        {CANDS[0]: "Reward: 3", CANDS[1]: "Reward: 3", CANDS[2]: "Reward: 1"},
+        scores=lambda prefix, text: [lp[text]] * len(text.split()),
+    )
     result = await solve_all(PROBLEM, params(), Engines(eng, eng, eng))
     cands = result.steps[0].candidates
     assert [c.logprob for c in cands] == [-3.0, -2.0, -1.0]
@@ -105,8 +122,8 @@ async def test_a_failing_verifier_call_cancels_its_siblings():
 
     def generate(prompt):
         raise EngineError("verifier down")
-    eng = ScriptedEngine(steps=lambda p, n, s: CANDS[:n], generate=generate,
-                         on_start=on_start)
+
+    eng = ScriptedEngine(steps=lambda p, n, s: CANDS[:n], generate=generate, on_start=on_start)
     with pytest.raises(EngineError, match="verifier down"):
         await asyncio.wait_for(solve_all(PROBLEM, params(), Engines(eng, eng, eng)), 10)
     judged = {rid for kind, rid, _ in eng.requests if kind == "generate"}
@@ -117,24 +134,36 @@ async def test_a_failing_verifier_call_cancels_its_siblings():
 
 # ---- a stub OpenAI-compatible verifier --------------------------------------------------
 
+
 def chat_reply(content: str, prompt_tokens: int = 40, completion_tokens: int = 3):
-    return json_reply(200, {"id": "x", "object": "chat.completion", "model": "gpt-4-turbo",
-                            "choices": [{"index": 0, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": content}}],
-                            "usage": {"prompt_tokens": prompt_tokens,
-                                      "completion_tokens": completion_tokens}})
+    return json_reply(
+        200,
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "gpt-4-turbo",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        },
+    )
 
 
 async def test_stub_openai_verifier_receives_each_trajectory():
     def respond(request):
         user = request[3]["messages"][-1]["content"]
         return chat_reply("Reward: 3" if CANDS[2] in user else "Reward: 1")
+
     stub = StubServer(respond)
     judge = HTTPJudge(stub.url + "/v1", "gpt-4-turbo", api_key="sk-test")
     eng = agent({})
     try:
-        result = await solve_all(PROBLEM, params(max_steps=2), Engines(eng, eng, eng,
-                                                                          judge=judge))
+        result = await solve_all(PROBLEM, params(max_steps=2), Engines(eng, eng, eng, judge=judge))
     finally:
         await judge.close()
         stub.close()
@@ -156,14 +185,19 @@ async def test_stub_openai_verifier_receives_each_trajectory():
     assert result.usage.verifier_completion_tokens == 6 * 3
 
 
-@pytest.mark.parametrize("reply, needle", [
-    (json_reply(500, {"error": "boom"}), "answered HTTP 500"),
-    ((200, {"content-type": "text/plain"}, b"not json"), "not an OpenAI chat completion"),
-    (json_reply(200, {"choices": []}), "not an OpenAI chat completion"),
-    (json_reply(200, {"choices": [{"message": {"content": "Score: 7"}}], "usage": [1]}),
-     "not an OpenAI chat completion")])
-async def test_verifier_http_error_or_non_json_is_an_engine_error_naming_its_host(
-        reply, needle):
+@pytest.mark.parametrize(
+    "reply, needle",
+    [
+        (json_reply(500, {"error": "boom"}), "answered HTTP 500"),
+        ((200, {"content-type": "text/plain"}, b"not json"), "not an OpenAI chat completion"),
+        (json_reply(200, {"choices": []}), "not an OpenAI chat completion"),
+        (
+            json_reply(200, {"choices": [{"message": {"content": "Score: 7"}}], "usage": [1]}),
+            "not an OpenAI chat completion",
+        ),
+    ],
+)
+async def test_verifier_http_error_or_non_json_is_an_engine_error_naming_its_host(reply, needle):
     stub = StubServer()
     stub.script = [reply]
     judge = HTTPJudge(stub.url + "/v1", "m")
@@ -186,8 +220,9 @@ def test_unreachable_verifier_is_503_with_its_host_and_health_degraded():
         r = httpx.post(srv.url + "/solve", json={"question": "q", "strategy": "judge"})
         assert r.status_code == 503
         assert f"127.0.0.1:{port}" in r.json()["error"]["message"]
-        with httpx.stream("POST", srv.url + "/solve",
-                          json={"question": "q", "strategy": "judge", "stream": True}) as s:
+        with httpx.stream(
+            "POST", srv.url + "/solve", json={"question": "q", "strategy": "judge", "stream": True}
+        ) as s:
             text = s.read().decode()
         assert "event: error" in text and f"127.0.0.1:{port}" in text
         h = httpx.get(srv.url + "/health")
@@ -195,19 +230,28 @@ def test_unreachable_verifier_is_503_with_its_host_and_health_degraded():
         assert any(f"127.0.0.1:{port}" in e for e in h.json()["errors"])
         assert h.json()["models"]["judge"] == "gpt-4-turbo" and "prm" not in h.json()["models"]
         # The other strategies still serve.
-        ok = httpx.post(srv.url + "/solve", json={"question": "q", "strategy": "random",
-                                                  "max_steps": 1})
+        ok = httpx.post(
+            srv.url + "/solve", json={"question": "q", "strategy": "random", "max_steps": 1}
+        )
         assert ok.status_code == 200
 
 
 # ---- the real default model as its own verifier --------------------------------------
 
+
 @pytest.mark.vllm
 def test_judge_end_to_end_on_the_default_model(server):
     with httpx.Client(base_url=server.url, timeout=600) as c:
-        r = c.post("/solve", json={"question": "Tom has 3 apples and buys 4 more. How many "
-                                   "apples does he have?", "strategy": "judge",
-                                   "num_candidates": 2, "max_steps": 2, "seed": 3})
+        r = c.post(
+            "/solve",
+            json={
+                "question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
+                "strategy": "judge",
+                "num_candidates": 2,
+                "max_steps": 2,
+                "seed": 3,
+            },
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["strategy"] == "judge" and body["steps"]

@@ -45,12 +45,16 @@ def test_an_empty_stop_string_is_a_400_naming_stop(server, stream, stop):
 
 # 3 ---------------------------------------------------------------------------------
 @pytest.mark.vllm
-@pytest.mark.parametrize("how", [
-    {"content": b'{"question": "q"}', "headers": {"content-type": "text/plain"}},
-    {"data": {"question": "q"}},  # curl -d: a form
-    {"files": {"question": (None, "q")}},  # curl -F: multipart
-    {"content": b'{"question": "q"}'},  # no Content-Type at all
-], ids=["text-plain", "form", "multipart", "none"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        {"content": b'{"question": "q"}', "headers": {"content-type": "text/plain"}},
+        {"data": {"question": "q"}},  # curl -d: a form
+        {"files": {"question": (None, "q")}},  # curl -F: multipart
+        {"content": b'{"question": "q"}'},  # no Content-Type at all
+    ],
+    ids=["text-plain", "form", "multipart", "none"],
+)
 def test_a_body_not_sent_as_json_is_a_400_about_content_type(server, how):
     for path in ("/solve", "/v1/chat/completions"):
         r = httpx.post(server.url + path, **how)
@@ -63,33 +67,50 @@ def test_a_body_not_sent_as_json_is_a_400_about_content_type(server, how):
 @pytest.mark.vllm
 def test_a_passthrough_stream_whose_client_leaves_is_aborted_and_499(server):
     def counts():
-        return [metric(server.url, "rationalyst_aborted_total"),
-                metric(server.url, "rationalyst_requests_total",
-                       endpoint="/v1/chat/completions", status="499")]
-    poll_until(lambda: metric(server.url, "rationalyst_solves_in_flight") == 0, 60,
-               "an idle server")
+        return [
+            metric(server.url, "rationalyst_aborted_total"),
+            metric(
+                server.url,
+                "rationalyst_requests_total",
+                endpoint="/v1/chat/completions",
+                status="499",
+            ),
+        ]
+
+    poll_until(
+        lambda: metric(server.url, "rationalyst_solves_in_flight") == 0, 60, "an idle server"
+    )
     aborted, gone = counts()
-    body = {"model": agent_name(server.url), "stream": True, "max_tokens": 1500,
-            "messages": [{"role": "user", "content": "Write a long story."}]}
+    body = {
+        "model": agent_name(server.url),
+        "stream": True,
+        "max_tokens": 1500,
+        "messages": [{"role": "user", "content": "Write a long story."}],
+    }
     with httpx.Client(base_url=server.url, timeout=60) as c:
         with c.stream("POST", "/v1/chat/completions", json=body) as r:
             for event in EventSource(r).iter_sse():
                 choices = json.loads(event.data)["choices"]
                 if choices and choices[0]["delta"].get("content"):
                     break  # leave after the first token
-    poll_until(lambda: counts() == [aborted + 1, gone + 1], 30,
-               "the abort to be counted and logged as 499")
+    poll_until(
+        lambda: counts() == [aborted + 1, gone + 1], 30, "the abort to be counted and logged as 499"
+    )
 
 
 # 5 ---------------------------------------------------------------------------------
 @pytest.mark.vllm
-@pytest.mark.parametrize("body, param", [
-    ({"category": "nope"}, "category"),
-    ({"profile": "reference", "category": "nope", "choices": ["a", "b"]}, "category"),
-    ({"task": "multiple_choice"}, "task"),
-    ({"stop": 5}, "stop"),
-    ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
-], ids=["category-profile", "category-unknown", "task", "stop", "content"])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"category": "nope"}, "category"),
+        ({"profile": "reference", "category": "nope", "choices": ["a", "b"]}, "category"),
+        ({"task": "multiple_choice"}, "task"),
+        ({"stop": 5}, "stop"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
+    ],
+    ids=["category-profile", "category-unknown", "task", "stop", "content"],
+)
 def test_v1_errors_name_the_field_not_a_validator_branch(server, body, param):
     r = chat(server.url, **{**CHEAP, **body})
     assert r.status_code == 400, r.text

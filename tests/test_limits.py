@@ -12,8 +12,15 @@ import time
 import httpx
 import pytest
 
-from harness import (LoopServer, answering_engine, asse_events, blocking_engine, metric, poll,
-                     step_of)
+from harness import (
+    LoopServer,
+    answering_engine,
+    asse_events,
+    blocking_engine,
+    metric,
+    poll,
+    step_of,
+)
 from rationalyst.supervisor import prompts
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
 from rationalyst.supervisor.types import Problem
@@ -29,16 +36,24 @@ async def test_busy_server_answers_429_with_retry_after():
             async def held():
                 async with c.stream("POST", "/solve", json=body) as r:
                     return [e async for e, _, _ in asse_events(r)]
+
             holders = [asyncio.create_task(held()) for _ in range(2)]
             # One solve runs (blocked in the engine), one waits in the queue.
-            await poll(lambda: len({step_of(rid)[0] for rid in set(engine.in_flight)}) == 1
-                       and metric(srv.url, "rationalyst_queue_depth") == 1, what="full")
+            await poll(
+                lambda: (
+                    len({step_of(rid)[0] for rid in set(engine.in_flight)}) == 1
+                    and metric(srv.url, "rationalyst_queue_depth") == 1
+                ),
+                what="full",
+            )
 
             for path, payload in [
                 ("/solve", {"question": "q"}),
                 ("/solve", {"question": "q", "stream": True}),
-                ("/v1/chat/completions", {"model": "rationalyst",
-                                          "messages": [{"role": "user", "content": "q"}]}),
+                (
+                    "/v1/chat/completions",
+                    {"model": "rationalyst", "messages": [{"role": "user", "content": "q"}]},
+                ),
             ]:
                 r = await c.post(path, json=payload)
                 assert r.status_code == 429, r.text
@@ -63,16 +78,22 @@ def test_body_over_the_limit_is_413_declared_or_chunked():
 
         # Without Content-Length (chunked), the body is counted as it arrives.
         raw = json.dumps(big).encode()
-        chunks = (raw[i:i + 512] for i in range(0, len(raw), 512))
-        r = httpx.post(srv.url + "/v1/chat/completions", content=chunks,
-                       headers={"content-type": "application/json"})
+        chunks = (raw[i : i + 512] for i in range(0, len(raw), 512))
+        r = httpx.post(
+            srv.url + "/v1/chat/completions",
+            content=chunks,
+            headers={"content-type": "application/json"},
+        )
         assert r.request.headers["transfer-encoding"] == "chunked"
         assert r.status_code == 413, r.text
         assert "over this server's limit of 2048" in r.json()["error"]["message"]
         # A small chunked body still goes through.
         small = json.dumps({"question": "q"}).encode()
-        r = httpx.post(srv.url + "/solve", content=iter([small[:5], small[5:]]),
-                       headers={"content-type": "application/json"})
+        r = httpx.post(
+            srv.url + "/solve",
+            content=iter([small[:5], small[5:]]),
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 200, r.text
 
 
@@ -133,17 +154,21 @@ def test_question_too_long_for_the_context_is_400():
         r = httpx.post(srv.url + "/solve", json={"question": long_q})
         assert r.status_code == 400
         assert "shorten the question" in r.json()["error"]["message"]
-        r = httpx.post(srv.url + "/v1/chat/completions", json={
-            "model": "rationalyst", "messages": [{"role": "user", "content": long_q}]})
+        r = httpx.post(
+            srv.url + "/v1/chat/completions",
+            json={"model": "rationalyst", "messages": [{"role": "user", "content": long_q}]},
+        )
         assert r.status_code == 400 and "shorten the question" in r.json()["error"]["message"]
         assert len(engine.requests) == n_requests  # refused before any engine work
         # Turn steps (up to 1,000 tokens) are cut to the room left, so the same short
         # question fits in turn mode too, and no step asks for more than the room.
-        r = httpx.post(srv.url + "/solve", json={"question": short.question,
-                                                 "step_end": "turn"})
+        r = httpx.post(srv.url + "/solve", json={"question": short.question, "step_end": "turn"})
         assert r.status_code == 200, r.text
-        asked = [(i["params"].max_tokens, engine.count_tokens(i["prompt"]))
-                 for kind, _, i in engine.requests[n_requests:] if kind == "sample"]
+        asked = [
+            (i["params"].max_tokens, engine.count_tokens(i["prompt"]))
+            for kind, _, i in engine.requests[n_requests:]
+            if kind == "sample"
+        ]
         assert asked and all(0 < m <= engine.max_model_len - p for m, p in asked)
 
 

@@ -13,10 +13,8 @@ import time
 
 import httpx
 import pytest
-from hypothesis import settings
 
 from harness import asse_events, metric, scripted_server
-
 
 N_LOAD = 200
 LATENCY = {"sample_s": 0.003, "generate_s": 0.002, "score_s": 0.001}
@@ -26,8 +24,7 @@ LOAD_STEPS = 6
 LOAD_CLIENTS = 20
 
 
-@pytest.mark.parametrize("name, running, queued", [("all fit", 50, 150),
-                                                   ("overflow", 8, 16)])
+@pytest.mark.parametrize("name, running, queued", [("all fit", 50, 150), ("overflow", 8, 16)])
 async def test_load_200_concurrent_streams(tmp_path, name, running, queued):
     settings = {"max_concurrent_solves": running, "max_queued_solves": queued}
     body = {"question": "q", "stream": True, "max_steps": LOAD_STEPS, "num_candidates": 3}
@@ -36,9 +33,12 @@ async def test_load_200_concurrent_streams(tmp_path, name, running, queued):
         async with client.stream("POST", "/solve", json=body) as r:
             if r.status_code == 429:
                 await r.aread()
-                return {"status": 429, "retry_after": r.headers.get("retry-after"),
-                        "error": r.json()["error"]}
-            assert r.status_code == 200, (await r.aread())
+                return {
+                    "status": 429,
+                    "retry_after": r.headers.get("retry-after"),
+                    "error": r.json()["error"],
+                }
+            assert r.status_code == 200, await r.aread()
             events = [ev async for ev in asse_events(r)]
         return {"status": 200, "events": events}
 
@@ -48,14 +48,22 @@ async def test_load_200_concurrent_streams(tmp_path, name, running, queued):
         # (sharing one SSL context, which each client would otherwise load).
         ssl_context = ssl.create_default_context()
         async with contextlib.AsyncExitStack() as stack:
-            clients = [await stack.enter_async_context(httpx.AsyncClient(
-                base_url=srv.url, verify=ssl_context, timeout=httpx.Timeout(60),
-                limits=httpx.Limits(max_connections=N_LOAD // LOAD_CLIENTS + 1)))
-                for _ in range(LOAD_CLIENTS)]
+            clients = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=srv.url,
+                        verify=ssl_context,
+                        timeout=httpx.Timeout(60),
+                        limits=httpx.Limits(max_connections=N_LOAD // LOAD_CLIENTS + 1),
+                    )
+                )
+                for _ in range(LOAD_CLIENTS)
+            ]
             t0 = time.perf_counter()
             # The failure guard: a lost or hung stream fails here, not by blocking.
-            results = await asyncio.wait_for(asyncio.gather(
-                *(one(clients[i % LOAD_CLIENTS]) for i in range(N_LOAD))), timeout=90)
+            results = await asyncio.wait_for(
+                asyncio.gather(*(one(clients[i % LOAD_CLIENTS]) for i in range(N_LOAD))), timeout=90
+            )
             wall = time.perf_counter() - t0
         done = [r for r in results if r["status"] == 200]
         busy = [r for r in results if r["status"] == 429]
@@ -76,20 +84,24 @@ async def test_load_200_concurrent_streams(tmp_path, name, running, queued):
         else:
             assert busy and len(done) >= running + queued
         # The server counted the same, and nothing is left running or queued.
-        assert metric(srv.url, "rationalyst_requests_total", endpoint="/solve",
-                           status="200") == len(done)
-        assert metric(srv.url, "rationalyst_requests_total", endpoint="/solve",
-                           status="429") == len(busy)
+        assert metric(
+            srv.url, "rationalyst_requests_total", endpoint="/solve", status="200"
+        ) == len(done)
+        assert metric(
+            srv.url, "rationalyst_requests_total", endpoint="/solve", status="429"
+        ) == len(busy)
         assert metric(srv.url, "rationalyst_solves_in_flight") == 0
         assert metric(srv.url, "rationalyst_queue_depth") == 0
 
     q = statistics.quantiles(gaps, n=100, method="inclusive")
     q_in = statistics.quantiles(inside, n=100, method="inclusive")
-    print(f"\nload [{name}]: {N_LOAD} concurrent streams, max_concurrent_solves={running}, "
-          f"max_queued_solves={queued}, {LOAD_STEPS} steps x 3 candidates, engine "
-          f"sample/generate/score = {LATENCY['sample_s'] * 1e3:g}/"
-          f"{LATENCY['generate_s'] * 1e3:g}/{LATENCY['score_s'] * 1e3:g} ms "
-          f"({STEP_S * 1e3:g} ms per step): {len(done)} done, {len(busy)} x 429 in "
-          f"{wall:.2f} s = {len(done) / wall:.0f} solves/s, {N_LOAD / wall:.0f} requests/s; "
-          f"step overhead p50 {q[49]:.2f} ms, p99 {q[98]:.2f} ms (inside the solve loop: "
-          f"p50 {q_in[49]:.2f} ms, p99 {q_in[98]:.2f} ms)")
+    print(
+        f"\nload [{name}]: {N_LOAD} concurrent streams, max_concurrent_solves={running}, "
+        f"max_queued_solves={queued}, {LOAD_STEPS} steps x 3 candidates, engine "
+        f"sample/generate/score = {LATENCY['sample_s'] * 1e3:g}/"
+        f"{LATENCY['generate_s'] * 1e3:g}/{LATENCY['score_s'] * 1e3:g} ms "
+        f"({STEP_S * 1e3:g} ms per step): {len(done)} done, {len(busy)} x 429 in "
+        f"{wall:.2f} s = {len(done) / wall:.0f} solves/s, {N_LOAD / wall:.0f} requests/s; "
+        f"step overhead p50 {q[49]:.2f} ms, p99 {q[98]:.2f} ms (inside the solve loop: "
+        f"p50 {q_in[49]:.2f} ms, p99 {q_in[98]:.2f} ms)"
+    )

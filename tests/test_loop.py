@@ -44,13 +44,17 @@ def kinds(engine: ScriptedEngine) -> list[str]:
 
 # (a) concurrency and ordering
 
+
 @pytest.mark.asyncio
 async def test_rationalyst_runs_rationale_beside_sampling():
     eng = ScriptedEngine(sample_s=0.01, generate_s=0.01)
     await solve_all(MATH, params(max_steps=2), one(eng))
     for i in range(2):
-        ev = [k for k, rid in eng.events if rid.endswith(f"-{i}-sample")
-              or rid.endswith(f"-{i}-rationale")]
+        ev = [
+            k
+            for k, rid in eng.events
+            if rid.endswith(f"-{i}-sample") or rid.endswith(f"-{i}-rationale")
+        ]
         assert sorted(ev[:2]) == ["generate_start", "sample_start"], ev
     # Scoring needs both, so it starts after both have ended.
     ks = kinds(eng)
@@ -99,6 +103,7 @@ async def test_cancelling_a_solve_cancels_its_engine_calls():
 
 # (b) argmax choice
 
+
 @pytest.mark.asyncio
 async def test_rationalyst_picks_highest_mean_score_and_scores_duplicates_once():
     cands = ["a b", "c d", "a b", "", "e f"]
@@ -124,11 +129,14 @@ async def test_argmax_uses_mean_not_sum_and_ties_go_first():
 
 # (c) stop rules
 
+
 @pytest.mark.asyncio
 async def test_answer_in_chosen_step_stops_at_once():
-    steps = [["We add 3 and 4.", "3 + 4 = 8."],
-             ["The answer is: 7", "So it is 8."],
-             ["never sampled", "never sampled"]]
+    steps = [
+        ["We add 3 and 4.", "3 + 4 = 8."],
+        ["The answer is: 7", "So it is 8."],
+        ["never sampled", "never sampled"],
+    ]
     table = {"We add 3 and 4.": -0.1, "The answer is: 7": -0.1}
     eng = ScriptedEngine(steps=steps, scores=scores_by(table))
     res = await solve_all(MATH, params(num_candidates=2, max_steps=10), one(eng))
@@ -156,10 +164,10 @@ async def test_max_steps():
 @pytest.mark.asyncio
 async def test_token_budget():
     # Per full step: 2 candidates x 3 tokens + a 2-token rationale = 8 tokens.
-    eng = ScriptedEngine(steps=lambda p, n, s: ["one two three"] * n,
-                         generate=lambda p: "because so")
-    res = await solve_all(MATH, params(num_candidates=2, max_steps=10, max_tokens=10),
-                          one(eng))
+    eng = ScriptedEngine(
+        steps=lambda p, n, s: ["one two three"] * n, generate=lambda p: "because so"
+    )
+    res = await solve_all(MATH, params(num_candidates=2, max_steps=10, max_tokens=10), one(eng))
     assert res.finish_reason == "budget" and len(res.steps) == 2
     assert res.usage.generated >= 10
     # The second step only had 2 tokens left, and the engine was told so.
@@ -169,6 +177,7 @@ async def test_token_budget():
 
 
 # (d) strategies
+
 
 @pytest.mark.asyncio
 async def test_greedy_has_no_rationale_and_no_scores():
@@ -184,11 +193,11 @@ async def test_greedy_has_no_rationale_and_no_scores():
 
 async def _random_choices(seed: int) -> list[str]:
     eng = ScriptedEngine(steps=lambda p, n, s: [f"cand {i}" for i in range(n)])
-    res = await solve_all(MATH, params(strategy="random", seed=seed, num_candidates=5,
-                                       max_steps=12), one(eng))
+    res = await solve_all(
+        MATH, params(strategy="random", seed=seed, num_candidates=5, max_steps=12), one(eng)
+    )
     assert eng.calls == {"sample": 12}  # no rationale, no scoring
-    assert all(s.rationale is None and sum(c.chosen for c in s.candidates) == 1
-               for s in res.steps)
+    assert all(s.rationale is None and sum(c.chosen for c in s.candidates) == 1 for s in res.steps)
     return [s.text for s in res.steps]
 
 
@@ -202,10 +211,14 @@ async def test_random_is_deterministic_per_seed():
 
 @pytest.mark.asyncio
 async def test_explicit_puts_rationale_in_agent_prompt_and_picks_by_logprob():
-    eng = ScriptedEngine(steps=[["a", "b"]], generate=lambda p: "  Add the two.  ",
-                         scores=scores_by({"a": -3.0, "b": -1.0}))
-    res = await solve_all(MATH, params(strategy="explicit", num_candidates=2, max_steps=1),
-                          one(eng))
+    eng = ScriptedEngine(
+        steps=[["a", "b"]],
+        generate=lambda p: "  Add the two.  ",
+        scores=scores_by({"a": -3.0, "b": -1.0}),
+    )
+    res = await solve_all(
+        MATH, params(strategy="explicit", num_candidates=2, max_steps=1), one(eng)
+    )
     step = res.steps[0]
     assert step.rationale == "Add the two." and step.text == "b"
     assert [c.score for c in step.candidates] == [-3.0, -1.0]
@@ -215,6 +228,7 @@ async def test_explicit_puts_rationale_in_agent_prompt_and_picks_by_logprob():
 
 
 # (e) seeding
+
 
 @pytest.mark.asyncio
 async def test_same_seed_same_steps():
@@ -235,6 +249,7 @@ async def test_same_seed_same_steps():
 
 # (f) streaming
 
+
 @pytest.mark.asyncio
 async def test_steps_stream_before_result():
     eng = ScriptedEngine()
@@ -251,13 +266,13 @@ async def test_steps_stream_before_result():
 
 # (g) roles
 
+
 @pytest.mark.asyncio
 async def test_roles_go_to_their_engines():
     agent = ScriptedEngine("agent", steps=lambda p, n, s: ["x", "y"])
     rat = ScriptedEngine("rationalyst", generate=lambda p: "Rationale from R.")
     scorer = ScriptedEngine("scorer")
-    res = await solve_all(MATH, params(num_candidates=2, max_steps=2),
-                          Engines(agent, rat, scorer))
+    res = await solve_all(MATH, params(num_candidates=2, max_steps=2), Engines(agent, rat, scorer))
     assert agent.calls == {"sample": 2}
     assert rat.calls == {"generate": 2}
     assert scorer.calls == {"score": 2}
@@ -276,28 +291,35 @@ def test_check_fits_rejects_a_prompt_over_the_context():
 
 # (h) answers
 
-@pytest.mark.parametrize("text, want", [
-    ("The answer is: $1,234.00", "1234"),
-    ("The answer is: 1,000,000 dollars.", "1000000"),
-    ("the answer is 3.50", "3.5"),
-    ("The answer is: -7.", "-7"),
-    ("The answer is: 0.0", "0"),
-    ("So 5 + 2 = 7, and the answer is: 12", "12"),
-    ("The answer is 3? No, the correct answer is: 4", "4"),
-    ("The answer is: unknown", None),
-    ("We get 42 in the end.", None),
-])
+
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("The answer is: $1,234.00", "1234"),
+        ("The answer is: 1,000,000 dollars.", "1000000"),
+        ("the answer is 3.50", "3.5"),
+        ("The answer is: -7.", "-7"),
+        ("The answer is: 0.0", "0"),
+        ("So 5 + 2 = 7, and the answer is: 12", "12"),
+        ("The answer is 3? No, the correct answer is: 4", "4"),
+        ("The answer is: unknown", None),
+        ("We get 42 in the end.", None),
+    ],
+)
 def test_extract_math(text, want):
     assert extract("math", text) == want
 
 
-@pytest.mark.parametrize("text, want", [
-    (r"So $\boxed{12}$.", "12"),
-    (r"First \boxed{1}, then finally \boxed{\frac{1}{2^{3}}}", r"\frac{1}{2^{3}}"),
-    (r"\boxed{ \sqrt{2} }", r"\sqrt{2}"),
-    (r"\boxed{3", None),
-    ("The answer is: 12", None),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        (r"So $\boxed{12}$.", "12"),
+        (r"First \boxed{1}, then finally \boxed{\frac{1}{2^{3}}}", r"\frac{1}{2^{3}}"),
+        (r"\boxed{ \sqrt{2} }", r"\sqrt{2}"),
+        (r"\boxed{3", None),
+        ("The answer is: 12", None),
+    ],
+)
 def test_extract_boxed(text, want):
     assert extract("math_boxed", text) == want
     assert last_boxed(text) == want
@@ -306,27 +328,33 @@ def test_extract_boxed(text, want):
 CHOICES = ("air", "ice", "sand", "water")
 
 
-@pytest.mark.parametrize("text, want", [
-    ("The answer is: (C)", "C"),
-    ("The answer is: C) sand", "C"),
-    ("The correct answer is B.", "B"),
-    ("The answer is: water.", "D"),
-    ("The answer is: Ice", "B"),
-    ("The answer is: (E)", None),
-    ("The answer is: fire", None),
-    ("I think it is (A).", None),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("The answer is: (C)", "C"),
+        ("The answer is: C) sand", "C"),
+        ("The correct answer is B.", "B"),
+        ("The answer is: water.", "D"),
+        ("The answer is: Ice", "B"),
+        ("The answer is: (E)", None),
+        ("The answer is: fire", None),
+        ("I think it is (A).", None),
+    ],
+)
 def test_extract_multiple_choice(text, want):
     assert extract("multiple_choice", text, CHOICES) == want
 
 
-@pytest.mark.parametrize("text, want", [
-    ("The answer is: False.", "False"),
-    ("the answer is unknown", "Unknown"),
-    ("The answer is: TRUE", "True"),
-    ("The answer is: maybe", None),
-    ("It is True.", None),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("The answer is: False.", "False"),
+        ("the answer is unknown", "Unknown"),
+        ("The answer is: TRUE", "True"),
+        ("The answer is: maybe", None),
+        ("It is True.", None),
+    ],
+)
 def test_extract_true_false(text, want):
     assert extract("true_false", text) == want
 
@@ -366,7 +394,9 @@ async def test_engine_failure_in_sampling_cancels_the_rationale_request():
 
     eng = ScriptedEngine(steps=broken, on_start=on_start)
     with pytest.raises(EngineError, match="agent server down"):
-        await asyncio.wait_for(solve_all(Problem("q", "math"), SolveParams(), Engines(eng, eng, eng)), 5)
+        await asyncio.wait_for(
+            solve_all(Problem("q", "math"), SolveParams(), Engines(eng, eng, eng)), 5
+        )
     cancelled = [rid for kind, rid in eng.events if kind == "cancelled"]
     assert len(cancelled) == 1 and cancelled[0].endswith("-rationale")
     assert not eng.in_flight

@@ -21,8 +21,13 @@ from rationalyst.supervisor.scripted_engine import ScriptedEngine
 HERE = Path(__file__).resolve().parent
 DOCS = HERE / "data/heldout_docs.jsonl"
 RERUN = HERE.parent / "docs/results/made-smollm2-135m"
-OPEN_CLOSE = [(r"\$\$", r"\$\$"), (r"\\\[", r"\\\]"), (r"\\begin\{", r"\\end\{"),
-              (r"```", r"```"), (r"\[asy\]", r"\[/asy\]")]
+OPEN_CLOSE = [
+    (r"\$\$", r"\$\$"),
+    (r"\\\[", r"\\\]"),
+    (r"\\begin\{", r"\\end\{"),
+    (r"```", r"```"),
+    (r"\[asy\]", r"\[/asy\]"),
+]
 
 
 def _asked(tmp_path) -> tuple[list[dict], list[tuple[str, str]]]:
@@ -34,9 +39,13 @@ def _asked(tmp_path) -> tuple[list[dict], list[tuple[str, str]]]:
         so_far, nxt = body.split("\n\nNext sentence:\n", 1)
         asked.append((so_far, nxt.split("\n\nReasoning:", 1)[0]))
         return "Some linking thought here."
+
     docs = read_documents([str(DOCS)])
-    asyncio.run(extract.run(ScriptedEngine(generate=reply), docs, tmp_path,
-                            extract.ExtractConfig(), progress=False))
+    asyncio.run(
+        extract.run(
+            ScriptedEngine(generate=reply), docs, tmp_path, extract.ExtractConfig(), progress=False
+        )
+    )
     items = [json.loads(line) for line in DOCS.read_text().splitlines()]
     return items, asked
 
@@ -53,8 +62,10 @@ def test_no_rationale_is_asked_inside_a_question(tmp_path):
         assert not nxt.startswith("Question:")
     # Every question/answer item was asked about right after its question.
     for q in questions:
-        assert any(so_far.startswith("Question: " + q) and so_far.rstrip().endswith("Answer:")
-                   for so_far, _ in asked), q
+        assert any(
+            so_far.startswith("Question: " + q) and so_far.rstrip().endswith("Answer:")
+            for so_far, _ in asked
+        ), q
 
 
 def test_no_rationale_is_asked_inside_display_maths_or_code(tmp_path):
@@ -71,9 +82,13 @@ def test_no_rationale_is_asked_inside_display_maths_or_code(tmp_path):
 def test_plain_text_is_asked_about_between_sentences(tmp_path):
     _, asked = _asked(tmp_path)
     birds = [(s, n) for s, n in asked if s.startswith("Many birds")]
-    assert birds == [("Many birds migrate at night.", "The air is cooler and calmer after sunset."),
-                     ("Many birds migrate at night. The air is cooler and calmer after sunset.",
-                      "Predators that hunt by sight are less active in the dark.")]
+    assert birds == [
+        ("Many birds migrate at night.", "The air is cooler and calmer after sunset."),
+        (
+            "Many birds migrate at night. The air is cooler and calmer after sunset.",
+            "Predators that hunt by sight are less active in the dark.",
+        ),
+    ]
 
 
 def _audit() -> list[dict]:

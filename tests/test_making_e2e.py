@@ -8,17 +8,24 @@ import httpx
 import pytest
 
 from harness import serve
-from rationalyst.clients.cli import main
-from rationalyst.making import extract, filter as filt
+from rationalyst.cli.main import main
+from rationalyst.making import extract
+from rationalyst.making import filter as filt
 from rationalyst.making.documents import read_documents
 
 pytestmark = pytest.mark.vllm
 
 DOCS = [
-    {"id": "q1", "question": "A shop sells pens at 3 dollars each. How much do 4 pens cost?",
-     "solution": "Each pen costs 3 dollars. Four pens cost 4 x 3 = 12 dollars. The answer is 12."},
-    {"id": "q2", "question": "Can a goldfish live in the desert sand?",
-     "solution": "No. Goldfish breathe through gills in water. Sand holds no water."},
+    {
+        "id": "q1",
+        "question": "A shop sells pens at 3 dollars each. How much do 4 pens cost?",
+        "solution": "Each pen costs 3 dollars. Four pens cost 4 x 3 = 12 dollars. The answer is 12.",
+    },
+    {
+        "id": "q2",
+        "question": "Can a goldfish live in the desert sand?",
+        "solution": "No. Goldfish breathe through gills in water. Sand holds no water.",
+    },
 ]
 
 
@@ -38,8 +45,9 @@ def made(default_model, tmp_path_factory):
     async def extract_and_filter():
         eng = VLLMEngine.load(str(default_model), "default", max_model_len=2048)
         try:
-            stats = await extract.run(eng, read_documents([str(src)]), run,
-                                      extract.ExtractConfig(), progress=False)
+            stats = await extract.run(
+                eng, read_documents([str(src)]), run, extract.ExtractConfig(), progress=False
+            )
             # Keep everything: this test is about the plumbing, not the gains.
             summary = await filt.run(eng, run, min_gain=float("-inf"), progress=False)
         finally:
@@ -48,8 +56,25 @@ def made(default_model, tmp_path_factory):
 
     stats, summary = asyncio.run(extract_and_filter())
     ckpt = root / "ckpt"
-    assert main(["train", str(run), "--base", str(default_model), "--out", str(ckpt),
-                 "--max-steps", "4", "--lr", "1e-3", "--logging-steps", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(run),
+                "--base",
+                str(default_model),
+                "--out",
+                str(ckpt),
+                "--max-steps",
+                "4",
+                "--lr",
+                "1e-3",
+                "--logging-steps",
+                "1",
+            ]
+        )
+        == 0
+    )
     return run, ckpt, stats, summary
 
 
@@ -78,10 +103,11 @@ def _hf_rationale(ckpt, question: str, max_new_tokens: int) -> str:
     tok = AutoTokenizer.from_pretrained(ckpt)
     model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
     msgs = prompts.rationale_messages(Problem(question, "math"), [])
-    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt",
-                                  return_dict=True)
+    ids = tok.apply_chat_template(
+        msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-    return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def test_server_serves_the_trained_checkpoint(made, tmp_path):
@@ -91,8 +117,11 @@ def test_server_serves_the_trained_checkpoint(made, tmp_path):
         assert health["rationale_is_stand_in"] is False
         assert health["models"]["rationale"] == ckpt.name
         question = "A box holds 6 eggs. How many eggs are in 5 boxes?"
-        r = httpx.post(url + "/solve", json={"question": question, "max_steps": 1,
-                                             "num_candidates": 2, "seed": 1}, timeout=300)
+        r = httpx.post(
+            url + "/solve",
+            json={"question": question, "max_steps": 1, "num_candidates": 2, "seed": 1},
+            timeout=300,
+        )
         assert r.status_code == 200, r.text
         step = r.json()["steps"][0]
     expected = _hf_rationale(ckpt, question, 64)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from rationalyst.clients.cli import main
-from rationalyst.making import extract, filter as filt, train
+from rationalyst.cli.main import main
+from rationalyst.making import extract, train
+from rationalyst.making import filter as filt
 from rationalyst.making.documents import Document, read_documents
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
 
@@ -15,24 +16,34 @@ from rationalyst.supervisor.scripted_engine import ScriptedEngine
 def _following_scores(per_rationale: dict[str, list[float]]):
     """Log-probs of a continuation's tokens: the list of the first rationale word found
     in it, else the 'none' list; padded with -9 in front for the template tokens."""
+
     def fn(prefix: str, continuation: str) -> list[float]:
         words = continuation.split()
         key = next((k for k in per_rationale if k in continuation), "none")
         lps = per_rationale[key]
         return [-9.0] * (len(words) - len(lps)) + lps
+
     return fn
 
 
 def _triple(i: int, rationale: str) -> dict:
-    return {"id": f"d#{i}", "doc_id": "d", "preceding": "Tom has 3 boxes of 12.",
-            "rationale": rationale, "following": "He has 36."}
+    return {
+        "id": f"d#{i}",
+        "doc_id": "d",
+        "preceding": "Tom has 3 boxes of 12.",
+        "rationale": rationale,
+        "following": "He has 36.",
+    }
 
 
 async def test_filter_keeps_by_decayed_gain_with_one_prefix_shared(tmp_path):
     # Same mean log-prob with HURT as without, but worse early tokens: the 0.9^i decay
     # weights early tokens more, so HURT must be rejected and HELP kept.
-    eng = ScriptedEngine(scores=_following_scores({
-        "none": [-1.0, -1.0, -5.0], "HELP": [-0.5, -0.5, -0.5], "HURT": [-5.0, -1.0, -1.0]}))
+    eng = ScriptedEngine(
+        scores=_following_scores(
+            {"none": [-1.0, -1.0, -5.0], "HELP": [-0.5, -0.5, -0.5], "HURT": [-5.0, -1.0, -1.0]}
+        )
+    )
     rows = [_triple(0, "HELP multiply first"), _triple(1, "HURT think of cats")]
     (tmp_path / "triples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = await filt.run(eng, tmp_path, min_gain=0.0, decay=0.9, progress=False)
@@ -58,8 +69,9 @@ async def test_filter_keeps_by_decayed_gain_with_one_prefix_shared(tmp_path):
 
 async def test_filter_min_gain_raises_the_bar(tmp_path):
     eng = ScriptedEngine(scores=_following_scores({"none": [-2.0], "HELP": [-1.5]}))
-    (tmp_path / "triples.jsonl").write_text(json.dumps(
-        {**_triple(0, "HELP"), "following": "Done."}) + "\n")
+    (tmp_path / "triples.jsonl").write_text(
+        json.dumps({**_triple(0, "HELP"), "following": "Done."}) + "\n"
+    )
     await filt.run(eng, tmp_path, min_gain=1.0, progress=False)
     assert (tmp_path / "kept.jsonl").read_text() == ""
     assert json.loads((tmp_path / "rejected.jsonl").read_text())["gain"] == pytest.approx(0.5)
@@ -73,11 +85,13 @@ def _rationale_for(prompt: str) -> str:
     return f"Rationale: think about {nxt.split()[0].lower()} first\nextra line"
 
 
-DOCS = [Document("a", "Alpha is one. Beta is two. Copy this sentence please.", "x:1"),
-        Document("b", "Gamma is three. Delta is four.", "x:2"),
-        Document("c", "   ", "x:3"),
-        Document("d", None, "x:4"),
-        Document("e", "Only one sentence here.", "x:5")]
+DOCS = [
+    Document("a", "Alpha is one. Beta is two. Copy this sentence please.", "x:1"),
+    Document("b", "Gamma is three. Delta is four.", "x:2"),
+    Document("c", "   ", "x:3"),
+    Document("d", None, "x:4"),
+    Document("e", "Only one sentence here.", "x:5"),
+]
 
 
 async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tmp_path):
@@ -87,10 +101,17 @@ async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tm
     triples = [json.loads(x) for x in (tmp_path / "triples.jsonl").read_text().splitlines()]
     assert {(t["doc_id"], t["rationale"], t["following"]) for t in triples} == {
         ("a", "think about beta first", "Beta is two."),
-        ("b", "think about delta first", "Delta is four.")}
-    assert stats["skipped"] == {"empty": 1, "not UTF-8": 1, "text modified": 0,
-                                "unpaired markers": 0, "no rationale": 1, "leak": 0,
-                                "truncated": 0}
+        ("b", "think about delta first", "Delta is four."),
+    }
+    assert stats["skipped"] == {
+        "empty": 1,
+        "not UTF-8": 1,
+        "text modified": 0,
+        "unpaired markers": 0,
+        "no rationale": 1,
+        "leak": 0,
+        "truncated": 0,
+    }
     assert stats["rationales_leak"] == 1 and stats["kept"] == 2 and stats["triples"] == 2
     assert stats["rationales_leak_by_reason"] == {"similar": 1, "contains": 0,
                                                   "content_words": 0, "answer": 0,
@@ -102,7 +123,7 @@ async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tm
     # An interrupt tore document b's record in half, after its triple was written.
     recs = (tmp_path / "documents.jsonl").read_text().splitlines(keepends=True)
     b = next(i for i, r in enumerate(recs) if json.loads(r)["id"] == "b")
-    torn = recs[:b] + recs[b + 1:] + [recs[b][:20]]
+    torn = recs[:b] + recs[b + 1 :] + [recs[b][:20]]
     (tmp_path / "documents.jsonl").write_text("".join(torn))
     stats2 = await extract.run(eng, DOCS, tmp_path, cfg, concurrency=2, progress=False)
     assert eng.calls["generate"] == n_calls + 1  # only b's one boundary again
@@ -111,8 +132,7 @@ async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tm
     assert stats2 == stats
 
 
-async def test_extract_drops_rationales_cut_by_the_token_cap_and_counts_leaks_by_reason(
-        tmp_path):
+async def test_extract_drops_rationales_cut_by_the_token_cap_and_counts_leaks_by_reason(tmp_path):
     # The scripted engine cuts a reply longer than max_tokens (whitespace tokens) with
     # finish reason "length", as vLLM does at the cap.
     def reply(prompt: str) -> str:
@@ -122,11 +142,22 @@ async def test_extract_drops_rationales_cut_by_the_token_cap_and_counts_leaks_by
         if nxt.startswith("Gamma"):  # restates it inside a longer rationale
             return "Ages only grow with the years, so we know that " + nxt.lower()
         return "Short and on topic."
-    docs = [Document("a", "Alpha is one. Beta is two and twelve. Gamma is three and "
-                     "thirty. Delta is four.", "x:1"),
-            Document("b", "Alpha is one. Beta is two.", "x:2")]
-    stats = await extract.run(ScriptedEngine(generate=reply), docs, tmp_path,
-                              extract.ExtractConfig(max_rationale_tokens=16), progress=False)
+
+    docs = [
+        Document(
+            "a",
+            "Alpha is one. Beta is two and twelve. Gamma is three and thirty. Delta is four.",
+            "x:1",
+        ),
+        Document("b", "Alpha is one. Beta is two.", "x:2"),
+    ]
+    stats = await extract.run(
+        ScriptedEngine(generate=reply),
+        docs,
+        tmp_path,
+        extract.ExtractConfig(max_rationale_tokens=16),
+        progress=False,
+    )
     triples = [json.loads(x) for x in (tmp_path / "triples.jsonl").read_text().splitlines()]
     assert [(t["doc_id"], t["following"]) for t in triples] == [("a", "Delta is four.")]
     assert stats["rationales_truncated"] == 2  # a's and b's Beta boundary
@@ -138,17 +169,28 @@ async def test_extract_drops_rationales_cut_by_the_token_cap_and_counts_leaks_by
 
 async def test_extract_asks_question_answer_items_only_after_the_question(tmp_path):
     path = tmp_path / "in.jsonl"
-    path.write_text(json.dumps({
-        "id": "q1", "question": "Tom is 3. Ann is 5. Who is older?",
-        "choices": ["Tom", "Ann"], "solution": "Ann is 5. Tom is 3. The answer is: B"}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "id": "q1",
+                "question": "Tom is 3. Ann is 5. Who is older?",
+                "choices": ["Tom", "Ann"],
+                "solution": "Ann is 5. Tom is 3. The answer is: B",
+            }
+        )
+        + "\n"
+    )
     eng = ScriptedEngine(generate=lambda p: "Compare the ages.")
-    await extract.run(eng, read_documents([str(path)]), tmp_path / "run",
-                      extract.ExtractConfig(), progress=False)
+    await extract.run(
+        eng, read_documents([str(path)]), tmp_path / "run", extract.ExtractConfig(), progress=False
+    )
     rows = [json.loads(x) for x in (tmp_path / "run/triples.jsonl").read_text().splitlines()]
     head = "Question: Tom is 3. Ann is 5. Who is older?\nChoices: A - Tom B - Ann\nAnswer:"
     assert [(r["preceding"], r["following"]) for r in rows] == [
-        (head, "Ann is 5."), (head + " Ann is 5.", "Tom is 3."),
-        (head + " Ann is 5. Tom is 3.", "The answer is: B")]
+        (head, "Ann is 5."),
+        (head + " Ann is 5.", "Tom is 3."),
+        (head + " Ann is 5. Tom is 3.", "The answer is: B"),
+    ]
 
 
 async def test_extract_rewrite_mode_checks_the_text_and_markers(tmp_path):
@@ -160,17 +202,24 @@ async def test_extract_rewrite_mode_checks_the_text_and_markers(tmp_path):
         "Iota is nine. Kappa is ten.": "Iota is nine. <BOT>Kappa is ten<EOT> Kappa is ten.",
     }
     docs = [Document(str(i), t, f"x:{i}") for i, t in enumerate(outputs)]
-    eng = ScriptedEngine(generate=lambda p: next(o for t, o in outputs.items()
-                                                 if p.rstrip().endswith(t + "\nassistant:")))
-    stats = await extract.run(eng, docs, tmp_path, extract.ExtractConfig(mode="rewrite"),
-                              progress=False)
+    eng = ScriptedEngine(
+        generate=lambda p: next(
+            o for t, o in outputs.items() if p.rstrip().endswith(t + "\nassistant:")
+        )
+    )
+    stats = await extract.run(
+        eng, docs, tmp_path, extract.ExtractConfig(mode="rewrite"), progress=False
+    )
     assert stats["skipped"]["text modified"] == 1
     assert stats["skipped"]["unpaired markers"] == 1
     assert stats["skipped"]["no rationale"] == 1
     assert stats["skipped"]["leak"] == 1
     t = json.loads((tmp_path / "triples.jsonl").read_text())
     assert (t["preceding"], t["rationale"], t["following"]) == (
-        "Alpha is one.", "count on", "Beta is two.")
+        "Alpha is one.",
+        "count on",
+        "Beta is two.",
+    )
 
 
 def test_cli_missing_file_and_jsonl_without_text_exit_2(tmp_path, capsys):
@@ -202,8 +251,7 @@ def test_cli_refuses_an_out_with_another_runs_files(tmp_path, capsys):
     assert "no kept.jsonl" in capsys.readouterr().err
 
 
-def test_cli_base_model_without_lm_head_gets_the_servers_message(default_model, tmp_path,
-                                                                 capsys):
+def test_cli_base_model_without_lm_head_gets_the_servers_message(default_model, tmp_path, capsys):
     from harness import build_tiny
 
     headless = build_tiny(default_model, tmp_path / "headless", lm_head=False)
@@ -214,18 +262,19 @@ def test_cli_base_model_without_lm_head_gets_the_servers_message(default_model, 
     assert "cannot generate text" in capsys.readouterr().err
     docs = tmp_path / "d.txt"
     docs.write_text("A is one. B is two.\n")
-    assert main(["extract", str(docs), "--out", str(tmp_path / "x"),
-                 "--model", str(headless)]) == 2
+    assert main(["extract", str(docs), "--out", str(tmp_path / "x"), "--model", str(headless)]) == 2
     assert "cannot generate text" in capsys.readouterr().err
 
 
-def test_train_stopped_midway_resumes_from_its_checkpoint(default_model, tmp_path,
-                                                         monkeypatch, capsys):
+def test_train_stopped_midway_resumes_from_its_checkpoint(
+    default_model, tmp_path, monkeypatch, capsys
+):
     """Real training of a 2-layer model: Ctrl-C at step 3 of 4, after the step-2
     checkpoint; the rerun continues from that checkpoint (2 more steps, not 4) instead
     of refusing the non-empty --out or starting over."""
-    from harness import build_tiny
     from transformers import Trainer
+
+    from harness import build_tiny
 
     base = build_tiny(default_model, tmp_path / "tiny")
     run = tmp_path / "run"
@@ -241,6 +290,7 @@ def test_train_stopped_midway_resumes_from_its_checkpoint(default_model, tmp_pat
             raise KeyboardInterrupt
         steps.append(1)
         return real_step(self, *a, **k)
+
     monkeypatch.setattr(Trainer, "training_step", counted)
     stop_at_3 = True
     assert main(argv) == 130
@@ -258,8 +308,11 @@ def test_train_stopped_midway_resumes_from_its_checkpoint(default_model, tmp_pat
 
 
 def test_held_out_split_never_splits_a_document(tmp_path):
-    rows = [{"id": f"d{d}#{k}", "doc_id": f"d{d}", "preceding": f"doc {d} part {k}",
-             "rationale": "r"} for d in range(40) for k in range(d % 4 + 1)]
+    rows = [
+        {"id": f"d{d}#{k}", "doc_id": f"d{d}", "preceding": f"doc {d} part {k}", "rationale": "r"}
+        for d in range(40)
+        for k in range(d % 4 + 1)
+    ]
     (tmp_path / "kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pairs = train.load_pairs([tmp_path])
     kept, held = train.split_eval(pairs, 0.1, seed=0)

@@ -7,24 +7,36 @@ from rationalyst.making import split
 
 
 def test_markers_any_case_and_spaces_split_into_triples():
-    out = ("Tom has 3 boxes. < bot >He must multiply.<  EOT > He has 36 pencils. "
-           "<Bot>Giving away means subtracting.</bot> He has 26 left.")
+    out = (
+        "Tom has 3 boxes. < bot >He must multiply.<  EOT > He has 36 pencils. "
+        "<Bot>Giving away means subtracting.</bot> He has 26 left."
+    )
     pieces = split.parse_markers(out)
     assert [p.is_rationale for p in pieces] == [False, True, False, True, False]
     triples, drops = split.triples_from_pieces(pieces)
     assert [(t.preceding, t.rationale, t.following) for t in triples] == [
         ("Tom has 3 boxes.", "He must multiply.", "He has 36 pencils."),
-        ("Tom has 3 boxes. He has 36 pencils.", "Giving away means subtracting.",
-         "He has 26 left.")]
+        (
+            "Tom has 3 boxes. He has 36 pencils.",
+            "Giving away means subtracting.",
+            "He has 26 left.",
+        ),
+    ]
     assert drops == {"empty": 0, "at_edge": 0}
-    assert split.strip_rationales(pieces).split() == "Tom has 3 boxes. He has 36 pencils. He has 26 left.".split()
+    assert (
+        split.strip_rationales(pieces).split()
+        == "Tom has 3 boxes. He has 36 pencils. He has 26 left.".split()
+    )
 
 
-@pytest.mark.parametrize("out", [
-    "A. <BOT>r1 B.",                      # never closed
-    "A. r1<EOT> B.",                      # closed, never opened
-    "A. <BOT>r1 <BOT>r2<EOT><EOT> B.",    # nested
-])
+@pytest.mark.parametrize(
+    "out",
+    [
+        "A. <BOT>r1 B.",  # never closed
+        "A. r1<EOT> B.",  # closed, never opened
+        "A. <BOT>r1 <BOT>r2<EOT><EOT> B.",  # nested
+    ],
+)
 def test_unpaired_or_nested_markers_raise(out):
     with pytest.raises(split.MarkerError):
         split.parse_markers(out)
@@ -34,7 +46,8 @@ def test_empty_rationales_and_rationales_at_the_edges_give_no_triple():
     out = "<BOT>at the start<EOT>A is big. <BOT>  <EOT> B is small. <BOT>ok<EOT> C. <BOT>at the end<EOT>"
     triples, drops = split.triples_from_pieces(split.parse_markers(out))
     assert [(t.preceding, t.rationale, t.following) for t in triples] == [
-        ("A is big. B is small.", "ok", "C.")]
+        ("A is big. B is small.", "ok", "C.")
+    ]
     assert drops == {"empty": 1, "at_edge": 2}
 
 
@@ -53,7 +66,8 @@ def test_sentences_rebuild_the_text_and_respect_the_answer_header():
     assert split.boundaries(text) == [
         ("Question: Can a cat fly?\nAnswer:", "No."),
         ("Question: Can a cat fly?\nAnswer: No.", "Cats have no wings."),
-        ("Question: Can a cat fly?\nAnswer: No. Cats have no wings.", "So they cannot fly.")]
+        ("Question: Can a cat fly?\nAnswer: No. Cats have no wings.", "So they cannot fly."),
+    ]
 
 
 def test_no_boundary_inside_display_maths():
@@ -63,20 +77,26 @@ def test_no_boundary_inside_display_maths():
     assert any(s.startswith("\\begin{align*}") and "\\end{align*}" in s for s in segs)
 
 
-@pytest.mark.parametrize("rationale", [
-    "He has 26 pencils left.",                  # a copy
-    "he has 26 pencils left",                   # copy, other case, no punctuation
-    "26 pencils left he has.",                  # reordered words
-    "So he has 26 pencils left over now.",      # paraphrase padding the sentence
-])
+@pytest.mark.parametrize(
+    "rationale",
+    [
+        "He has 26 pencils left.",  # a copy
+        "he has 26 pencils left",  # copy, other case, no punctuation
+        "26 pencils left he has.",  # reordered words
+        "So he has 26 pencils left over now.",  # paraphrase padding the sentence
+    ],
+)
 def test_leak_guard_rejects_copies_and_paraphrases(rationale):
     assert split.is_leak(rationale, "He has 26 pencils left.", 0.7)
 
 
-@pytest.mark.parametrize("rationale", [
-    "Giving pencils away means subtracting them from the total.",
-    "Subtract the 10 given away from the 36.",
-])
+@pytest.mark.parametrize(
+    "rationale",
+    [
+        "Giving pencils away means subtracting them from the total.",
+        "Subtract the 10 given away from the 36.",
+    ],
+)
 def test_leak_guard_keeps_real_rationales(rationale):
     assert not split.is_leak(rationale, "He has 36 - 10 = 26 pencils left.", 0.7)
 
@@ -86,19 +106,27 @@ def test_clean_rationale_drops_label_markers_and_newlines():
 
 
 def test_no_boundary_inside_code_or_figures_nor_at_a_single_line_break():
-    text = ("Draw the square.\n[asy]\ndraw((0,0)--(1,0)); label(\"A.\", (0,0));\n"
-            "dot((1,1));\n[/asy]\nIts side is 1. Run it:\n```\nx = 1. \ny = 2.\n```\n"
-            "It prints\n3 in the end.\n\nNew paragraph")
+    text = (
+        'Draw the square.\n[asy]\ndraw((0,0)--(1,0)); label("A.", (0,0));\n'
+        "dot((1,1));\n[/asy]\nIts side is 1. Run it:\n```\nx = 1. \ny = 2.\n```\n"
+        "It prints\n3 in the end.\n\nNew paragraph"
+    )
     segs = split.sentences(text)
     assert "".join(segs) == text
     assert [s.strip()[:12] for s in segs] == [
-        "Draw the squ", "[asy]\ndraw((", "Run it:\n```\n", "New paragrap"]
+        "Draw the squ",
+        "[asy]\ndraw((",
+        "Run it:\n```\n",
+        "New paragrap",
+    ]
     assert "It prints\n3 in the end." in segs[2]  # a lone newline does not cut a sentence
 
 
 def test_no_boundary_inside_the_question():
-    text = ("Question: Tom is 3. Ann is 5.\nWho is older?\nChoices: A - Tom B - Ann\n"
-            "Answer: Ann is 5. The answer is: B")
+    text = (
+        "Question: Tom is 3. Ann is 5.\nWho is older?\nChoices: A - Tom B - Ann\n"
+        "Answer: Ann is 5. The answer is: B"
+    )
     pairs = split.boundaries(text)
     assert [nxt for _, nxt in pairs] == ["Ann is 5.", "The answer is: B"]
     assert pairs[0][0].endswith("Ann\nAnswer:")
@@ -107,14 +135,28 @@ def test_no_boundary_inside_the_question():
 def test_leak_guard_catches_a_restatement_inside_a_longer_rationale():
     # The held-out example: kept by the similarity guard alone.
     following = "The air is cooler and calmer after sunset."
-    rationale = ("Many birds migrate and fly at night, but the air is cooler and calmer "
-                 "after sunset.")
+    rationale = (
+        "Many birds migrate and fly at night, but the air is cooler and calmer after sunset."
+    )
     assert split.leak_reason(rationale, following, 0.7) == "contains"
     # Most of its content words, reordered and padded, numbers included.
-    assert split.leak_reason("Sunset brings calmer winds and cooler air, which makes long "
-                             "flights of migrating birds easier.", following, 0.7) == "content_words"
-    assert split.leak_reason("Add 36 pencils to 10 to get the 46 pencils in the box.",
-                             "So the box holds 36 + 10 = 46 pencils.", 0.7) == "content_words"
+    assert (
+        split.leak_reason(
+            "Sunset brings calmer winds and cooler air, which makes long "
+            "flights of migrating birds easier.",
+            following,
+            0.7,
+        )
+        == "content_words"
+    )
+    assert (
+        split.leak_reason(
+            "Add 36 pencils to 10 to get the 46 pencils in the box.",
+            "So the box holds 36 + 10 = 46 pencils.",
+            0.7,
+        )
+        == "content_words"
+    )
 
 
 @pytest.mark.parametrize("rationale", [
@@ -129,7 +171,12 @@ def test_leak_guard_keeps_rationales_that_merely_contain_a_short_following_text(
 
 def test_content_words_drop_stopwords_and_latex_commands_but_keep_numbers():
     assert split.content_words("So $\\frac{1}{2}$ of the 1,200 apples are red.") == {
-        "1", "2", "1200", "apples", "red"}
+        "1",
+        "2",
+        "1200",
+        "apples",
+        "red",
+    }
 
 
 @pytest.mark.parametrize("rationale, following, preceding", [

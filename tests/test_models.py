@@ -36,8 +36,20 @@ def test_checkpoint_without_lm_head_is_refused(archs):
 def test_server_refuses_bare_llama_model_at_startup(default_model, tmp_path):
     bare = build_tiny(default_model, tmp_path / "bare", lm_head=False)
     proc = subprocess.run(
-        [sys.executable, "-m", "rationalyst.clients.cli", "serve", "--port", "1",
-         "--rationale-model", str(bare)],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "rationalyst.cli",
+            "serve",
+            "--port",
+            "1",
+            "--rationale-model",
+            str(bare),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "cannot generate text" in proc.stderr and "LlamaModel" in proc.stderr

@@ -16,15 +16,17 @@ QUESTION = read_items("gsm8k", 1)[0]["question"]
 
 @pytest.fixture(scope="module")
 def oai(server):
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
-                       timeout=300) as c:
+    with openai.OpenAI(
+        base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300
+    ) as c:
         yield c
 
 
 @pytest.fixture
 async def aoai(server):
-    async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="unused",
-                                  max_retries=0, timeout=300) as c:
+    async with openai.AsyncOpenAI(
+        base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300
+    ) as c:
         yield c
 
 
@@ -39,8 +41,12 @@ def test_models_lists_strategies_and_agent(oai):
 
 
 def test_non_stream_rationalyst_with_trace(oai):
-    r = oai.chat.completions.create(model="rationalyst", messages=ask(), seed=3,
-                                    extra_body={"num_candidates": 2, "max_steps": 2})
+    r = oai.chat.completions.create(
+        model="rationalyst",
+        messages=ask(),
+        seed=3,
+        extra_body={"num_candidates": 2, "max_steps": 2},
+    )
     assert r.object == "chat.completion" and len(r.choices) == 1
     trace = r.model_extra["rationalyst"]
     steps = trace["steps"]
@@ -58,13 +64,18 @@ def test_non_stream_rationalyst_with_trace(oai):
 
 def test_stream_sends_one_chunk_per_step_then_usage(oai):
     stream = oai.chat.completions.create(
-        model="greedy", messages=ask(), stream=True, extra_body={"max_steps": 3},
-        stream_options={"include_usage": True})
+        model="greedy",
+        messages=ask(),
+        stream=True,
+        extra_body={"max_steps": 3},
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)  # the SDK stops at data: [DONE]
     step_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
     assert step_chunks and step_chunks[0].choices[0].delta.role == "assistant"
-    assert [c.model_extra["rationalyst"]["index"] for c in step_chunks] == \
-        list(range(len(step_chunks)))
+    assert [c.model_extra["rationalyst"]["index"] for c in step_chunks] == list(
+        range(len(step_chunks))
+    )
     for c in step_chunks:
         assert c.choices[0].delta.content.strip() == c.model_extra["rationalyst"]["text"]
     finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -74,8 +85,9 @@ def test_stream_sends_one_chunk_per_step_then_usage(oai):
 
 
 def test_max_tokens_is_the_token_budget(oai):
-    r = oai.chat.completions.create(model="greedy", messages=ask(), max_tokens=5,
-                                    extra_body={"max_steps": 5})
+    r = oai.chat.completions.create(
+        model="greedy", messages=ask(), max_tokens=5, extra_body={"max_steps": 5}
+    )
     assert r.choices[0].finish_reason == "length"
     assert r.model_extra["rationalyst"]["finish_reason"] == "budget"
     assert r.usage.completion_tokens <= 5
@@ -84,33 +96,48 @@ def test_max_tokens_is_the_token_budget(oai):
 def test_extra_body_choices_and_task(oai):
     arc = read_items("arc_challenge", 1)[0]
     r = oai.chat.completions.create(
-        model="random", messages=ask(arc["question"]), seed=2,
-        extra_body={"choices": arc["choices"], "task": "multiple_choice",
-                    "num_candidates": 2, "max_steps": 1})
+        model="random",
+        messages=ask(arc["question"]),
+        seed=2,
+        extra_body={
+            "choices": arc["choices"],
+            "task": "multiple_choice",
+            "num_candidates": 2,
+            "max_steps": 1,
+        },
+    )
     steps = r.model_extra["rationalyst"]["steps"]
     assert len(steps) == 1 and len(steps[0]["candidates"]) == 2
     assert steps[0]["rationale"] is None
 
 
 async def test_async_client_non_stream_and_stream(aoai):
-    r = await aoai.chat.completions.create(model="greedy", messages=ask(),
-                                           extra_body={"max_steps": 1})
+    r = await aoai.chat.completions.create(
+        model="greedy", messages=ask(), extra_body={"max_steps": 1}
+    )
     assert r.choices[0].message.content == r.model_extra["rationalyst"]["steps"][0]["text"]
-    stream = await aoai.chat.completions.create(model="greedy", messages=ask(), stream=True,
-                                                extra_body={"max_steps": 2})
-    contents = [c.choices[0].delta.content async for c in stream
-                if c.choices and c.choices[0].delta.content]
+    stream = await aoai.chat.completions.create(
+        model="greedy", messages=ask(), stream=True, extra_body={"max_steps": 2}
+    )
+    contents = [
+        c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content
+    ]
     assert 1 <= len(contents) <= 2
 
 
 def test_passthrough_streams_tokens(oai):
-    stream = oai.chat.completions.create(model=AGENT, stream=True, max_tokens=16, seed=1,
-                                         messages=[{"role": "system", "content": "Be brief."},
-                                                   *ask("Name three colours.")])
+    stream = oai.chat.completions.create(
+        model=AGENT,
+        stream=True,
+        max_tokens=16,
+        seed=1,
+        messages=[{"role": "system", "content": "Be brief."}, *ask("Name three colours.")],
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
-    pieces = [c.choices[0].delta.content for c in chunks
-              if c.choices and c.choices[0].delta.content]
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
     assert len(pieces) >= 3  # token by token, not one blob
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     assert "rationalyst" not in (chunks[1].model_extra or {})
@@ -131,13 +158,16 @@ def test_unknown_model_is_not_found_with_the_list(oai):
     assert e.value.body["code"] == "model_not_found" and e.value.body["param"] == "model"
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"n": 2}, "n must be 1"),
-    ({"temperature": 5}, "temperature"),
-    ({"extra_body": {"num_candidates": 40}}, "num_candidates"),
-    ({"extra_body": {"task": "multiple_choice"}}, "needs a 'choices' list"),
-    ({"messages": [{"role": "system", "content": "hi"}]}, "user message"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"n": 2}, "n must be 1"),
+        ({"temperature": 5}, "temperature"),
+        ({"extra_body": {"num_candidates": 40}}, "num_candidates"),
+        ({"extra_body": {"task": "multiple_choice"}}, "needs a 'choices' list"),
+        ({"messages": [{"role": "system", "content": "hi"}]}, "user message"),
+    ],
+)
 def test_bad_parameters_are_bad_request(oai, kwargs, needle):
     args = {"model": "rationalyst", "messages": ask(), **kwargs}
     with pytest.raises(openai.BadRequestError) as e:

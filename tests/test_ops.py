@@ -29,8 +29,10 @@ def test_metrics_move_with_requests():
         bad = httpx.post(srv.url + "/solve", json={"question": "q", "num_candidates": 99})
         assert bad.status_code == 422
         m = lambda name, **lb: metric(srv.url, name, **lb)  # noqa: E731
-        assert m("rationalyst_requests_total", endpoint="/solve", strategy="rationalyst",
-                 status="200") == 2
+        assert (
+            m("rationalyst_requests_total", endpoint="/solve", strategy="rationalyst", status="200")
+            == 2
+        )
         assert m("rationalyst_requests_total", endpoint="/solve", status="422") == 1
         assert m("rationalyst_solve_seconds_count", strategy="rationalyst") == 2
         assert m("rationalyst_step_phase_seconds_count", phase="score") == 4
@@ -73,9 +75,12 @@ def test_client_gone_mid_stream_is_counted_as_aborted():
             threading.Event().wait(0.02)
         assert metric(srv.url, "rationalyst_aborted_total") == 1
         assert metric(srv.url, "rationalyst_solves_in_flight") == 0
-        assert ("cancelled", next(rid for k, rid in engine.events
-                                  if k == "sample_start" and rid.endswith("-1-sample"))) \
-            in engine.events
+        assert (
+            "cancelled",
+            next(
+                rid for k, rid in engine.events if k == "sample_start" and rid.endswith("-1-sample")
+            ),
+        ) in engine.events
 
 
 def test_request_id_echoed_or_generated_and_logged_as_json():
@@ -106,11 +111,14 @@ def locked():
         yield srv
 
 
-@pytest.mark.parametrize("headers, message", [
-    ({}, "missing API key"),
-    ({"Authorization": "Bearer nope"}, "invalid API key"),
-    ({"Authorization": "Basic k1"}, "invalid API key"),
-])
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({}, "missing API key"),
+        ({"Authorization": "Bearer nope"}, "invalid API key"),
+        ({"Authorization": "Basic k1"}, "invalid API key"),
+    ],
+)
 @pytest.mark.parametrize("path", ["/solve", "/v1/chat/completions"])
 def test_auth_rejects_missing_or_wrong_keys(locked, headers, message, path):
     r = httpx.post(locked.url + path, json={"question": "q"}, headers=headers)
@@ -122,8 +130,11 @@ def test_auth_rejects_missing_or_wrong_keys(locked, headers, message, path):
 
 def test_auth_accepts_each_key_and_leaves_probes_open(locked):
     for key in ("k1", "k2"):
-        r = httpx.post(locked.url + "/solve", json={"question": "q"},
-                       headers={"Authorization": f"Bearer {key}"})
+        r = httpx.post(
+            locked.url + "/solve",
+            json={"question": "q"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert r.status_code == 200
     assert httpx.get(locked.url + "/health").status_code == 200
     assert httpx.get(locked.url + "/metrics").status_code == 200

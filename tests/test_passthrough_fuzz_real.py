@@ -36,16 +36,29 @@ HOSTILE = {
 }
 CASES = [(name, value) for name, values in HOSTILE.items() for value in values]
 # The ones a supervised solve also reads (the others are ignored, or refused, there).
-SOLVE_PARAMS = ("stop", "max_tokens", "max_completion_tokens", "seed", "temperature",
-                "top_p", "n", "logprobs", "response_format")
+SOLVE_PARAMS = (
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "temperature",
+    "top_p",
+    "n",
+    "logprobs",
+    "response_format",
+)
 
 
 def _post(url: str, body: dict) -> httpx.Response:
     # allow_nan: the hostile values include NaN and Infinity literals, which Python's
     # JSON parser (the server's) reads.
     raw = json.dumps(body, allow_nan=True).encode()
-    return httpx.post(url + "/v1/chat/completions", content=raw, timeout=120,
-                      headers={"content-type": "application/json"})
+    return httpx.post(
+        url + "/v1/chat/completions",
+        content=raw,
+        timeout=120,
+        headers={"content-type": "application/json"},
+    )
 
 
 def _check(r: httpx.Response, name: str, stream: bool) -> str:
@@ -72,8 +85,11 @@ SHORT = {"stop": [" ", "\n", ".", "!", ","]}
 
 
 def test_passthrough_parameters_are_a_400_naming_them_or_work(server):
-    base = {"model": _agent(server.url), "max_tokens": 2,
-            "messages": [{"role": "user", "content": "Say hi."}]}
+    base = {
+        "model": _agent(server.url),
+        "max_tokens": 2,
+        "messages": [{"role": "user", "content": "Say hi."}],
+    }
     outcomes = []
     for name, value in CASES:
         short = SHORT if name in ("max_tokens", "max_completion_tokens") else {}
@@ -83,15 +99,18 @@ def test_passthrough_parameters_are_a_400_naming_them_or_work(server):
         # the engine reads the value as the request enters it (bounded: each costs
         # an answer).
         if outcome == "400" or name in ("stop", "logit_bias"):
-            outcome += "/" + _check(_post(server.url, {**body, "stream": True}), name,
-                                    stream=True)
+            outcome += "/" + _check(_post(server.url, {**body, "stream": True}), name, stream=True)
         outcomes.append(outcome)
     print(f"\n{len(CASES)} pass-through cases:", {o: outcomes.count(o) for o in set(outcomes)})
 
 
 def test_supervised_parameters_are_a_400_naming_them_or_work(server):
-    base = {"model": "greedy", "max_steps": 1, "num_candidates": 1,
-            "messages": [{"role": "user", "content": "What is 3 + 4?"}]}
+    base = {
+        "model": "greedy",
+        "max_steps": 1,
+        "num_candidates": 1,
+        "messages": [{"role": "user", "content": "What is 3 + 4?"}],
+    }
     for name in SOLVE_PARAMS:  # two values each: a solve costs more than an answer
         for value in (HOSTILE[name][0], HOSTILE[name][-1]):
             _check(_post(server.url, {**base, "max_tokens": 8, name: value}), name, False)

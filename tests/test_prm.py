@@ -21,8 +21,8 @@ from rationalyst.supervisor.engine import Engines
 from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.prm import PRESETS, InProcessPRM, PRMScores, RemotePRM
 from rationalyst.supervisor.scripted_engine import ScriptedEngine
-from rationalyst.supervisor.types import Problem, SolveParams
 from rationalyst.supervisor.strategies.prm import aggregate
+from rationalyst.supervisor.types import Problem, SolveParams
 
 PROBLEM = Problem("What is 2 + 3?", "math")
 CANDS = ["add two and three", "the sum is five", "guess six"]
@@ -37,16 +37,30 @@ def build_prm(tokenizer_dir: Path, out: Path) -> Path:
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     tok.add_special_tokens({"additional_special_tokens": ["<extra_0>"]})
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=256,
-                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                      max_position_embeddings=2048, num_labels=2,
-                      architectures=["Qwen2ForProcessRewardModel"],
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        num_labels=2,
+        architectures=["Qwen2ForProcessRewardModel"],
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     weights = {f"model.{k}": v.contiguous() for k, v in Qwen2Model(cfg).state_dict().items()}
     h = cfg.hidden_size
-    weights.update({"score.0.weight": torch.randn(h, h) * 0.3, "score.0.bias": torch.zeros(h),
-                    "score.2.weight": torch.randn(2, h) * 0.3, "score.2.bias": torch.zeros(2)})
+    weights.update(
+        {
+            "score.0.weight": torch.randn(h, h) * 0.3,
+            "score.0.bias": torch.zeros(h),
+            "score.2.weight": torch.randn(2, h) * 0.3,
+            "score.2.bias": torch.zeros(2),
+        }
+    )
     out.mkdir(parents=True, exist_ok=True)
     save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
     cfg.save_pretrained(out)
@@ -71,8 +85,7 @@ def flat(rows) -> list[float]:
 
 
 def params(**kw) -> SolveParams:
-    return SolveParams(**{"strategy": "prm", "num_candidates": 3, "max_steps": 1,
-                          "seed": 1, **kw})
+    return SolveParams(**{"strategy": "prm", "num_candidates": 3, "max_steps": 1, "seed": 1, **kw})
 
 
 def agent() -> ScriptedEngine:
@@ -80,6 +93,7 @@ def agent() -> ScriptedEngine:
 
 
 # ---- scripted PRM: aggregation, ties, cancellation -------------------------------------
+
 
 class ScriptedPRM:
     """Step scores from a table keyed by the trajectory's last step."""
@@ -104,8 +118,7 @@ async def test_aggregation_picks_the_argmax(how, winner):
     table = {CANDS[0]: [0.1, 0.9], CANDS[1]: [0.6, 0.8], CANDS[2]: [0.99, 0.55]}
     prm = ScriptedPRM(table)
     eng = agent()
-    result = await solve_all(PROBLEM, params(prm_aggregation=how), Engines(eng, eng, eng,
-                                                                           prm=prm))
+    result = await solve_all(PROBLEM, params(prm_aggregation=how), Engines(eng, eng, eng, prm=prm))
     cands = result.steps[0].candidates
     want = [aggregate(table[c], how) for c in CANDS]
     assert [c.score for c in cands] == pytest.approx(want)
@@ -139,15 +152,19 @@ def test_prm_without_a_prm_configured_is_400_before_any_work():
     engine = answering_engine()
     with LoopServer(engine) as srv:
         for stream in (False, True):
-            r = httpx.post(srv.url + "/solve", json={"question": "q", "strategy": "prm",
-                                                     "stream": stream})
+            r = httpx.post(
+                srv.url + "/solve", json={"question": "q", "strategy": "prm", "stream": stream}
+            )
             assert r.status_code == 400
             assert "RATIONALYST_PRM_MODEL" in r.json()["error"]["message"]
-        r = httpx.post(srv.url + "/v1/chat/completions",
-                       json={"model": "prm", "messages": [{"role": "user", "content": "q"}]})
+        r = httpx.post(
+            srv.url + "/v1/chat/completions",
+            json={"model": "prm", "messages": [{"role": "user", "content": "q"}]},
+        )
         assert r.status_code == 400 and "RATIONALYST_PRM_MODEL" in r.text
-        r = httpx.post(srv.url + "/solve", json={"question": "q", "strategy": "prm",
-                                                 "prm_aggregation": "mean"})
+        r = httpx.post(
+            srv.url + "/solve", json={"question": "q", "strategy": "prm", "prm_aggregation": "mean"}
+        )
         assert r.status_code == 422 and r.json()["error"]["param"] == "prm_aggregation"
         models = httpx.get(srv.url + "/health").json()["models"]
         assert "prm" not in models and models["judge"] == models["agent"]  # the agent judges
@@ -165,6 +182,7 @@ def test_prm_without_a_prm_configured_is_400_before_any_work():
 
 # ---- the real pooling runner ----------------------------------------------------------
 
+
 @pytest.mark.vllm
 async def test_in_process_prm_scores_each_step_of_each_candidate(local_prm):
     assert local_prm.step_tag_id == local_prm.tokenizer.convert_tokens_to_ids("<extra_0>")
@@ -173,8 +191,9 @@ async def test_in_process_prm_scores_each_step_of_each_candidate(local_prm):
     assert [len(s) for s in scores.steps] == [2, 1, 1]
     probs = flat(scores.steps)
     assert all(0.0 < p < 1.0 for p in probs) and len(set(probs)) == len(probs)
-    assert scores.prompt_tokens == sum(len(local_prm.ids(PROBLEM.question, t))
-                                       for t in trajectories)
+    assert scores.prompt_tokens == sum(
+        len(local_prm.ids(PROBLEM.question, t)) for t in trajectories
+    )
     # The step tag sits after each step in the assistant turn of the PRM's template.
     text = local_prm.tokenizer.decode(local_prm.ids(PROBLEM.question, trajectories[0]))
     assert "2 + 3 = 5<extra_0>The answer is 5<extra_0>" in text
@@ -186,14 +205,15 @@ async def test_in_process_prm_scores_each_step_of_each_candidate(local_prm):
 @pytest.mark.vllm
 async def test_prm_strategy_takes_the_argmax_of_the_real_prm(local_prm):
     eng = agent()
-    result = await solve_all(PROBLEM, params(max_steps=2), Engines(eng, eng, eng,
-                                                                   prm=local_prm))
+    result = await solve_all(PROBLEM, params(max_steps=2), Engines(eng, eng, eng, prm=local_prm))
     first = result.steps[0]
     direct = await local_prm.score(PROBLEM.question, [[c] for c in CANDS], "t-direct")
     assert flat(c.step_scores for c in first.candidates) == pytest.approx(
-        flat(direct.steps), abs=1e-5)
+        flat(direct.steps), abs=1e-5
+    )
     assert [c.score for c in first.candidates] == pytest.approx(
-        [s[-1] for s in direct.steps], abs=1e-5)
+        [s[-1] for s in direct.steps], abs=1e-5
+    )
     best = max(range(3), key=lambda i: (first.candidates[i].score, -i))
     assert first.candidates[best].chosen and first.text == CANDS[best]
     assert all(len(c.step_scores) == 2 for c in result.steps[1].candidates)
@@ -201,10 +221,12 @@ async def test_prm_strategy_takes_the_argmax_of_the_real_prm(local_prm):
 
 @pytest.mark.vllm
 async def test_remote_prm_through_vllm_serve_pooling_matches_in_process(
-        prm_model, local_prm, tmp_path):
+    prm_model, local_prm, tmp_path
+):
     pooler = json.dumps({"step_tag_id": local_prm.step_tag_id})
-    srv = vllm_server(prm_model, tmp_path / "vllm-prm.log", "--runner", "pooling",
-                      "--pooler-config", pooler)
+    srv = vllm_server(
+        prm_model, tmp_path / "vllm-prm.log", "--runner", "pooling", "--pooler-config", pooler
+    )
     url = srv.start()
     remote = RemotePRM(url, "tiny", local_prm.tokenizer, "qwen2.5-math-prm", "tiny-prm")
     try:

@@ -17,8 +17,9 @@ from rationalyst.supervisor.types import Problem
 
 S = Settings()
 FEWSHOT, BENCH = S.fewshot_dir, S.benchmark_dir
-pytestmark = pytest.mark.skipif(not (FEWSHOT / "gsm8k_train.jsonl").exists(),
-                                reason="the shared few-shot splits are not here")
+pytestmark = pytest.mark.skipif(
+    not (FEWSHOT / "gsm8k_train.jsonl").exists(), reason="the shared few-shot splits are not here"
+)
 
 
 def _jsonl(path):
@@ -37,8 +38,9 @@ def _shots(messages: list[dict]) -> list[tuple[str, list[str]]]:
 
 
 def ref(question, task, choices=None, category=None) -> Problem:
-    return Problem(question, task, tuple(choices) if choices else None,
-                   profile="reference", category=category)
+    return Problem(
+        question, task, tuple(choices) if choices else None, profile="reference", category=category
+    )
 
 
 def test_gsm8k_no_system_nine_train_shots_one_turn_per_line():
@@ -46,8 +48,10 @@ def test_gsm8k_no_system_nine_train_shots_one_turn_per_line():
     assert msgs[0]["role"] == "user"  # no system prompt, as the reference
     shots = _shots(msgs)
     assert len(shots) == 10 and shots[-1] == ("Question: What is 2 + 3?\nAnswer:", ["2 + 3 = 5."])
-    train = {f"Question: {it['question'].strip()}\nAnswer:": it
-             for it in _jsonl(FEWSHOT / "gsm8k_train.jsonl")}
+    train = {
+        f"Question: {it['question'].strip()}\nAnswer:": it
+        for it in _jsonl(FEWSHOT / "gsm8k_train.jsonl")
+    }
     for user, turns in shots[:-1]:
         item = train[user]  # every shot is a train item, verbatim
         lines = [ln for ln in item["solution"].split("\n") if ln.strip()]
@@ -114,7 +118,8 @@ def test_proofwriter_layout_letters_and_golds_agree():
     assert shots[-1][0] == (
         "Question: Based on the context information, is the following statement true, "
         f"false, or unknown? {statement}\nContext: {item['context']}\n"
-        "Choices: A) True B) False C) Unknown\nAnswer: ")  # the reference's trailing space
+        "Choices: A) True B) False C) Unknown\nAnswer: "
+    )  # the reference's trailing space
     for (user, turns), (item_id, _) in zip(shots, profiles.handwritten_shots.PROOFWRITER):
         gold = dev[item_id]
         assert f"Context: {gold['context']}" in user
@@ -123,7 +128,8 @@ def test_proofwriter_layout_letters_and_golds_agree():
         assert extract("true_false", turns[-1]) == gold["choices"][ord(gold["answer"]) - 65]
     # The trajectory RATIONALYST reads uses the same layout.
     assert prompts.trajectory(ref(item["question"], "true_false"), ["s1"]).startswith(
-        "Question: Based on the context information")
+        "Question: Based on the context information"
+    )
 
 
 def test_generic_profile_is_unchanged():
@@ -145,11 +151,16 @@ def test_request_fields_and_their_errors():
     r = SolveRequest(question="q", choices=["a", "b"], profile="reference", category="law")
     assert (r.profile, r.category, r.step_end, r.max_tokens) == ("reference", "law", None, None)
     assert SolveRequest(question="q").profile == "generic"
-    for bad, word in [({"category": "law", "choices": ["a", "b"]}, "profile"),
-                      ({"profile": "reference", "category": "law"}, "choices"),
-                      ({"profile": "reference", "category": "cooking", "choices": ["a", "b"]},
-                       "unknown category"),
-                      ({"profile": "other"}, "profile"), ({"step_end": "word"}, "step_end")]:
+    for bad, word in [
+        ({"category": "law", "choices": ["a", "b"]}, "profile"),
+        ({"profile": "reference", "category": "law"}, "choices"),
+        (
+            {"profile": "reference", "category": "cooking", "choices": ["a", "b"]},
+            "unknown category",
+        ),
+        ({"profile": "other"}, "profile"),
+        ({"step_end": "word"}, "step_end"),
+    ]:
         with pytest.raises(ValidationError, match=word):
             SolveRequest(question="q", **bad)
 

@@ -20,13 +20,15 @@ def _solution(item_id: str, path="gsm8k.jsonl") -> dict:
 
 # ---- the gold-step split ---------------------------------------------------------
 
+
 def test_gsm8k_steps_drop_calculator_annotations_and_rewrite_the_answer_line():
     sol = _solution("gsm8k-test-0")["solution"]
     assert "<<" in sol and "####" in sol
     assert rank.gsm8k_steps(sol) == [
         "Janet sells 16 - 3 - 4 = 9 duck eggs a day.",
         "She makes 9 * 2 = $18 every day at the farmer’s market.",
-        "The answer is: 18"]
+        "The answer is: 18",
+    ]
 
 
 def test_gsm8k_steps_on_many_real_solutions():
@@ -56,15 +58,22 @@ def test_math_items_are_outside_math500_and_split_into_sentences():
 
 # ---- bookkeeping (pure) ----------------------------------------------------------
 
+
 def test_candidates_drop_gold_copies_empties_and_repeats():
     cands, dropped = rank.candidates(" Gold  step.", ["Gold step.", "", "b", "b ", "c"])
     assert cands == ["Gold step.", "b", "c"]
     assert dropped == {"equal_gold": 1, "duplicate": 1, "empty": 1}
 
 
-@pytest.mark.parametrize("scores,want", [
-    ([-1.0, -2.0, -3.0], 1.0), ([-2.0, -1.0, -3.0], 0.0), ([-1.0, -1.0, -3.0], 0.5),
-    ([-1.0, -1.0, -1.0], 1 / 3)])
+@pytest.mark.parametrize(
+    "scores,want",
+    [
+        ([-1.0, -2.0, -3.0], 1.0),
+        ([-2.0, -1.0, -3.0], 0.0),
+        ([-1.0, -1.0, -3.0], 0.5),
+        ([-1.0, -1.0, -1.0], 1 / 3),
+    ],
+)
 def test_top1_counts_ties_as_a_fair_tie_break(scores, want):
     assert rank.top1(scores) == pytest.approx(want)
 
@@ -78,11 +87,15 @@ def test_wilson_interval():
 
 # ---- a whole run on the scripted engine ------------------------------------------
 
+
 def _scripted() -> ScriptedEngine:
     # Samples per call: one copies the gold step, two repeat each other.
     def steps(prompt, n, seed):
-        return ["GOLD", "other one", "other one", "other two"][:n] if "Q2" not in prompt \
+        return (
+            ["GOLD", "other one", "other one", "other two"][:n]
+            if "Q2" not in prompt
             else ["GOLD"] * n
+        )
 
     # The oracle call is the extraction prompt ("Next sentence:"); the rest is the
     # server's rationale call (the stand-in).
@@ -102,8 +115,10 @@ def _scripted() -> ScriptedEngine:
 
 
 async def test_scripted_run_top1_and_dedup(tmp_path):
-    items = [rank.Item("q1", "gsm8k", "math", "Q1", ("GOLD",)),
-             rank.Item("q2", "gsm8k", "math", "Q2", ("GOLD",))]
+    items = [
+        rank.Item("q1", "gsm8k", "math", "Q1", ("GOLD",)),
+        rank.Item("q2", "gsm8k", "math", "Q2", ("GOLD",)),
+    ]
     eng = _scripted()
 
     async def open_agent():
@@ -155,8 +170,9 @@ async def test_scripted_trained_source_goes_through_the_rationale_call(tmp_path)
         return trained
 
     items = [rank.Item("q1", "gsm8k", "math", "Q1", ("GOLD",))]
-    await rank.run(items, tmp_path, rank.RankConfig(num_candidates=5), open_agent,
-                   open_trained, progress=False)
+    await rank.run(
+        items, tmp_path, rank.RankConfig(num_candidates=5), open_agent, open_trained, progress=False
+    )
     # Added to the finished run on the same candidates, then merged into the steps.
     [row] = rank_report.load(tmp_path)
     assert row["rationales"]["trained"] == "Rationale: KEY"
@@ -175,6 +191,7 @@ async def test_scripted_trained_source_goes_through_the_rationale_call(tmp_path)
 
 # ---- the real engine -------------------------------------------------------------
 
+
 class _Shared:
     """A session engine lent to a run, which closes what it opens."""
 
@@ -190,8 +207,7 @@ class _Shared:
 
 @pytest.mark.vllm
 @pytest.mark.timeout(600)
-async def test_real_model_sources_give_different_scores(tmp_path, default_model,
-                                                         tiny_engine):
+async def test_real_model_sources_give_different_scores(tmp_path, default_model, tiny_engine):
     from rationalyst.supervisor.vllm_engine import VLLMEngine
 
     async def open_agent():
@@ -201,20 +217,20 @@ async def test_real_model_sources_give_different_scores(tmp_path, default_model,
         return _Shared(tiny_engine)
 
     items = rank.load_items(DATA, gsm8k=3, math=0, seed=14, max_steps=2)
-    cfg = rank.RankConfig(num_candidates=3, rationale_max_tokens=24, oracle_max_tokens=24,
-                          step_max_tokens=32)
-    await rank.run(items, tmp_path, cfg, open_agent, open_trained, concurrency=3,
-                   progress=False)
+    cfg = rank.RankConfig(
+        num_candidates=3, rationale_max_tokens=24, oracle_max_tokens=24, step_max_tokens=32
+    )
+    await rank.run(items, tmp_path, cfg, open_agent, open_trained, concurrency=3, progress=False)
     rows = rank_report.load(tmp_path)
     assert len(rows) == 6
     ranked = [r for r in rows if "skipped" not in r]
     assert ranked, "every sample equalled the gold step"
     for r in ranked:
         assert r["candidates"][0] == " ".join(r["gold"].split())
-        vecs = {src: tuple(r["scores"][src]["1.0"]) for src in
-                ("none", "stand-in", "trained", "oracle")}
-        assert all(len(v) == len(r["candidates"]) and all(x < 0 for x in v)
-                   for v in vecs.values())
+        vecs = {
+            src: tuple(r["scores"][src]["1.0"]) for src in ("none", "stand-in", "trained", "oracle")
+        }
+        assert all(len(v) == len(r["candidates"]) and all(x < 0 for x in v) for v in vecs.values())
         # A rationale dropped from the scorer's prompt would give equal scores.
         assert len(set(vecs.values())) == 4, vecs
         assert r["rationales"]["oracle"] and r["rationales"]["stand-in"]

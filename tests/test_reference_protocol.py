@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from rationalyst.clients import datasets, prompts_cmd
+from rationalyst.cli import prompts_cmd
+from rationalyst.clients import datasets
 from rationalyst.protocol import DATASETS, SolveRequest
 from rationalyst.server.openai_protocol import ChatCompletionRequest
 from rationalyst.supervisor import handwritten_shots, profiles, prompts
@@ -40,8 +41,11 @@ def _shots(msgs: list[dict]) -> list[tuple[str, list[str]]]:
 def test_gsm8k_shots_are_the_reference_draw_in_drawn_order():
     np.random.seed(14)  # the reference's call, on the 7,473 train items in source order
     drawn = np.random.choice(profiles.GSM8K_TRAIN_SIZE, 9, replace=False)
-    assert tuple(int(i) for i in drawn) == profiles.GSM8K_DRAW == (
-        4396, 675, 1062, 3312, 7420, 932, 6625, 3489, 364)
+    assert (
+        tuple(int(i) for i in drawn)
+        == profiles.GSM8K_DRAW
+        == (4396, 675, 1062, 3312, 7420, 932, 6625, 3489, 364)
+    )
     train = {it["id"]: it for it in _jsonl(S.fewshot_dir / "gsm8k_train.jsonl")}
     wanted = [train[f"gsm8k-train-{i}"]["question"] for i in drawn]
     out = prompts_cmd.build(prompts_cmd.PromptsOptions(dataset="gsm8k"))
@@ -96,11 +100,23 @@ def test_math_shots_are_train_problems_and_the_eval_can_run_all_5000():
 
 
 def _problem(dataset: str, choices=None, question: str = "Q?"):
-    req = SolveRequest(question=question, choices=choices, profile="reference",
-                       dataset=dataset, category="law" if dataset == "mmlu_pro" else None)
+    req = SolveRequest(
+        question=question,
+        choices=choices,
+        profile="reference",
+        dataset=dataset,
+        category="law" if dataset == "mmlu_pro" else None,
+    )
     from rationalyst.supervisor.types import Problem
-    return Problem(req.question, req.task, tuple(choices) if choices else None,
-                   profile="reference", category=req.category, dataset=dataset)
+
+    return Problem(
+        req.question,
+        req.task,
+        tuple(choices) if choices else None,
+        profile="reference",
+        category=req.category,
+        dataset=dataset,
+    )
 
 
 def test_dataset_field_implies_the_task_and_refuses_mismatches():
@@ -115,12 +131,14 @@ def test_dataset_field_implies_the_task_and_refuses_mismatches():
     with pytest.raises(ValidationError, match="needs the question's 'category'"):
         SolveRequest(question="q", choices=["a", "b"], dataset="mmlu_pro", profile="reference")
     # /v1's extra body: the same field, the task follows from it there too.
-    chat = ChatCompletionRequest(model="rationalyst", dataset="math",
-                                 messages=[{"role": "user", "content": "q"}])
+    chat = ChatCompletionRequest(
+        model="rationalyst", dataset="math", messages=[{"role": "user", "content": "q"}]
+    )
     assert chat.task == "math_boxed"
     with pytest.raises(ValidationError, match=", ".join(DATASETS)):
-        ChatCompletionRequest(model="rationalyst", dataset="nope",
-                              messages=[{"role": "user", "content": "q"}])
+        ChatCompletionRequest(
+            model="rationalyst", dataset="nope", messages=[{"role": "user", "content": "q"}]
+        )
 
 
 def test_scorer_prompt_asks_for_text_consistent_with_rationales():
@@ -135,12 +153,17 @@ def test_committed_renderings_match_the_command():
 
 
 def test_prompts_cli_flags_come_from_the_model():
-    run = [sys.executable, "-m", "rationalyst.clients.cli", "prompts"]
-    bad = subprocess.run([*run, "--dataset", "gsm8k", "--index", "-1"], capture_output=True,
-                         text=True, timeout=120)
+    run = [sys.executable, "-m", "rationalyst.cli", "prompts"]
+    bad = subprocess.run(
+        [*run, "--dataset", "gsm8k", "--index", "-1"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "--index" in bad.stderr
-    ok = subprocess.run([*run, "--dataset", "proofwriter", "--index", "2", "--profile",
-                         "generic"], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [*run, "--dataset", "proofwriter", "--index", "2", "--profile", "generic"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "step_end=line" in ok.stdout and "<candidate step>" in ok.stdout
 
@@ -152,16 +175,13 @@ def test_shot_files_ship_as_package_data():
 
 
 def test_eval_sends_the_dataset_and_takes_score_decay():
-    import argparse
+    from rationalyst.cli import eval_cmd, flags, main
 
-    from rationalyst.clients import eval_cmd, flags
-
-    p = argparse.ArgumentParser()
-    eval_cmd.add_arguments(p)
-    args = p.parse_args(["--dataset", "gsm8k", "--score-decay", "0.9"])
-    assert flags.set_fields(args, eval_cmd.REQUEST_FLAGS) == {"score_decay": 0.9}
+    args = main.parser(["eval"]).parse_args(["eval", "--dataset", "gsm8k", "--score-decay", "0.9"])
+    assert eval_cmd.request_fields(flags.options(args)) == {"score_decay": 0.9}
     item = {"id": "x", "question": "q", "choices": ["a", "b"], "category": "law"}
     assert datasets.get("mmlu_pro").request(item, "reference")["dataset"] == "mmlu_pro"
     assert datasets.get("commonsenseqa").request(item, "reference")["profile"] == "reference"
     assert "dataset" not in datasets.get("strategyqa").request(
-        {"question": "q", "answer": "yes"}, "reference")
+        {"question": "q", "answer": "yes"}, "reference"
+    )

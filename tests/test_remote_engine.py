@@ -9,8 +9,17 @@ import time
 import httpx
 import pytest
 
-from harness import (free_port, hang_up_when, metric, metrics, poll_until, serve,
-                     server_busy, sse_events, vllm_server)
+from harness import (
+    free_port,
+    hang_up_when,
+    metric,
+    metrics,
+    poll_until,
+    serve,
+    server_busy,
+    sse_events,
+    vllm_server,
+)
 from rationalyst.supervisor.engine import EngineError, SampleParams
 
 pytestmark = pytest.mark.vllm
@@ -48,8 +57,9 @@ async def test_scores_match_the_in_process_engine(remote, tiny_engine):
     for a, b in zip(got.token_logprobs, ref.token_logprobs):
         assert len(a) == len(b) > 0
         assert a == pytest.approx(b, abs=1e-2)
-    assert got.computed_tokens == sum(remote.count_tokens(prefix) + remote.count_tokens(c)
-                                      for c in conts)
+    assert got.computed_tokens == sum(
+        remote.count_tokens(prefix) + remote.count_tokens(c) for c in conts
+    )
 
 
 async def test_same_seed_same_samples_as_in_process(remote, tiny_engine):
@@ -65,8 +75,12 @@ async def test_same_seed_same_samples_as_in_process(remote, tiny_engine):
 
 
 async def test_stream_yields_token_deltas(remote):
-    deltas = [d async for d in remote.stream(remote.render(PROMPT),
-                                             SampleParams(max_tokens=8, seed=1), "r-stream")]
+    deltas = [
+        d
+        async for d in remote.stream(
+            remote.render(PROMPT), SampleParams(max_tokens=8, seed=1), "r-stream"
+        )
+    ]
     assert sum(1 for d in deltas if d.text) >= 3
     assert deltas[-1].num_tokens == 8 and deltas[-1].finish_reason == "length"
 
@@ -92,10 +106,22 @@ async def test_unreachable_server_is_a_clear_error(tiny_model):
 @pytest.fixture(scope="module")
 def remote_server(vllm_serve, tiny_model, tmp_path_factory):
     """Our server on the module's `vllm serve` (agent, RATIONALYST and scorer)."""
-    srv = serve(tmp_path_factory.mktemp("remote") / "server.log", "--agent-model",
-                str(tiny_model), "--rationale-model", str(tiny_model), "--agent-url",
-                vllm_serve.url, "--rationale-url", vllm_serve.url, "--step-max-tokens", "12",
-                "--rationale-max-tokens", "12", start_timeout_s=120)
+    srv = serve(
+        tmp_path_factory.mktemp("remote") / "server.log",
+        "--agent-model",
+        str(tiny_model),
+        "--rationale-model",
+        str(tiny_model),
+        "--agent-url",
+        vllm_serve.url,
+        "--rationale-url",
+        vllm_serve.url,
+        "--step-max-tokens",
+        "12",
+        "--rationale-max-tokens",
+        "12",
+        start_timeout_s=120,
+    )
     srv.start()
     yield srv
     srv.stop()
@@ -112,10 +138,15 @@ def test_json_solve_client_gone_frees_vllm(remote_server, vllm_serve):
     Prints disconnect -> free time (target <= 1 s; asserted loosely: shared CPU)."""
     url = remote_server.url
     before = metric(url, "rationalyst_aborted_total")
-    body = {"question": "Tom has 3 apples and buys 4 bags of 6. How many?", "max_steps": 64,
-            "num_candidates": 8, "seed": 1}
-    gone = hang_up_when(url, "/solve", body, lambda: vllm_busy(vllm_serve.url) > 0
-                        and server_busy(url) == 1)
+    body = {
+        "question": "Tom has 3 apples and buys 4 bags of 6. How many?",
+        "max_steps": 64,
+        "num_candidates": 8,
+        "seed": 1,
+    }
+    gone = hang_up_when(
+        url, "/solve", body, lambda: vllm_busy(vllm_serve.url) > 0 and server_busy(url) == 1
+    )
     # Since when each has been free (vLLM idles between a solve's calls), as the
     # (start, end) of the scrape that saw it: on a loaded CPU a scrape takes 0.1-0.5 s.
     free: dict[str, tuple[float, float]] = {}
@@ -128,16 +159,20 @@ def test_json_solve_client_gone_frees_vllm(remote_server, vllm_serve):
             else:
                 free.setdefault(name, (t0, time.perf_counter() - gone))
         return len(free) == 2
+
     poll_until(all_free, 30, "vLLM and the server to be free")
-    print("\nremote /solve JSON: disconnect -> free (target <= 1000 ms): " + ", ".join(
-        f"{k} by {b * 1e3:.0f} ms (seen by a scrape begun at {a * 1e3:.0f} ms)"
-        for k, (a, b) in free.items()))
+    print(
+        "\nremote /solve JSON: disconnect -> free (target <= 1000 ms): "
+        + ", ".join(
+            f"{k} by {b * 1e3:.0f} ms (seen by a scrape begun at {a * 1e3:.0f} ms)"
+            for k, (a, b) in free.items()
+        )
+    )
     took = max(b for _, b in free.values())
     assert metric(url, "rationalyst_aborted_total") == before + 1
     assert took < 5
     # The server still serves: the slot came back.
-    r = httpx.post(url + "/solve", json={**body, "max_steps": 1, "num_candidates": 2},
-                   timeout=300)
+    r = httpx.post(url + "/solve", json={**body, "max_steps": 1, "num_candidates": 2}, timeout=300)
     assert r.status_code == 200, r.text
 
 

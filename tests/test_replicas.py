@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from rationalyst.clients.local_server import SERVE, LocalServer
+from rationalyst.cli.local_server import SERVE, LocalServer
 from rationalyst.supervisor import remote_engine
-from rationalyst.supervisor.engine import Engines, EngineError
+from rationalyst.supervisor.engine import EngineError, Engines
 from rationalyst.supervisor.loop import solve_all
 from rationalyst.supervisor.remote_engine import RemoteEngine
 from rationalyst.supervisor.replicas import Replicas
@@ -34,20 +34,42 @@ QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have now?"
 
 def vllm_command(model) -> list[str]:
     # `env`, so the settings reach vLLM; LocalServer appends the port.
-    return ["env", "VLLM_CPU_KVCACHE_SPACE=1", "TORCHDYNAMO_DISABLE=1", sys.executable,
-            "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-            "--host", "127.0.0.1", "--dtype", "float32", "--enforce-eager",
-            "--max-model-len", "2048", "--served-model-name", "tiny", "--seed", "0",
-            "--enable-prefix-caching", "--block-size", "32", "--enable-scale-out",
-            "--enable-prompt-tokens-details", "--api-key", KEY, "--port"]
+    return [
+        "env",
+        "VLLM_CPU_KVCACHE_SPACE=1",
+        "TORCHDYNAMO_DISABLE=1",
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "2048",
+        "--served-model-name",
+        "tiny",
+        "--seed",
+        "0",
+        "--enable-prefix-caching",
+        "--block-size",
+        "32",
+        "--enable-scale-out",
+        "--enable-prompt-tokens-details",
+        "--api-key",
+        KEY,
+        "--port",
+    ]
 
 
 @pytest.fixture(scope="module")
 def pair(tiny_model, tmp_path_factory):
     """Two replicas, started side by side (each takes ~35 s), stopped by process group."""
     logs = tmp_path_factory.mktemp("replicas")
-    servers = [LocalServer(logs / f"vllm-{i}.log", 600, vllm_command(tiny_model))
-               for i in range(2)]
+    servers = [LocalServer(logs / f"vllm-{i}.log", 600, vllm_command(tiny_model)) for i in range(2)]
     try:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda s: s.__enter__(), servers))
@@ -64,17 +86,20 @@ def engine(server: LocalServer, model) -> RemoteEngine:
 def prompt_tokens(server: LocalServer) -> float:
     """Prompt tokens this replica has processed (its Prometheus counter)."""
     text = httpx.get(server.url + "/metrics", timeout=10).text
-    return sum(float(m) for m in re.findall(r"^vllm:prompt_tokens_total\{[^}]*\} (\S+)$",
-                                            text, re.M))
+    return sum(
+        float(m) for m in re.findall(r"^vllm:prompt_tokens_total\{[^}]*\} (\S+)$", text, re.M)
+    )
 
 
 def test_the_api_key_guards_the_token_route(pair):
     url = pair[0].url + remote_engine.ROUTE
-    body = {"model": "tiny", "token_ids": [1, 2, 3],
-            "sampling_params": {"max_tokens": 1, "detokenize": False}}
+    body = {
+        "model": "tiny",
+        "token_ids": [1, 2, 3],
+        "sampling_params": {"max_tokens": 1, "detokenize": False},
+    }
     assert httpx.post(url, json=body).status_code == 401
-    assert httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}
-                      ).status_code == 401
+    assert httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
     ok = httpx.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
     assert ok.status_code == 200, ok.text
 
@@ -85,8 +110,7 @@ async def test_cached_scoring_matches_full_prefill_and_computes_less(pair, tiny_
         assert eng.scoring == remote_engine.CACHED and eng.scoring_note is None
         prefix = eng.render([{"role": "user", "content": QUESTION * 8}])
         # Siblings sharing a start: a cache hit may reach into the longer one.
-        conts = ["He has 7 apples.", "He has 7 apples. So the answer is 7.",
-                 "3 + 4 = 7", ""]
+        conts = ["He has 7 apples.", "He has 7 apples. So the answer is 7.", "3 + 4 = 7", ""]
         p, lens = eng.count_tokens(prefix), [eng.count_tokens(c) for c in conts]
         assert p > 100
         cached = await eng.score(prefix, conts, "cached")  # cold cache: runs first
@@ -106,8 +130,11 @@ async def test_cached_scoring_matches_full_prefill_and_computes_less(pair, tiny_
         # More cached calls, each with cached positions that vLLM does not write.
         eng.score_from_prefix_cache = True
         for i in range(8):
-            await eng.score(eng.render([{"role": "user", "content": f"{i} {QUESTION * 6}"}]),
-                            conts[:3], f"more-{i}")
+            await eng.score(
+                eng.render([{"role": "user", "content": f"{i} {QUESTION * 6}"}]),
+                conts[:3],
+                f"more-{i}",
+            )
         assert eng.garbage_retries == 0
     finally:
         await eng.close()
@@ -137,10 +164,15 @@ def solve_ids_for(rep: Replicas) -> dict[str, str]:
 
 
 async def run_solve(rep: Replicas, solve_id: str, seed: int, strategy: str = "rationalyst"):
-    params = SolveParams(strategy=strategy, num_candidates=2, max_steps=2, seed=seed,
-                         step_max_tokens=8, rationale_max_tokens=8)
-    return await solve_all(Problem(QUESTION, "math"), params, Engines(rep, rep, rep),
-                           solve_id)
+    params = SolveParams(
+        strategy=strategy,
+        num_candidates=2,
+        max_steps=2,
+        seed=seed,
+        step_max_tokens=8,
+        rationale_max_tokens=8,
+    )
+    return await solve_all(Problem(QUESTION, "math"), params, Engines(rep, rep, rep), solve_id)
 
 
 async def test_each_solve_stays_on_its_replica_and_both_get_work(pair, tiny_model):
@@ -185,16 +217,28 @@ async def test_a_judge_solve_keeps_all_its_calls_on_its_replica(pair, tiny_model
 
 def test_a_server_with_two_replicas_reports_them_in_health(pair, tiny_model, tmp_path):
     urls = ",".join(s.url for s in pair)
-    args = ["--agent-model", str(tiny_model), "--rationale-model", str(tiny_model),
-            "--agent-url", urls, "--rationale-url", urls, "--agent-api-key", KEY,
-            "--rationale-api-key", KEY]
+    args = [
+        "--agent-model",
+        str(tiny_model),
+        "--rationale-model",
+        str(tiny_model),
+        "--agent-url",
+        urls,
+        "--rationale-url",
+        urls,
+        "--agent-api-key",
+        KEY,
+        "--rationale-api-key",
+        KEY,
+    ]
     with LocalServer(tmp_path / "server.log", 300, [*SERVE[:4], *args, *SERVE[4:]]) as url:
         health = httpx.get(url + "/health", timeout=30).json()
     assert health["status"] == "ready"
     assert health["scoring"] == remote_engine.CACHED
     for role in ("agent", "rationale", "scorer"):
         assert [(r["url"], r["up"]) for r in health["replicas"][role]] == [
-            (s.url, True) for s in pair]
+            (s.url, True) for s in pair
+        ]
 
 
 async def test_killing_a_replica_moves_its_solves_to_the_other(pair, tiny_model):
@@ -229,8 +273,12 @@ async def test_every_request_names_its_solve_for_gateways(tiny_model):
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers.get(SESSION_HEADER))
-        return httpx.Response(200, json={"choices": [
-            {"index": 0, "text": "7", "finish_reason": "stop", "logprobs": None}]})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"index": 0, "text": "7", "finish_reason": "stop", "logprobs": None}]
+            },
+        )
 
     eng = RemoteEngine("http://replica.invalid", str(tiny_model), "tiny")
     await eng.client.aclose()

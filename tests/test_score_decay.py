@@ -38,22 +38,29 @@ class Recording:
 def by_hand(lps: list[float], decay: float) -> float:
     total = 0.0
     for i, lp in enumerate(lps):
-        total += decay ** i * lp
+        total += decay**i * lp
     return total / len(lps)
 
 
 def params(strategy: str, decay: float) -> SolveParams:
-    return SolveParams(strategy=strategy, num_candidates=3, max_steps=1, seed=5,
-                       step_max_tokens=12, rationale_max_tokens=8, score_decay=decay)
+    return SolveParams(
+        strategy=strategy,
+        num_candidates=3,
+        max_steps=1,
+        seed=5,
+        step_max_tokens=12,
+        rationale_max_tokens=8,
+        score_decay=decay,
+    )
 
 
 @pytest.mark.vllm
 @pytest.mark.parametrize("decay", [0.9, 1.0])
-async def test_rationalyst_scores_are_the_decayed_mean_of_the_engines_logprobs(
-        tiny_engine, decay):
+async def test_rationalyst_scores_are_the_decayed_mean_of_the_engines_logprobs(tiny_engine, decay):
     eng = Recording(tiny_engine)
-    result = await solve_all(Problem("What is 2 + 3?", "math"), params("rationalyst", decay),
-                             Engines(eng, eng, eng))
+    result = await solve_all(
+        Problem("What is 2 + 3?", "math"), params("rationalyst", decay), Engines(eng, eng, eng)
+    )
     assert len(eng.scores) == 1  # one scoring call for the step, decay or not
     cands = result.steps[0].candidates
     unique = list(dict.fromkeys(c.text for c in cands if c.text))
@@ -73,15 +80,17 @@ async def test_rationalyst_scores_are_the_decayed_mean_of_the_engines_logprobs(
 @pytest.mark.vllm
 async def test_explicit_decays_the_sampled_tokens_logprobs(tiny_engine):
     eng = Recording(tiny_engine)
-    result = await solve_all(Problem("What is 2 + 3?", "math"), params("explicit", 0.9),
-                             Engines(eng, eng, eng))
+    result = await solve_all(
+        Problem("What is 2 + 3?", "math"), params("explicit", 0.9), Engines(eng, eng, eng)
+    )
     comps = eng.samples[0].completions
     assert not eng.scores  # explicit never calls the scorer
     for c, comp in zip(result.steps[0].candidates, comps):
         assert comp.token_logprobs and len(comp.token_logprobs) == comp.num_tokens
         # The per-token figures agree with vLLM's own cumulative log-prob.
         assert sum(comp.token_logprobs) / comp.num_tokens == pytest.approx(
-            comp.mean_logprob, abs=1e-4)
+            comp.mean_logprob, abs=1e-4
+        )
         assert c.score == pytest.approx(by_hand(comp.token_logprobs, 0.9), abs=1e-9)
 
 
@@ -91,11 +100,17 @@ def test_score_decay_out_of_range_is_422_naming_the_field():
             r = httpx.post(srv.url + "/solve", json={"question": "q", "score_decay": value})
             assert r.status_code == 422, value
             assert r.json()["error"]["param"] == "score_decay"
-        r = httpx.post(srv.url + "/v1/chat/completions",
-                       json={"model": "rationalyst", "score_decay": 2,
-                             "messages": [{"role": "user", "content": "q"}]})
+        r = httpx.post(
+            srv.url + "/v1/chat/completions",
+            json={
+                "model": "rationalyst",
+                "score_decay": 2,
+                "messages": [{"role": "user", "content": "q"}],
+            },
+        )
         # /v1 answers bad parameters with 400, as OpenAI does.
         assert r.status_code == 400 and r.json()["error"]["param"] == "score_decay"
-        ok = httpx.post(srv.url + "/solve", json={"question": "q", "score_decay": 0.5,
-                                                  "max_steps": 1})
+        ok = httpx.post(
+            srv.url + "/solve", json={"question": "q", "score_decay": 0.5, "max_steps": 1}
+        )
         assert ok.status_code == 200

@@ -13,7 +13,6 @@ import httpx
 
 from harness import LocalServer, asse_events, closing_line, scripted_server
 
-
 STEP_SLOW = 0.3  # seconds per step: `random` only samples
 
 
@@ -38,6 +37,7 @@ async def _stream_then_sigterm(srv: LocalServer, max_steps: int):
                     return exc
                 finally:
                     ended["t"] = time.monotonic() - t_term
+
             reader = asyncio.create_task(read_rest())
 
             async def refused():
@@ -49,6 +49,7 @@ async def _stream_then_sigterm(srv: LocalServer, max_steps: int):
                 # the backlog when the listener closed and was dropped unanswered.
                 except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
                     return True
+
             t_refused = None
             for _ in range(200):  # bounded poll: up to ~10 s
                 if await refused():
@@ -84,8 +85,9 @@ async def test_sigterm_cuts_a_stream_longer_than_the_grace_period(tmp_path):
         seen = f"events {[e for e, _ in rest]}, error {error!r}, cut after {t_end:.2f} s"
         assert "done" not in [e for e, _ in rest] and 1 <= len(rest) < 39, seen
         # Cut: the connection closes mid-body (or, at worst, ends without `done`).
-        assert error is None or isinstance(error, (httpx.RemoteProtocolError,
-                                                   httpx.ReadError)), seen
+        assert error is None or isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError)), (
+            seen
+        )
         assert t_refused is not None
         # sse-starlette notices the signal within 0.5 s, then waits out the grace.
         assert grace <= t_end < grace + 3, seen

@@ -24,15 +24,23 @@ GRACE_S = 6.0
 
 
 def _server(tiny_model, tmp_path, grace: float = GRACE_S):
-    env = {"RATIONALYST_AGENT_MODEL": str(tiny_model),
-           "RATIONALYST_RATIONALE_MODEL": str(tiny_model),
-           "RATIONALYST_STEP_MAX_TOKENS": "8",  # short steps: many of them in the grace
-           "RATIONALYST_SHUTDOWN_GRACE_S": str(grace)}
+    env = {
+        "RATIONALYST_AGENT_MODEL": str(tiny_model),
+        "RATIONALYST_RATIONALE_MODEL": str(tiny_model),
+        "RATIONALYST_STEP_MAX_TOKENS": "8",  # short steps: many of them in the grace
+        "RATIONALYST_SHUTDOWN_GRACE_S": str(grace),
+    }
     return serve(tmp_path / "server.log", env=env, start_timeout_s=240)
 
 
-STREAM = {"question": "q", "stream": True, "strategy": "random", "num_candidates": 2,
-          "max_steps": 64, "seed": 1}
+STREAM = {
+    "question": "q",
+    "stream": True,
+    "strategy": "random",
+    "num_candidates": 2,
+    "max_steps": 64,
+    "seed": 1,
+}
 
 
 async def _signal_during_a_stream(srv, send) -> list[tuple[str, dict, bool]]:
@@ -57,8 +65,7 @@ def _check_stream(events: list, log: str) -> None:
     last, data, _ = events[-1]
     shown = f"{kinds} {data}\n{log}"
     assert kinds[:-1] == ["step"] * (len(kinds) - 1), shown
-    assert last == "done" or (last == "error" and data["error"]["code"] == "shutting_down"), \
-        shown
+    assert last == "done" or (last == "error" and data["error"]["code"] == "shutting_down"), shown
     assert any(after for e, _, after in events if e == "step"), shown
 
 
@@ -80,9 +87,11 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("target,sig", [("main", signal.SIGTERM), ("group", signal.SIGTERM),
-                                        ("group", signal.SIGINT)],
-                         ids=["sigterm-main", "sigterm-group", "sigint-group"])
+@pytest.mark.parametrize(
+    "target,sig",
+    [("main", signal.SIGTERM), ("group", signal.SIGTERM), ("group", signal.SIGINT)],
+    ids=["sigterm-main", "sigterm-group", "sigint-group"],
+)
 async def test_a_signal_drains_streams_on_the_real_engine(tiny_model, tmp_path, target, sig):
     srv = _server(tiny_model, tmp_path)
     srv.start()
@@ -91,6 +100,7 @@ async def test_a_signal_drains_streams_on_the_real_engine(tiny_model, tmp_path, 
 
         def send():
             (os.kill if target == "main" else os.killpg)(pid, sig)
+
         events = await _signal_during_a_stream(srv, send)
         log = _check_clean_exit(srv, GRACE_S + 30)
         _check_stream(events, log[-3000:])
@@ -110,8 +120,14 @@ async def test_a_second_signal_forces_a_quick_exit(tiny_model, tmp_path):
                 events = asse_events(r)
                 assert (await anext(events))[0] == "step"
                 os.killpg(srv.proc.pid, signal.SIGTERM)
-                poll_until(lambda: "Waiting for connections to close" in
-                           srv.log_path.read_text(errors="replace"), 30, "the drain")
+                poll_until(
+                    lambda: (
+                        "Waiting for connections to close"
+                        in srv.log_path.read_text(errors="replace")
+                    ),
+                    30,
+                    "the drain",
+                )
                 os.killpg(srv.proc.pid, signal.SIGTERM)
                 t0 = time.monotonic()
                 rc = await asyncio.to_thread(srv.proc.wait, 30)

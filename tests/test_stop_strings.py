@@ -82,9 +82,16 @@ async def test_streamed_step_is_the_cut_one():
 
 def test_v1_stop_ends_the_solve_and_says_stop():
     with ThreadServer(engine()) as srv:
-        r = httpx.post(srv.url + "/v1/chat/completions", timeout=30, json={
-            "model": "greedy", "stop": "Done", "max_steps": 4,
-            "messages": [{"role": "user", "content": "What is 3 + 4?"}]})
+        r = httpx.post(
+            srv.url + "/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "greedy",
+                "stop": "Done",
+                "max_steps": 4,
+                "messages": [{"role": "user", "content": "What is 3 + 4?"}],
+            },
+        )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["choices"][0]["finish_reason"] == "stop"
@@ -94,14 +101,29 @@ def test_v1_stop_ends_the_solve_and_says_stop():
 
 
 def test_v1_stream_with_stop_sends_the_cut_content():
-    with ThreadServer(engine()) as srv, httpx.Client(timeout=30) as c, c.stream(
-            "POST", srv.url + "/v1/chat/completions", json={
-                "model": "greedy", "stop": ["Done"], "max_steps": 4, "stream": True,
-                "messages": [{"role": "user", "content": "What is 3 + 4?"}]}) as r:
+    with (
+        ThreadServer(engine()) as srv,
+        httpx.Client(timeout=30) as c,
+        c.stream(
+            "POST",
+            srv.url + "/v1/chat/completions",
+            json={
+                "model": "greedy",
+                "stop": ["Done"],
+                "max_steps": 4,
+                "stream": True,
+                "messages": [{"role": "user", "content": "What is 3 + 4?"}],
+            },
+        ) as r,
+    ):
         chunks = [json.loads(e.data) for e in EventSource(r).iter_sse() if e.data != "[DONE]"]
-    content = "".join(ch["choices"][0]["delta"].get("content", "")
-                      for ch in chunks if ch["choices"])
+    content = "".join(
+        ch["choices"][0]["delta"].get("content", "") for ch in chunks if ch["choices"]
+    )
     assert content == "First, 3 apples.\nThen 4 more. "
-    finals = [ch["choices"][0]["finish_reason"] for ch in chunks
-              if ch["choices"] and ch["choices"][0].get("finish_reason")]
+    finals = [
+        ch["choices"][0]["finish_reason"]
+        for ch in chunks
+        if ch["choices"] and ch["choices"][0].get("finish_reason")
+    ]
     assert finals == ["stop"]

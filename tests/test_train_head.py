@@ -9,22 +9,34 @@ import json
 
 from safetensors import safe_open
 
-from rationalyst.clients.cli import main
+from rationalyst.cli.main import main
 
 # The reference's key is spelt "preceeding"; one line uses our spelling.
 REFERENCE_LINES = [
-    {"preceeding": "Question: Tom has 3 apples and buys 4 more. How many apples?\nAnswer:",
-     "rationale": "Buying more adds to what he has, so add 4 to 3."},
-    {"preceeding": "Question: A pen costs 2 dollars. How much do 5 pens cost?\nAnswer:",
-     "rationale": "The total is the price of one pen times the number of pens."},
-    {"preceeding": "Question: Can a fish live in dry sand?\nAnswer: Fish breathe with gills.",
-     "rationale": "Gills need water to take in oxygen, and sand holds none."},
-    {"preceeding": "Question: Sam reads 10 pages a day. How many in a week?\nAnswer:",
-     "rationale": "A week has 7 days, so multiply the daily pages by 7."},
-    {"preceding": "Question: Is ice lighter than liquid water?\nAnswer:",
-     "rationale": "Ice floats on water, which only something less dense can do."},
-    {"preceeding": "Question: A box holds 6 eggs. How many eggs in 4 boxes?\nAnswer:",
-     "rationale": "Each box adds 6 eggs, so the count is 4 groups of 6."},
+    {
+        "preceeding": "Question: Tom has 3 apples and buys 4 more. How many apples?\nAnswer:",
+        "rationale": "Buying more adds to what he has, so add 4 to 3.",
+    },
+    {
+        "preceeding": "Question: A pen costs 2 dollars. How much do 5 pens cost?\nAnswer:",
+        "rationale": "The total is the price of one pen times the number of pens.",
+    },
+    {
+        "preceeding": "Question: Can a fish live in dry sand?\nAnswer: Fish breathe with gills.",
+        "rationale": "Gills need water to take in oxygen, and sand holds none.",
+    },
+    {
+        "preceeding": "Question: Sam reads 10 pages a day. How many in a week?\nAnswer:",
+        "rationale": "A week has 7 days, so multiply the daily pages by 7.",
+    },
+    {
+        "preceding": "Question: Is ice lighter than liquid water?\nAnswer:",
+        "rationale": "Ice floats on water, which only something less dense can do.",
+    },
+    {
+        "preceeding": "Question: A box holds 6 eggs. How many eggs in 4 boxes?\nAnswer:",
+        "rationale": "Each box adds 6 eggs, so the count is 4 groups of 6.",
+    },
 ]
 
 
@@ -37,10 +49,32 @@ def test_head_only_on_the_reference_format(tiny_model, tmp_path):
     data = tmp_path / "llm_training_data_train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in REFERENCE_LINES) + "\n")
     out = tmp_path / "ckpt"
-    assert main(["train", str(data), "--base", str(tiny_model), "--out", str(out),
-                 "--head-only", "--max-steps", "3", "--batch-size", "2",
-                 "--eval-fraction", "0.34", "--max-length", "128", "--lr", "1e-2",
-                 "--logging-steps", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--base",
+                str(tiny_model),
+                "--out",
+                str(out),
+                "--head-only",
+                "--max-steps",
+                "3",
+                "--batch-size",
+                "2",
+                "--eval-fraction",
+                "0.34",
+                "--max-length",
+                "128",
+                "--lr",
+                "1e-2",
+                "--logging-steps",
+                "1",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["mode"] == "head-only" and summary["pairs"] == 6
     assert summary["eval"] == 2 and summary["steps"] == 3
@@ -61,6 +95,17 @@ def test_a_bad_reference_line_names_the_file_and_line(tiny_model, tmp_path, caps
     rc = main(["train", str(data), "--base", str(tiny_model), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and f"{data}:2: not a rationale pair" in err and "Traceback" not in err
-    assert main(["train", str(tmp_path / "missing.jsonl"), "--base", str(tiny_model),
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "missing.jsonl"),
+                "--base",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "no such file or directory" in capsys.readouterr().err

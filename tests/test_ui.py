@@ -20,24 +20,35 @@ from harness import REPO, read_items
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium: "
-                "apt-get install -y chromium", allow_module_level=True)
+    pytest.skip(
+        "browser tests need Debian's chromium at /usr/bin/chromium: apt-get install -y chromium",
+        allow_module_level=True,
+    )
 try:
     from playwright.sync_api import expect, sync_playwright
 except ImportError:
-    pytest.skip("browser tests need Playwright: pip install playwright "
-                "(do not run `playwright install`; the tests use /usr/bin/chromium)",
-                allow_module_level=True)
+    pytest.skip(
+        "browser tests need Playwright: pip install playwright "
+        "(do not run `playwright install`; the tests use /usr/bin/chromium)",
+        allow_module_level=True,
+    )
 
 pytestmark = pytest.mark.vllm
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SOLVE_MS = 180_000  # a whole CPU solve on a busy 2-core machine, with room to spare
-UI_MS = 15_000      # page reactions that need no model
+UI_MS = 15_000  # page reactions that need no model
 GSM8K = read_items("gsm8k", 1)[0]
-SEED = 3            # with this seed the GSM8K item takes more than one step
+SEED = 3  # with this seed the GSM8K item takes more than one step
 SCREENSHOT = REPO / "docs" / "trace-viewer.png"
 
 ALL_SETTLED = "[...document.querySelectorAll('.run')].every(r => r.dataset.state !== 'running')"
@@ -63,9 +74,17 @@ def page(browser, server):
     assert not js_errors, f"JavaScript errors on the page: {js_errors}"
 
 
-def fill(page, question: str, *, strategy: str = "rationalyst", compare: str = "",
-         num_candidates: str = "2", max_steps: str = "3", seed: str = str(SEED),
-         choices: str = "") -> None:
+def fill(
+    page,
+    question: str,
+    *,
+    strategy: str = "rationalyst",
+    compare: str = "",
+    num_candidates: str = "2",
+    max_steps: str = "3",
+    seed: str = str(SEED),
+    choices: str = "",
+) -> None:
     page.fill("#question", question)
     page.fill("#choices", choices)
     page.select_option("#strategy", strategy)
@@ -78,8 +97,11 @@ def fill(page, question: str, *, strategy: str = "rationalyst", compare: str = "
 def parse_sse(text: str) -> list[tuple[str, dict]]:
     events = []
     for block in re.split(r"\r?\n\r?\n", text):
-        fields = dict(line.split(": ", 1) for line in block.splitlines()
-                      if ": " in line and not line.startswith(":"))
+        fields = dict(
+            line.split(": ", 1)
+            for line in block.splitlines()
+            if ": " in line and not line.startswith(":")
+        )
         if "event" in fields and "data" in fields:
             events.append((fields["event"], json.loads(fields["data"])))
     return events
@@ -107,22 +129,27 @@ def test_steps_appear_one_by_one_while_the_stream_runs(page):
         """() => document.querySelectorAll('.step').length === 1
                  && !document.querySelector('#answer')
                  && document.querySelector('.run').dataset.state === 'running'""",
-        timeout=SOLVE_MS, polling=50)
+        timeout=SOLVE_MS,
+        polling=50,
+    )
     first_seen = time.monotonic()
     first = page.locator(".step").first.inner_text()
-    page.wait_for_function("() => document.querySelectorAll('.step').length >= 2",
-                           timeout=SOLVE_MS, polling=50)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.step').length >= 2", timeout=SOLVE_MS, polling=50
+    )
     page.wait_for_function(ALL_SETTLED, timeout=SOLVE_MS, polling=50)
     done_seen = time.monotonic()
     assert page.get_attribute(".run", "data-state") == "done"
     steps = page.locator(".step")
     assert 2 <= steps.count() <= 3
-    assert [steps.nth(i).get_attribute("data-index") for i in range(steps.count())] == \
-        [str(i) for i in range(steps.count())]
+    assert [steps.nth(i).get_attribute("data-index") for i in range(steps.count())] == [
+        str(i) for i in range(steps.count())
+    ]
     assert steps.first.inner_text() == first  # shown once, never redrawn
     # Step 1 was on screen while the server computed the others: not replayed at the end.
-    later_ms = sum(float(steps.nth(i).get_attribute("data-elapsed-ms"))
-                   for i in range(1, steps.count()))
+    later_ms = sum(
+        float(steps.nth(i).get_attribute("data-elapsed-ms")) for i in range(1, steps.count())
+    )
     assert (done_seen - first_seen) * 1e3 > 0.5 * later_ms
     assert page.locator("#answer").count() == 1
     assert page.locator(".finish-reason").inner_text().split()[0] in ("answer", "max_steps")
@@ -168,8 +195,10 @@ def test_rationalyst_beside_greedy_shows_bars_rationales_and_the_summary(page, t
         scored = [c for c in sent["candidates"] if c["score"] is not None]
         bars = step.locator(".candidate .bar")
         assert bars.count() == len(scored) >= 1
-        widths = [float(bars.nth(j).evaluate("b => parseFloat(b.style.width)"))
-                  for j in range(bars.count())]
+        widths = [
+            float(bars.nth(j).evaluate("b => parseFloat(b.style.width)"))
+            for j in range(bars.count())
+        ]
         assert all(0 < w <= 100 for w in widths)
         if chosen.locator(".bar").count():  # the best-scored candidate has the full bar
             assert chosen.locator(".bar").evaluate("b => parseFloat(b.style.width)") == 100
@@ -213,15 +242,19 @@ def shrink_png(path: Path) -> None:
     except ImportError:
         return
     with Image.open(path) as im:
-        small = im.convert("RGB").quantize(128, method=Image.Quantize.MEDIANCUT,
-                                           dither=Image.Dither.NONE)
+        small = im.convert("RGB").quantize(
+            128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
     small.save(path, optimize=True)
 
 
-@pytest.mark.parametrize("field, value, needles", [
-    ("num_candidates", "40", ["HTTP 422", "num_candidates", "16", "got 40"]),
-    ("question", "   ", ["HTTP 422", "question must contain some text"]),
-])
+@pytest.mark.parametrize(
+    "field, value, needles",
+    [
+        ("num_candidates", "40", ["HTTP 422", "num_candidates", "16", "got 40"]),
+        ("question", "   ", ["HTTP 422", "question must contain some text"]),
+    ],
+)
 def test_bad_input_shows_the_servers_message(page, field, value, needles):
     fill(page, GSM8K["question"])
     page.fill("#" + field, value)
@@ -237,28 +270,64 @@ def test_bad_input_shows_the_servers_message(page, field, value, needles):
 
 # Failures the real server cannot be made to produce on demand: its /solve answer is
 # replaced in the browser, the page itself still comes from the real server.
-STEP = {"index": 0, "text": "Tom has 3 + 4 = 7 apples.", "rationale": "add them",
-        "candidates": [{"text": "Tom has 3 + 4 = 7 apples.", "score": -0.5, "chosen": True},
-                       {"text": "Tom has 12 apples.", "score": -1.5, "chosen": False}],
-        "elapsed_ms": 10.0}
+STEP = {
+    "index": 0,
+    "text": "Tom has 3 + 4 = 7 apples.",
+    "rationale": "add them",
+    "candidates": [
+        {"text": "Tom has 3 + 4 = 7 apples.", "score": -0.5, "chosen": True},
+        {"text": "Tom has 12 apples.", "score": -1.5, "chosen": False},
+    ],
+    "elapsed_ms": 10.0,
+}
 
 
 def sse(*events: tuple[str, dict]) -> str:
     return "".join(f"event: {e}\r\ndata: {json.dumps(d)}\r\n\r\n" for e, d in events)
 
 
-@pytest.mark.parametrize("reply, needles, steps", [
-    ({"status": 200, "content_type": "text/event-stream",
-      "body": sse(("step", STEP), ("error", {"error": {
-          "message": "the model engine failed: out of memory", "type": "engine_error"}}))},
-     ["The solve failed on the server", "out of memory"], 1),
-    ({"status": 200, "content_type": "text/event-stream", "body": sse(("step", STEP))},
-     ["connection closed before the solve finished"], 1),
-    ({"status": 401, "content_type": "application/json", "body": json.dumps(
-        {"error": {"message": "invalid API key", "type": "authentication_error"}})},
-     ["API key", "HTTP 401", "invalid API key"], 0),
-    ("abort", ["Could not reach the server"], 0),
-])
+@pytest.mark.parametrize(
+    "reply, needles, steps",
+    [
+        (
+            {
+                "status": 200,
+                "content_type": "text/event-stream",
+                "body": sse(
+                    ("step", STEP),
+                    (
+                        "error",
+                        {
+                            "error": {
+                                "message": "the model engine failed: out of memory",
+                                "type": "engine_error",
+                            }
+                        },
+                    ),
+                ),
+            },
+            ["The solve failed on the server", "out of memory"],
+            1,
+        ),
+        (
+            {"status": 200, "content_type": "text/event-stream", "body": sse(("step", STEP))},
+            ["connection closed before the solve finished"],
+            1,
+        ),
+        (
+            {
+                "status": 401,
+                "content_type": "application/json",
+                "body": json.dumps(
+                    {"error": {"message": "invalid API key", "type": "authentication_error"}}
+                ),
+            },
+            ["API key", "HTTP 401", "invalid API key"],
+            0,
+        ),
+        ("abort", ["Could not reach the server"], 0),
+    ],
+)
 def test_errors_are_shown_in_plain_words(page, reply, needles, steps):
     def answer(route):
         route.abort("connectionreset") if reply == "abort" else route.fulfill(**reply)
@@ -281,14 +350,36 @@ def test_api_key_is_sent_as_bearer_and_kept_in_session_storage_only(page):
 
     def answer(route):
         seen.append(route.request.headers)
-        route.fulfill(status=200, content_type="text/event-stream", body=sse(
-            ("step", STEP), ("done", {"id": "solve-x", "strategy": "rationalyst", "seed": 1,
-                                      "answer": "7", "finish_reason": "answer",
-                                      "steps": [STEP], "usage": {
-                                          "agent_prompt_tokens": 1, "agent_completion_tokens": 2,
-                                          "rationale_tokens": 3, "scored_tokens": 4},
-                                      "timings": {"sample_ms": 1, "rationale_ms": 2,
-                                                  "score_ms": 3, "total_ms": 4}})))
+        route.fulfill(
+            status=200,
+            content_type="text/event-stream",
+            body=sse(
+                ("step", STEP),
+                (
+                    "done",
+                    {
+                        "id": "solve-x",
+                        "strategy": "rationalyst",
+                        "seed": 1,
+                        "answer": "7",
+                        "finish_reason": "answer",
+                        "steps": [STEP],
+                        "usage": {
+                            "agent_prompt_tokens": 1,
+                            "agent_completion_tokens": 2,
+                            "rationale_tokens": 3,
+                            "scored_tokens": 4,
+                        },
+                        "timings": {
+                            "sample_ms": 1,
+                            "rationale_ms": 2,
+                            "score_ms": 3,
+                            "total_ms": 4,
+                        },
+                    },
+                ),
+            ),
+        )
 
     page.route("**/solve", answer)
     page.fill("#api_key", "sk-secret")

@@ -56,7 +56,7 @@ async def test_greedy_generate_matches_transformers_argmax(engine, hf):
     assert comp.num_tokens == 6 and out.completion_tokens == 6
     ids = torch.tensor([engine._ids(prompt)])
     with torch.no_grad():
-        ref = hf.generate(ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1]:]
+        ref = hf.generate(ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1] :]
     assert comp.text == engine.tokenizer.decode(ref, skip_special_tokens=True)
 
 

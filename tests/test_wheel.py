@@ -19,9 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 def find_python312() -> str | None:
     """A python3.12 that runs: pyenv's shim on PATH may refuse when 3.12 is not
     its selected version, so its install directories are tried too."""
-    cands = [shutil.which("python3.12"),
-             *map(str, sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))),
-             "/usr/bin/python3.12", "/usr/local/bin/python3.12"]
+    cands = [
+        shutil.which("python3.12"),
+        *map(str, sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))),
+        "/usr/bin/python3.12",
+        "/usr/local/bin/python3.12",
+    ]
     for c in filter(None, cands):
         if subprocess.run([c, "--version"], capture_output=True).returncode == 0:
             return c
@@ -29,7 +32,12 @@ def find_python312() -> str | None:
 
 
 PY312 = find_python312()
-pytestmark = pytest.mark.skipif(PY312 is None, reason="no python3.12 on PATH")
+# `packaging`: out of make check's fast lane, as installing the dependencies (torch
+# among them) takes minutes.
+pytestmark = [
+    pytest.mark.packaging,
+    pytest.mark.skipif(PY312 is None, reason="no python3.12 on PATH"),
+]
 
 # Starts the installed app on the scripted engine, then serves / and one /solve
 # over real HTTP on 127.0.0.1; prints what it saw as one JSON line.
@@ -98,8 +106,20 @@ def test_wheel_runs_outside_the_repo(venv312):
 
 def test_gpu_extra_resolves_on_python312(venv312):
     """`pip install '.[gpu]'` on 3.12 (vLLM's own image's Python): resolution only."""
-    p = run([str(venv312 / "venv/bin/python"), "-m", "pip", "install", "--dry-run", "-q",
-             "--report", str(venv312 / "report.json"), f"{REPO}[gpu]"], venv312)
+    p = run(
+        [
+            str(venv312 / "venv/bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "-q",
+            "--report",
+            str(venv312 / "report.json"),
+            f"{REPO}[gpu]",
+        ],
+        venv312,
+    )
     report = json.loads((venv312 / "report.json").read_text())
     names = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in report["install"]}
     assert names.get("vllm") == "0.32.0", p.stdout

@@ -1,7 +1,11 @@
 """A random-weight SmolLM2-135M (its real config and tokenizer): steps/s and memory
 of `rationalyst train` on the device without carrying weights."""
-import sys, torch
+
+import sys
+
+import torch
 from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+
 src, out = sys.argv[1], sys.argv[2]
 cfg = AutoConfig.from_pretrained(src)
 torch.manual_seed(0)

@@ -11,7 +11,7 @@ python -c "import pydantic, pydantic_settings" 2>/dev/null || python -m pip inst
 python -c "import vllm" 2>/dev/null && echo "vllm present" || echo "no vllm (as expected)"
 # The repo's folders under the rationalyst namespace, without installing.
 NS=/tmp/ns; rm -rf $NS; mkdir -p $NS/rationalyst; cp rationalyst/*.py $NS/rationalyst/
-cp -r supervisor $NS/rationalyst/supervisor; cp -r making $NS/rationalyst/making; ls $NS/rationalyst
+cp -r supervisor $NS/rationalyst/supervisor; cp -r making $NS/rationalyst/making; cp -r cli $NS/rationalyst/cli; ls $NS/rationalyst
 export PYTHONPATH=$NS
 # Not from the repo root: its rationalyst/ would shadow the namespace above.
 G=$PWD/.gpucheck; cd /tmp

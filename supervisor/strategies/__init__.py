@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from rationalyst import protocol
 
 from . import explicit, greedy, judge, prm, random, rationalyst
-from .base import StepChoice, StepState, Strategy
+from .base import Scorer, StepChoice, StepState, Strategy
 
-__all__ = ["REGISTRY", "StepChoice", "StepState", "Strategy", "StrategySpec"]
+__all__ = ["REGISTRY", "Scorer", "StepChoice", "StepState", "Strategy", "StrategySpec"]
 
 
 @dataclass(frozen=True)
@@ -31,21 +31,38 @@ class StrategySpec:
     verifier: str | None = None  # rates candidates with a verifier: "judge" or "prm"
     # The message of the 400 when a model in `models` is not configured (None: always is).
     not_configured: str | None = None
+    # How it scores a candidate next step, the function its step calls (POST /score
+    # runs it alone); None: it does not score (greedy, random).
+    score: Scorer | None = None
 
 
 REGISTRY: dict[str, StrategySpec] = {
-    "rationalyst": StrategySpec(rationalyst.rationalyst, ("agent", "rationale", "scorer"),
-                                rationale=True),
-    "explicit": StrategySpec(explicit.explicit, ("agent", "rationale"), rationale=True),
+    "rationalyst": StrategySpec(
+        rationalyst.rationalyst,
+        ("agent", "rationale", "scorer"),
+        rationale=True,
+        score=rationalyst.score,
+    ),
+    "explicit": StrategySpec(
+        explicit.explicit, ("agent", "rationale"), rationale=True, score=explicit.score
+    ),
     "random": StrategySpec(random.random_choice),
     "greedy": StrategySpec(greedy.greedy),
     # The judge is the agent itself unless a judge endpoint is configured.
-    "judge": StrategySpec(judge.judge, ("agent",), verifier="judge"),
-    "prm": StrategySpec(prm.prm, ("agent", "prm"), verifier="prm",
-                        not_configured=prm.PRM_MISSING),
+    "judge": StrategySpec(judge.judge, ("agent",), verifier="judge", score=judge.score),
+    "prm": StrategySpec(
+        prm.prm, ("agent", "prm"), verifier="prm", not_configured=prm.PRM_MISSING, score=prm.score
+    ),
 }
 
 if tuple(REGISTRY) != protocol.STRATEGIES:
-    raise ImportError(f"the strategy registry {tuple(REGISTRY)} and the wire format's "
-                      f"rationalyst.protocol.STRATEGIES {protocol.STRATEGIES} differ: a "
-                      "strategy needs its name in both, in the same order")
+    raise ImportError(
+        f"the strategy registry {tuple(REGISTRY)} and the wire format's "
+        f"rationalyst.protocol.STRATEGIES {protocol.STRATEGIES} differ: a "
+        "strategy needs its name in both, in the same order"
+    )
+if tuple(n for n, s in REGISTRY.items() if s.score) != protocol.SCORERS:
+    raise ImportError(
+        "the strategies with a scorer in the registry and the wire format's "
+        f"rationalyst.protocol.SCORERS {protocol.SCORERS} differ"
+    )

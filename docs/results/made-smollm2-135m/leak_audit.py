@@ -25,8 +25,9 @@ def loose_leak(rationale: str, following: str) -> bool:
     if split.is_leak(rationale, following, 0.6):
         return True
     wanted = split.content_words(following)
-    return (len(wanted) >= split.MIN_CONTENT_WORDS
-            and len(wanted & split.content_words(rationale)) >= 0.5 * len(wanted))
+    return len(wanted) >= split.MIN_CONTENT_WORDS and len(
+        wanted & split.content_words(rationale)
+    ) >= 0.5 * len(wanted)
 
 
 def main(dirs: list[str]) -> None:
@@ -52,11 +53,13 @@ def main(dirs: list[str]) -> None:
         from transformers import AutoTokenizer
 
         from rationalyst.supervisor.models import build_default, default_cache_dir
+
         tok = AutoTokenizer.from_pretrained(build_default(default_cache_dir()))
-        lens = sorted(len(tok.encode(r["rationale"], add_special_tokens=False))
-                      for r in rows)
-        print(f"rationale tokens: median {lens[len(lens) // 2]}, max {lens[-1]}, "
-              f">= 46: {sum(n >= 46 for n in lens)}")
+        lens = sorted(len(tok.encode(r["rationale"], add_special_tokens=False)) for r in rows)
+        print(
+            f"rationale tokens: median {lens[len(lens) // 2]}, max {lens[-1]}, "
+            f">= 46: {sum(n >= 46 for n in lens)}"
+        )
     except Exception as exc:  # the audit of leaks stands without it
         print(f"no token counts ({exc})")
 

@@ -27,9 +27,17 @@ def main(data: Path, out: Path) -> None:
         with open(out / f"docs_{shard}.jsonl", "w", encoding="utf-8") as f:
             for i in ids:
                 it = items[i]
-                f.write(json.dumps({"id": i, "question": it["question"],
-                                    "choices": it.get("choices"),
-                                    "solution": it["solution"]}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "id": i,
+                            "question": it["question"],
+                            "choices": it.get("choices"),
+                            "solution": it["solution"],
+                        }
+                    )
+                    + "\n"
+                )
         print(f"docs_{shard}.jsonl: {len(ids)} documents")
 
 

@@ -10,18 +10,24 @@ the chat template; --render also shows the agent model's rendering of each.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import typing
-import warnings
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from rationalyst.clients import datasets, flags
-from rationalyst.protocol import (DATASETS, DEFAULT_MAX_STEPS, DEFAULT_NUM_CANDIDATES,
-                                  DEFAULT_SCORE_DECAY, DEFAULT_TEMPERATURE, Profile,
-                                  SolveRequest, default_step_end)
+from rationalyst.cli.flags import Command, Options
+from rationalyst.clients import datasets
+from rationalyst.protocol import (
+    DATASETS,
+    DEFAULT_MAX_STEPS,
+    DEFAULT_NUM_CANDIDATES,
+    DEFAULT_SCORE_DECAY,
+    DEFAULT_TEMPERATURE,
+    Profile,
+    SolveRequest,
+    default_step_end,
+)
 
 HELP = "show the first step's agent, RATIONALYST and scorer prompts for a benchmark item"
 RATIONALE_PLACEHOLDER = "<rationale>"
@@ -30,22 +36,21 @@ CANDIDATE_PLACEHOLDER = "<candidate step>"
 FILES = {"math": "math_full"}
 
 
-class PromptsOptions(BaseModel):
-    """The command's options; each is a typed flag (clients/flags.py)."""
-    # `json` names the --json flag; it shadows only pydantic v1's deprecated .json().
-    warnings.filterwarnings("ignore", 'Field name "json"', UserWarning)
+class PromptsOptions(Options):
+    """The command's options; each is a typed flag (cli/flags.py)."""
+
     dataset: typing.Literal[DATASETS] = Field(  # type: ignore[valid-type]
-        description="the benchmark whose item and prompt are shown")
+        description="the benchmark whose item and prompt are shown"
+    )
     profile: Profile = Field("reference", description="prompt profile")
     index: int = Field(0, ge=0, description="0-based item of the dataset's benchmark file")
     json: bool = Field(False, description="print one JSON object")
-    render: bool = Field(False, description=(
-        "also render each prompt with the agent model's chat template (loads its tokenizer)"))
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    flags.add_field_flags(p, PromptsOptions, PromptsOptions.model_fields)
-    p.set_defaults(func=run, parser=p)
+    render: bool = Field(
+        False,
+        description=(
+            "also render each prompt with the agent model's chat template (loads its tokenizer)"
+        ),
+    )
 
 
 def build(opts: PromptsOptions) -> dict:
@@ -62,23 +67,36 @@ def build(opts: PromptsOptions) -> dict:
         raise ValueError(f"{bench.file} has {len(items)} items; --index must be below that")
     item = items[opts.index]
     req = SolveRequest(**bench.request(item, opts.profile))
-    problem = Problem(question=req.question.strip(), task=req.task,
-                      choices=tuple(req.choices) if req.choices else None,
-                      profile=req.profile, category=req.category, dataset=req.dataset)
+    problem = Problem(
+        question=req.question.strip(),
+        task=req.task,
+        choices=tuple(req.choices) if req.choices else None,
+        profile=req.profile,
+        category=req.category,
+        dataset=req.dataset,
+    )
     step_end = default_step_end(req.profile)
     turn = step_end == "turn"
     scorer = prompts.scorer_messages(problem, [], RATIONALE_PLACEHOLDER)
     return {
-        "dataset": opts.dataset, "file": bench.file, "index": opts.index,
-        "id": str(item["id"]), "profile": req.profile, "task": req.task,
+        "dataset": opts.dataset,
+        "file": bench.file,
+        "index": opts.index,
+        "id": str(item["id"]),
+        "profile": req.profile,
+        "task": req.task,
         "step_end": step_end,
         "caps": {
             "step_max_tokens": settings.turn_max_tokens if turn else settings.step_max_tokens,
-            "rationale_max_tokens": (settings.turn_max_tokens if turn
-                                     else settings.rationale_max_tokens),
+            "rationale_max_tokens": (
+                settings.turn_max_tokens if turn else settings.rationale_max_tokens
+            ),
             "max_tokens": None if req.profile == "reference" else settings.max_tokens,
-            "max_steps": DEFAULT_MAX_STEPS, "num_candidates": DEFAULT_NUM_CANDIDATES,
-            "temperature": DEFAULT_TEMPERATURE, "score_decay": DEFAULT_SCORE_DECAY},
+            "max_steps": DEFAULT_MAX_STEPS,
+            "num_candidates": DEFAULT_NUM_CANDIDATES,
+            "temperature": DEFAULT_TEMPERATURE,
+            "score_decay": DEFAULT_SCORE_DECAY,
+        },
         "agent": prompts.agent_messages(problem, []),
         "rationale": prompts.rationale_messages(problem, []),
         "scorer": scorer + [{"role": "assistant", "content": CANDIDATE_PLACEHOLDER}],
@@ -95,16 +113,16 @@ def _render(out: dict) -> None:
     settings = ServerSettings()
     tok = AutoTokenizer.from_pretrained(resolve(settings.agent_model, settings.cache_dir))
     out["rendered"] = {
-        "agent": tok.apply_chat_template(out["agent"], tokenize=False,
-                                         add_generation_prompt=True),
-        "rationale": tok.apply_chat_template(out["rationale"], tokenize=False,
-                                             add_generation_prompt=True),
-        "scorer": tok.apply_chat_template(out["scorer"], tokenize=False)}
+        "agent": tok.apply_chat_template(out["agent"], tokenize=False, add_generation_prompt=True),
+        "rationale": tok.apply_chat_template(
+            out["rationale"], tokenize=False, add_generation_prompt=True
+        ),
+        "scorer": tok.apply_chat_template(out["scorer"], tokenize=False),
+    }
 
 
 def _print_text(out: dict) -> None:
-    head = {k: out[k] for k in ("dataset", "file", "index", "id", "profile", "task",
-                                "step_end")}
+    head = {k: out[k] for k in ("dataset", "file", "index", "id", "profile", "task", "step_end")}
     print(" ".join(f"{k}={v}" for k, v in head.items()))
     print("caps: " + ", ".join(f"{k}={v}" for k, v in out["caps"].items()))
     for name in ("agent", "rationale", "scorer"):
@@ -116,11 +134,9 @@ def _print_text(out: dict) -> None:
     print(f"\n(scorer: {out['scored']})")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(opts: PromptsOptions) -> int:
     from rationalyst.supervisor.engine import EngineError
 
-    opts = flags.build(args.parser, PromptsOptions,
-                       **flags.set_fields(args, PromptsOptions.model_fields))
     try:
         out = build(opts)
         if opts.render:
@@ -133,3 +149,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_text(out)
     return 0
+
+
+COMMAND = Command("prompts", PromptsOptions, run, HELP, __doc__)

@@ -32,7 +32,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-SERVE = [sys.executable, "-m", "rationalyst.clients.cli", "serve", "--host", "127.0.0.1", "--port"]
+SERVE = [sys.executable, "-m", "rationalyst.cli", "serve", "--host", "127.0.0.1", "--port"]
 
 
 class LocalServer:
@@ -43,10 +43,17 @@ class LocalServer:
     SIGTERM, waits up to `stop_grace_s`, then SIGKILLs the group; `kill()` SIGKILLs
     at once. A stopped server can be started again on the same port."""
 
-    def __init__(self, log_path: Path, start_timeout_s: float = 1800.0,
-                 command: list[str] = SERVE, *, port: int | None = None,
-                 env: dict[str, str] | None = None, capture_stdout: bool = False,
-                 stop_grace_s: float = 60.0):
+    def __init__(
+        self,
+        log_path: Path,
+        start_timeout_s: float = 1800.0,
+        command: list[str] = SERVE,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        capture_stdout: bool = False,
+        stop_grace_s: float = 60.0,
+    ):
         self.log_path = Path(log_path)
         self.start_timeout_s = start_timeout_s
         self.port = port or free_port()
@@ -62,11 +69,14 @@ class LocalServer:
     def start(self, timeout_s: float | None = None) -> str:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.command, stderr=log, start_new_session=True,
+                self.command,
+                stderr=log,
+                start_new_session=True,
                 stdout=subprocess.PIPE if self.capture_stdout else log,
                 text=self.capture_stdout or None,
                 cwd=Path(__file__).resolve().parents[1],
-                env=None if self.env is None else {**os.environ, **self.env})
+                env=None if self.env is None else {**os.environ, **self.env},
+            )
         try:
             self._wait_ready(timeout_s or self.start_timeout_s)
         except BaseException:
@@ -83,15 +93,18 @@ class LocalServer:
                 if self.proc.poll() is not None:
                     raise ServerStartError(
                         f"the server exited with status {self.proc.returncode} while "
-                        f"starting:\n{self.log_tail()}")
+                        f"starting:\n{self.log_tail()}"
+                    )
                 try:
                     if c.get(self.url + "/health").status_code == 200:
                         return
                 except httpx.TransportError:
                     pass  # not listening yet: models are still loading
                 time.sleep(POLL_S)  # polling a starting process
-        raise ServerStartError(f"the server was not ready after {timeout_s:.0f} s; "
-                               f"see {self.log_path}:\n{self.log_tail()}")
+        raise ServerStartError(
+            f"the server was not ready after {timeout_s:.0f} s; "
+            f"see {self.log_path}:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 15) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
