@@ -117,8 +117,7 @@ class Extractor:
         kept = []
         for t in triples:
             rec["rationales"] += 1
-            why = split.leak_reason(t.rationale, t.following, self.cfg.leak_threshold,
-                                    t.preceding)
+            why = split.leak_reason(t.rationale, t.following, self.cfg.leak_threshold, t.preceding)
             if why:
                 rec["leaks"] += 1
                 rec["leak_reasons"][why] = rec["leak_reasons"].get(why, 0) + 1

@@ -123,8 +123,9 @@ _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _ANSWER_IS = re.compile(r"answer is:?\s*\$?([^\s$]+)", re.IGNORECASE)
 # A yes/no answer said outright ("The answer is no.", "So, yes."), not merely a "yes"
 # somewhere in a rationale.
-_SAYS_YES_NO = re.compile(r"(?:answer is:?|\bso,?|^)\s*(yes|no)\W*$|answer is:?\s*(yes|no)\b",
-                          re.IGNORECASE)
+_SAYS_YES_NO = re.compile(
+    r"(?:answer is:?|\bso,?|^)\s*(yes|no)\W*$|answer is:?\s*(yes|no)\b", re.IGNORECASE
+)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -152,8 +153,9 @@ def content_words(text: str) -> set[str]:
     return {w.replace(",", "") for w in words if w not in _STOPWORDS}
 
 
-def leak_reason(rationale: str, following: str, threshold: float,
-                preceding: str = "") -> str | None:
+def leak_reason(
+    rationale: str, following: str, threshold: float, preceding: str = ""
+) -> str | None:
     """Why a rationale restates the following text (it raises its likelihood
     trivially), or None. "similar": a copy or paraphrase (rapidfuzz, `threshold`);
     "contains": the following text inside a longer rationale; "content_words": most of
@@ -173,8 +175,9 @@ def leak_reason(rationale: str, following: str, threshold: float,
     wanted = content_words(following)
     if len(wanted) >= MIN_CONTAINED_WORDS and f" {f} " in f" {r} ":
         return "contains"
-    if (len(wanted) >= MIN_CONTENT_WORDS
-            and len(wanted & content_words(rationale)) >= CONTENT_SHARE * len(wanted)):
+    if len(wanted) >= MIN_CONTENT_WORDS and len(
+        wanted & content_words(rationale)
+    ) >= CONTENT_SHARE * len(wanted):
         return "content_words"
     return _states_what_follows(rationale, following, preceding)
 

@@ -99,17 +99,21 @@ def test_the_rerun_drops_truncations_and_its_guard_passes_every_audited_triple()
     rows = _audit()
     assert len(rows) >= 100
     # The committed guard lets every audited triple through: the sample is of its output.
-    assert not [r for r in rows if split.leak_reason(r["rationale"], r["following"], 0.7,
-                                                     r["preceding"])]
+    assert not [
+        r for r in rows if split.leak_reason(r["rationale"], r["following"], 0.7, r["preceding"])
+    ]
     for shard in ("a", "b"):
         stats = json.loads((RERUN / f"shard-{shard}/extract_stats.json").read_text())
         assert stats["rationales_truncated"] > 0  # cut-off rationales were dropped
         assert set(stats["rationales_leak_by_reason"]) == set(split.LEAK_REASONS)
 
 
-@pytest.mark.xfail(strict=True, reason="a reader finds 10 of 120 audited triples (8%) "
-                   "restating their following text: paraphrases the lexical guard does "
-                   "not catch (docs/results/made-smollm2-135m/README.md)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a reader finds 10 of 120 audited triples (8%) "
+    "restating their following text: paraphrases the lexical guard does "
+    "not catch (docs/results/made-smollm2-135m/README.md)",
+)
 def test_the_rerun_restates_its_following_text_in_at_most_5_percent():
     """Issue 25's bar, on a reader's verdicts over a seeded sample of the rerun's
     guarded triples (leak_audit.py; "partly" counts as no)."""

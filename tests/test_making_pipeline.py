@@ -113,9 +113,13 @@ async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tm
         "truncated": 0,
     }
     assert stats["rationales_leak"] == 1 and stats["kept"] == 2 and stats["triples"] == 2
-    assert stats["rationales_leak_by_reason"] == {"similar": 1, "contains": 0,
-                                                  "content_words": 0, "answer": 0,
-                                                  "new_numbers": 0}
+    assert stats["rationales_leak_by_reason"] == {
+        "similar": 1,
+        "contains": 0,
+        "content_words": 0,
+        "answer": 0,
+        "new_numbers": 0,
+    }
     assert stats["rationales_truncated"] == 0
     assert json.loads((tmp_path / "extract_stats.json").read_text()) == stats
     n_calls = eng.calls["generate"]
@@ -161,9 +165,13 @@ async def test_extract_drops_rationales_cut_by_the_token_cap_and_counts_leaks_by
     triples = [json.loads(x) for x in (tmp_path / "triples.jsonl").read_text().splitlines()]
     assert [(t["doc_id"], t["following"]) for t in triples] == [("a", "Delta is four.")]
     assert stats["rationales_truncated"] == 2  # a's and b's Beta boundary
-    assert stats["rationales_leak_by_reason"] == {"similar": 0, "contains": 1,
-                                                  "content_words": 0, "answer": 0,
-                                                  "new_numbers": 0}
+    assert stats["rationales_leak_by_reason"] == {
+        "similar": 0,
+        "contains": 1,
+        "content_words": 0,
+        "answer": 0,
+        "new_numbers": 0,
+    }
     assert stats["skipped"]["truncated"] == 1 and stats["kept"] == 1
 
 

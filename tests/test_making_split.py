@@ -159,11 +159,14 @@ def test_leak_guard_catches_a_restatement_inside_a_longer_rationale():
     )
 
 
-@pytest.mark.parametrize("rationale", [
-    "Yes. A library holds thousands of books, so reading them all takes years.",
-    "Bats use echolocation, yes, and no light is needed for it.",
-    "No, because the moon has no air.",
-])
+@pytest.mark.parametrize(
+    "rationale",
+    [
+        "Yes. A library holds thousands of books, so reading them all takes years.",
+        "Bats use echolocation, yes, and no light is needed for it.",
+        "No, because the moon has no air.",
+    ],
+)
 def test_leak_guard_keeps_rationales_that_merely_contain_a_short_following_text(rationale):
     for following in ("Yes.", "No.", "So x = 2."):
         assert split.leak_reason(rationale, following, 0.7) is None
@@ -179,37 +182,64 @@ def test_content_words_drop_stopwords_and_latex_commands_but_keep_numbers():
     }
 
 
-@pytest.mark.parametrize("rationale, following, preceding", [
-    # The final answer of the following step, said first.
-    ("The answer is indeed 262144.", "Each roll has 8 outcomes, so the answer is "
-     "$$8^6=\\boxed{262144}$$", "Question: How many outcomes?\nAnswer:"),
-    ("This is a classic puzzle. The answer is $8$.", "Donut Haven will have $\\boxed{8}$ "
-     "donuts left over.", "Question: How many are left?\nAnswer:"),
-    # A number the following text brings first.
-    ("The plane is a luxury item with a 106 million dollar price tag.",
-     "The Boeing 737-800 plane costs 106 million dollars in 2019.",
-     "Question: Could a Boeing 737-800 be bought with lottery winnings?\nAnswer: Yes."),
-])
-def test_leak_guard_catches_the_answer_or_a_new_number_said_first(rationale, following,
-                                                                 preceding):
-    assert split.leak_reason(rationale, following, 0.7, preceding) in ("answer",
-                                                                        "new_numbers")
+@pytest.mark.parametrize(
+    "rationale, following, preceding",
+    [
+        # The final answer of the following step, said first.
+        (
+            "The answer is indeed 262144.",
+            "Each roll has 8 outcomes, so the answer is $$8^6=\\boxed{262144}$$",
+            "Question: How many outcomes?\nAnswer:",
+        ),
+        (
+            "This is a classic puzzle. The answer is $8$.",
+            "Donut Haven will have $\\boxed{8}$ donuts left over.",
+            "Question: How many are left?\nAnswer:",
+        ),
+        # A number the following text brings first.
+        (
+            "The plane is a luxury item with a 106 million dollar price tag.",
+            "The Boeing 737-800 plane costs 106 million dollars in 2019.",
+            "Question: Could a Boeing 737-800 be bought with lottery winnings?\nAnswer: Yes.",
+        ),
+    ],
+)
+def test_leak_guard_catches_the_answer_or_a_new_number_said_first(rationale, following, preceding):
+    assert split.leak_reason(rationale, following, 0.7, preceding) in ("answer", "new_numbers")
 
 
 def test_numbers_already_in_the_text_are_no_leak():
     preceding = "Question: Tom has 36 pencils and gives away 10. How many are left?\nAnswer:"
-    assert split.leak_reason("Subtract the 10 given away from the 36.",
-                             "He has 36 - 10 = 26 pencils left.", 0.7, preceding) is None
-    assert split.leak_reason("Subtract to find that 26 are left.",
-                             "He has 36 - 10 = 26 pencils left.", 0.7, preceding) == "new_numbers"
+    assert (
+        split.leak_reason(
+            "Subtract the 10 given away from the 36.",
+            "He has 36 - 10 = 26 pencils left.",
+            0.7,
+            preceding,
+        )
+        is None
+    )
+    assert (
+        split.leak_reason(
+            "Subtract to find that 26 are left.",
+            "He has 36 - 10 = 26 pencils left.",
+            0.7,
+            preceding,
+        )
+        == "new_numbers"
+    )
 
 
-@pytest.mark.parametrize("rationale, following", [
-    ("The answer is no.", "No."),
-    ("A nosebleed can be stopped with pressure. So, yes.", "Yes."),
-    ("A state is an entity, so Guam is not a state.", "Guam is not a state."),
-])
+@pytest.mark.parametrize(
+    "rationale, following",
+    [
+        ("The answer is no.", "No."),
+        ("A nosebleed can be stopped with pressure. So, yes.", "Yes."),
+        ("A state is an entity, so Guam is not a state.", "Guam is not a state."),
+    ],
+)
 def test_leak_guard_catches_an_answer_said_outright_and_short_sentences_restated(
-        rationale, following):
+    rationale, following
+):
     assert split.leak_reason(rationale, following, 0.7) in ("answer", "contains")
     assert split.leak_reason("The answer is yes.", "No.", 0.7) is None

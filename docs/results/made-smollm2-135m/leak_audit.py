@@ -38,16 +38,27 @@ def main(dirs: list[str]) -> None:
     for r in rows:
         r["loose_leak"] = loose_leak(r["rationale"], r["following"])
     flagged = sum(r["loose_leak"] for r in rows)
-    print(f"triples {len(rows)}, flagged by the looser bar {flagged} "
-          f"({flagged / max(1, len(rows)):.1%})")
+    print(
+        f"triples {len(rows)}, flagged by the looser bar {flagged} "
+        f"({flagged / max(1, len(rows)):.1%})"
+    )
     # Seed 1: the seed-0 sample was read while the answer and new-number rules were
     # written, so the verdict comes from a sample not seen then.
     sample = random.Random(1).sample(rows, min(SAMPLE, len(rows)))
     with open(HERE / "leak_audit.jsonl", "w", encoding="utf-8") as f:
         for r in sample:
-            f.write(json.dumps({**{k: r[k] for k in ("id", "preceding", "rationale",
-                                                     "following", "loose_leak")},
-                                "restates": None}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        **{
+                            k: r[k]
+                            for k in ("id", "preceding", "rationale", "following", "loose_leak")
+                        },
+                        "restates": None,
+                    }
+                )
+                + "\n"
+            )
     print(f"sample {len(sample)}: flagged {sum(r['loose_leak'] for r in sample)}")
     try:
         from transformers import AutoTokenizer

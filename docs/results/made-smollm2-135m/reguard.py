@@ -23,8 +23,9 @@ THRESHOLD = ExtractConfig().leak_threshold
 
 
 def jl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
+    return (
+        [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    )
 
 
 def write(path: Path, rows: list[dict]) -> None:
@@ -33,23 +34,27 @@ def write(path: Path, rows: list[dict]) -> None:
 
 def main(run: Path) -> None:
     triples = jl(run / "triples.jsonl")
-    why = {t["id"]: split.leak_reason(t["rationale"], t["following"], THRESHOLD,
-                                      t["preceding"]) for t in triples}
+    why = {
+        t["id"]: split.leak_reason(t["rationale"], t["following"], THRESHOLD, t["preceding"])
+        for t in triples
+    }
     out = {i for i, w in why.items() if w}
-    write(run / "reguard_rejected.jsonl",
-          [{**t, "leak": why[t["id"]]} for t in triples if t["id"] in out])
+    write(
+        run / "reguard_rejected.jsonl",
+        [{**t, "leak": why[t["id"]]} for t in triples if t["id"] in out],
+    )
     write(run / "triples.jsonl", [t for t in triples if t["id"] not in out])
     for name in ("kept.jsonl", "rejected.jsonl"):
         if (run / name).exists():
             write(run / name, [t for t in jl(run / name) if t["id"] not in out])
     reasons = Counter(why[i] for i in out)
     stats = json.loads((run / "extract_stats.json").read_text())
-    stats["reguard"] = {"checked": len(triples), "rejected": len(out),
-                        "by_reason": dict(reasons)}
+    stats["reguard"] = {"checked": len(triples), "rejected": len(out), "by_reason": dict(reasons)}
     stats["rationales_leak"] += len(out)
     for k in split.LEAK_REASONS:
-        stats["rationales_leak_by_reason"][k] = (
-            stats["rationales_leak_by_reason"].get(k, 0) + reasons.get(k, 0))
+        stats["rationales_leak_by_reason"][k] = stats["rationales_leak_by_reason"].get(
+            k, 0
+        ) + reasons.get(k, 0)
     left = [t for t in triples if t["id"] not in out]
     stats["triples"] = len(left)
     stats["reguard"]["documents_emptied"] = stats["kept"] - len({t["doc_id"] for t in left})
