@@ -58,7 +58,11 @@ def test_non_stream_rationalyst_with_trace(oai):
     assert all(len(s["candidates"]) == 2 and s["rationale"] for s in steps)
     u = trace["usage"]
     assert r.usage.completion_tokens == u["agent_completion_tokens"] + u["rationale_tokens"]
-    assert r.usage.prompt_tokens == u["agent_prompt_tokens"] + u["scored_tokens"] > 0
+    # Every prompt read or computed: the agent's, RATIONALYST's, the scorer's prefill.
+    assert r.usage.prompt_tokens == (
+        u["agent_prompt_tokens"] + u["rationale_prompt_tokens"] + u["scored_tokens"]
+    )
+    assert u["rationale_prompt_tokens"] > 0
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
 
 
