@@ -55,7 +55,7 @@ def schema(server):
 @pytest.mark.parametrize(
     "path, mode, examples",
     [
-        ("/solve", "positive", 8),
+        ("/solve", "positive", 5),
         ("/solve", "negative", 12),
         ("/v1/chat/completions", "positive", 12),
         ("/v1/chat/completions", "negative", 12),
