@@ -46,6 +46,22 @@ class ExtractOptions(EngineOptions):
     leak_threshold: float = Field(
         0.7, ge=0, le=1, description=("reject a rationale this similar (0-1) to the following text")
     )
+    leak_meaning: float = Field(
+        0.58,
+        ge=0,
+        le=1,
+        description=(
+            "reject a rationale whose sentence embedding (or a clause's) has this cosine "
+            "with the following text; 0.58 is set for the bundled model"
+        ),
+    )
+    leak_embedder: str = Field(
+        "wordllama",
+        description=(
+            "embedding model of that check: 'wordllama' (bundled), a sentence-transformers "
+            "directory (set --leak-meaning for it), or 'none' for the lexical rules only"
+        ),
+    )
     min_similarity: float = Field(
         0.9,
         ge=0,
@@ -82,15 +98,15 @@ class PrefilterOptions(Options):
         None,
         metavar="PATH",
         description=(
-            "a sentence-transformers model directory (the paper: MiniLM or mpnet) [default: "
-            "none, the lexical TF-IDF stand-in]"
+            "embedding model: a sentence-transformers directory (the paper: MiniLM or "
+            "mpnet) or 'wordllama' (bundled) [default: none, the lexical TF-IDF stand-in]"
         ),
     )
     threshold: float | None = Field(
         None,
         description=(
-            "least cosine kept [default 0.3 with --model, the paper's; 0.1 lexical, from one "
-            "small check]"
+            "least cosine kept [default 0.3 with a --model directory, the paper's; 0.2 for "
+            "wordllama and 0.1 lexical, each from one small check]"
         ),
     )
     max_chars: int = Field(2000, ge=1, description="longest kept document, in characters")
@@ -132,11 +148,13 @@ def extract(opts: ExtractOptions) -> int:
         total = documents.scan(opts.inputs, shard)  # bad input fails before the model
         docs = documents.iter_documents(opts.inputs, shard)
         cfg = extract.ExtractConfig(
-            opts.mode,
-            opts.max_rationale_tokens,
-            opts.leak_threshold,
-            opts.min_similarity,
-            opts.max_boundaries,
+            mode=opts.mode,
+            max_rationale_tokens=opts.max_rationale_tokens,
+            leak_threshold=opts.leak_threshold,
+            min_similarity=opts.min_similarity,
+            max_boundaries=opts.max_boundaries,
+            leak_meaning=opts.leak_meaning,
+            leak_embedder=None if opts.leak_embedder == "none" else opts.leak_embedder,
         )
         config = {
             "inputs": [str(Path(p).resolve()) for p in opts.inputs],
@@ -206,7 +224,7 @@ def prefilter(opts: PrefilterOptions) -> int:
         threshold = (
             opts.threshold
             if opts.threshold is not None
-            else (prefilter.EMBEDDING_THRESHOLD if opts.model else prefilter.LEXICAL_THRESHOLD)
+            else prefilter.default_threshold(opts.model)
         )
         config = {
             "inputs": [str(Path(p).resolve()) for p in opts.inputs],

@@ -22,7 +22,7 @@ from pathlib import Path
 from rationalyst.supervisor.concurrency import gather_or_cancel
 from rationalyst.supervisor.engine import Engine, PromptTooLong
 
-from . import prompts, render, split
+from . import embeddings, leak, prompts, render, split
 from .documents import Document
 from .store import Appender, read_jsonl, write_jsonl
 
@@ -45,11 +45,14 @@ class ExtractConfig:
     leak_threshold: float = 0.7  # rapidfuzz similarity (0-1) that counts as a leak
     min_similarity: float = 0.9  # rewrite: stripped output vs input
     max_boundaries: int = 0  # insert: rationales per document, 0 = all
+    leak_meaning: float = leak.MEANING_THRESHOLD  # embedding cosine that counts as one
+    leak_embedder: str | None = embeddings.BUNDLED  # None: the lexical rules only
 
 
 class Extractor:
     def __init__(self, engine: Engine, cfg: ExtractConfig):
         self.engine, self.cfg = engine, cfg
+        self.guard = leak.LeakGuard(cfg.leak_threshold, cfg.leak_meaning, cfg.leak_embedder)
         empty = (
             prompts.insert_messages("", "")
             if cfg.mode == "insert"
@@ -117,7 +120,7 @@ class Extractor:
         kept = []
         for t in triples:
             rec["rationales"] += 1
-            why = split.leak_reason(t.rationale, t.following, self.cfg.leak_threshold, t.preceding)
+            why = self.guard.reason(t.rationale, t.following, t.preceding)
             if why:
                 rec["leaks"] += 1
                 rec["leak_reasons"][why] = rec["leak_reasons"].get(why, 0) + 1

@@ -3,7 +3,8 @@ extraction. A document is kept when it has at most `max_chars` characters (2,000
 and its sentence embedding has cosine >= `threshold` (0.3) with the mean embedding
 of a reasoning set (the paper: MiniLM or mpnet over GSM8K, ECQA... training data).
 
-The embedding model is a sentence-transformers checkpoint given by path. Without
+The embedding model is a sentence-transformers checkpoint given by path, or
+`wordllama`, the small model that ships in a PyPI wheel (making/embeddings.py). Without
 one, a cheap lexical stand-in scores the same way: TF-IDF vectors fitted on the
 reasoning set, cosine with their mean. Its scale is not the embeddings': its
 default (0.1) comes from one small check (docs/making-at-scale.md), set it on your data.
@@ -18,58 +19,38 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from . import embeddings
 from .documents import Document, InputError, iter_documents
 
 FILES = ("kept.jsonl", "prefilter_stats.json")
 EMBEDDING_THRESHOLD = 0.3  # the paper's
 LEXICAL_THRESHOLD = 0.1  # TF-IDF cosines are smaller than embeddings'
-INSTALL = "pip install 'rationalyst-server[prefilter]'"
+BUNDLED_THRESHOLD = 0.2  # and WordLlama's than MiniLM's (docs/making-at-scale.md)
+INSTALL = embeddings.INSTALL
+
+
+def default_threshold(model: str | None) -> float:
+    if model is None:
+        return LEXICAL_THRESHOLD
+    return BUNDLED_THRESHOLD if model == embeddings.BUNDLED else EMBEDDING_THRESHOLD
 
 
 class EmbeddingScorer:
     """Cosine of each text's sentence embedding with the reasoning set's mean."""
 
-    def __init__(self, model_path: str, batch_size: int = 64):
-        path = Path(model_path)
-        if not path.is_dir():
-            raise InputError(
-                f"--model: no such directory: {model_path} (a "
-                "sentence-transformers model saved on disk)"
-            )
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise InputError(
-                f"the embedding model needs sentence-transformers: {INSTALL}"
-            ) from None
-        try:
-            self.model = SentenceTransformer(str(path))  # a GPU when there is one
-        except Exception as exc:  # noqa: BLE001 - any load failure is the user's path
-            raise InputError(
-                f"--model {model_path}: not a sentence-transformers model "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
-        self.batch_size = batch_size
-        self.name = f"embedding {path.name}"
+    def __init__(self, model: str, batch_size: int = 64):
+        self.embedder = embeddings.load(model, batch_size)
+        self.name = f"embedding {self.embedder.name}"
         self.centre = None
-
-    def _embed(self, texts: Sequence[str]):
-        return self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
 
     def fit(self, reasoning: Sequence[str]) -> None:
         import numpy as np
 
-        mean = self._embed(reasoning).mean(axis=0)
+        mean = self.embedder.encode(reasoning).mean(axis=0)
         self.centre = mean / max(float(np.linalg.norm(mean)), 1e-12)
 
     def score(self, texts: Sequence[str]) -> list[float]:
-        return [float(x) for x in self._embed(texts) @ self.centre]
+        return [float(x) for x in self.embedder.encode(texts) @ self.centre]
 
 
 class LexicalScorer:

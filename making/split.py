@@ -118,7 +118,7 @@ yes you your
 MIN_CONTENT_WORDS = 3
 MIN_CONTAINED_WORDS = 2
 CONTENT_SHARE = 0.6  # "most of its content words"
-LEAK_REASONS = ("similar", "contains", "content_words", "answer", "new_numbers")
+LEAK_REASONS = ("similar", "contains", "content_words", "answer", "new_numbers", "meaning")
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _ANSWER_IS = re.compile(r"answer is:?\s*\$?([^\s$]+)", re.IGNORECASE)
 # A yes/no answer said outright ("The answer is no.", "So, yes."), not merely a "yes"

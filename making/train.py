@@ -31,6 +31,7 @@ from rationalyst.supervisor.prompts import rationale_chat
 
 from .documents import InputError
 from .engines import guard
+from .train_batch import RationaleCollator, rationale_loss
 from .train_options import (
     TrainOptions,
     eval_share,
@@ -149,6 +150,13 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
         logging_steps=args.logging_steps,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps,
+        # Only the loss is read: otherwise Trainer keeps every held-out token's logits
+        # (vocabulary-wide, fp32) until the evaluation ends.
+        prediction_loss_only=True,
+        # Activations of every layer for a batch of long prompts are most of the memory
+        # left (docs/making.md); recomputing them costs a fraction of a step.
+        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         # Checkpoints under --out/.trainer let a stopped run continue (Trainer's own
         # resume); the last one is removed with the folder once the model is saved.
         # A few per run: with --full each one gathers the whole model.
@@ -200,7 +208,7 @@ def main(args: TrainOptions) -> int:
     base = _resolve_base(args.base)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 
     tok = AutoTokenizer.from_pretrained(base)
     if tok.pad_token is None:
@@ -257,7 +265,8 @@ def main(args: TrainOptions) -> int:
         train_dataset=train_ds,
         eval_dataset=eval_ds or None,
         callbacks=[step_timer],
-        data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
+        data_collator=RationaleCollator(tok.pad_token_id),
+        compute_loss_func=rationale_loss,
     )
     # Held-out loss before any step: what the run changed (skipped when resuming).
     before = trainer.evaluate() if eval_ds and not resume else {}

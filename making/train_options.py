@@ -77,6 +77,9 @@ class TrainOptions(Options):
     max_length: int = Field(
         1024, ge=1, description=("tokens per pair; longer preceding text is cut from the front")
     )
+    gradient_checkpointing: bool = Field(
+        True, description="recompute activations in the backward pass: far less memory"
+    )
     eval_fraction: float = Field(0.05, ge=0, lt=1, description="held out")
     eval_max: int = Field(
         EVAL_MAX, ge=0, description=("held-out pairs evaluated each time, at most (a fixed subset)")

@@ -119,6 +119,7 @@ async def test_extract_insert_mode_triples_stats_and_resume_after_a_torn_line(tm
         "content_words": 0,
         "answer": 0,
         "new_numbers": 0,
+        "meaning": 0,
     }
     assert stats["rationales_truncated"] == 0
     assert json.loads((tmp_path / "extract_stats.json").read_text()) == stats
@@ -171,6 +172,7 @@ async def test_extract_drops_rationales_cut_by_the_token_cap_and_counts_leaks_by
         "content_words": 0,
         "answer": 0,
         "new_numbers": 0,
+        "meaning": 0,
     }
     assert stats["skipped"]["truncated"] == 1 and stats["kept"] == 1
 

@@ -111,7 +111,7 @@ def test_embedding_model_keeps_by_cosine_with_the_reasoning_mean(tiny_st, tmp_pa
     )
     stats = json.loads((out / "prefilter_stats.json").read_text())
     assert stats["read"] == 3 and stats["too_long"] == 1 and stats["kept"] == 2
-    assert stats["scorer"] == "embedding model" and stats["threshold"] == -1
+    assert stats["scorer"] == "embedding sentence-transformers model" and stats["threshold"] == -1
     # The similarities are the model's own: cosine with the normalised mean embedding.
     st = SentenceTransformer(str(tiny_st))
     texts = [f"Question: {r['question']}\nAnswer: {r['solution']}" for r in REASONING]
@@ -144,6 +144,18 @@ def test_embedding_model_keeps_by_cosine_with_the_reasoning_mean(tiny_st, tmp_pa
     )
     assert [r["similarity"] for r in _kept(out2).values()] == [hi]
     assert json.loads((out2 / "prefilter_stats.json").read_text())["below_threshold"] == 1
+
+
+def test_bundled_embedding_model(tmp_path):
+    """`--model wordllama`: the model in WordLlama's wheel, its own default threshold."""
+    reasoning, corpus = _write(tmp_path)
+    out = tmp_path / "wl"
+    args = ["prefilter", str(corpus), "--reasoning", str(reasoning), "--out", str(out)]
+    assert main([*args, "--model", "wordllama", "--no-progress"]) == 0
+    stats = json.loads((out / "prefilter_stats.json").read_text())
+    assert stats["scorer"] == "embedding wordllama" and stats["threshold"] == 0.2
+    assert list(_kept(out)) == ["maths"]
+    assert (stats["kept"], stats["below_threshold"], stats["too_long"]) == (1, 1, 1)
 
 
 def test_lexical_stand_in_without_a_model(tmp_path):

@@ -1,18 +1,22 @@
-"""Audit the rerun's guarded triples for leaks and truncations.
+"""Draw a sample of a run's guarded triples for a reader's verdict on leaks.
 
     python docs/results/made-smollm2-135m/leak_audit.py RUN_DIR [RUN_DIR ...]
+        [--seed 2] [--out leak_audit_heldout.jsonl] [--exclude leak_audit.jsonl]
 
-Re-checks every triple that passed extract's leak guard with a looser bar than the
-guard's own (similarity 0.6 instead of 0.7, half of the following text's content words
-instead of 60%): what it flags is what a reader would call a restatement that slipped
-through. Writes leak_audit.jsonl here: a seeded sample of 120 triples with the verdict,
-the sample tests/test_making_done_when.py re-checks; "restates" is left for a
-reader's verdict (null until read). Prints the rates over all triples
-and the longest rationales in tokens (a rationale cut at the 48-token cap has 48)."""
+Writes OUT here: a seeded sample of 120 triples not in the --exclude samples, with
+"restates" left for the reader (null until read; true, "partly" or false). Two
+samples exist:
+- leak_audit.jsonl (seed 1, of the 558 triples before the meaning rule): the sample
+  the meaning rule's threshold was set on;
+- leak_audit_heldout.jsonl (seed 2, of the triples every rule keeps, none of the
+  first sample): read without the guard's scores, the figure for issue 25's bar.
+tests/test_making_done_when.py re-checks both. Also prints how many triples a looser
+lexical bar (similarity 0.6, half the content words) flags, and the longest
+rationales in tokens (a rationale cut at the 48-token cap has 48)."""
 
+import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
 from rationalyst.making import split
@@ -30,7 +34,10 @@ def loose_leak(rationale: str, following: str) -> bool:
     ) >= 0.5 * len(wanted)
 
 
-def main(dirs: list[str]) -> None:
+def main(dirs: list[str], seed: int, out: str, exclude: list[str]) -> None:
+    seen = set()
+    for path in exclude:
+        seen |= {json.loads(x)["id"] for x in (HERE / path).read_text().splitlines() if x.strip()}
     rows = []
     for d in dirs:
         with open(Path(d) / "triples.jsonl", encoding="utf-8") as f:
@@ -42,23 +49,12 @@ def main(dirs: list[str]) -> None:
         f"triples {len(rows)}, flagged by the looser bar {flagged} "
         f"({flagged / max(1, len(rows)):.1%})"
     )
-    # Seed 1: the seed-0 sample was read while the answer and new-number rules were
-    # written, so the verdict comes from a sample not seen then.
-    sample = random.Random(1).sample(rows, min(SAMPLE, len(rows)))
-    with open(HERE / "leak_audit.jsonl", "w", encoding="utf-8") as f:
+    pool = [r for r in rows if r["id"] not in seen]
+    sample = random.Random(seed).sample(pool, min(SAMPLE, len(pool)))
+    with open(HERE / out, "w", encoding="utf-8") as f:
         for r in sample:
-            f.write(
-                json.dumps(
-                    {
-                        **{
-                            k: r[k]
-                            for k in ("id", "preceding", "rationale", "following", "loose_leak")
-                        },
-                        "restates": None,
-                    }
-                )
-                + "\n"
-            )
+            keys = ("id", "preceding", "rationale", "following", "loose_leak")
+            f.write(json.dumps({**{k: r[k] for k in keys}, "restates": None}) + "\n")
     print(f"sample {len(sample)}: flagged {sum(r['loose_leak'] for r in sample)}")
     try:
         from transformers import AutoTokenizer
@@ -76,4 +72,10 @@ def main(dirs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dirs", nargs="+")
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--out", default="leak_audit_heldout.jsonl")
+    ap.add_argument("--exclude", nargs="*", default=["leak_audit.jsonl"])
+    a = ap.parse_args()
+    main(a.dirs, a.seed, a.out, a.exclude)
