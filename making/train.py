@@ -155,7 +155,10 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
         prediction_loss_only=True,
         # Activations of every layer for a batch of long prompts are most of the memory
         # left (docs/making.md); recomputing them costs a fraction of a step.
-        gradient_checkpointing=args.gradient_checkpointing,
+        # FSDP's own activation checkpointing (accelerate launch
+        # --fsdp_activation_checkpointing) excludes Trainer's: Trainer refuses both.
+        gradient_checkpointing=args.gradient_checkpointing
+        and os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "false") != "true",
         gradient_checkpointing_kwargs={"use_reentrant": False},
         # Checkpoints under --out/.trainer let a stopped run continue (Trainer's own
         # resume); the last one is removed with the folder once the model is saved.

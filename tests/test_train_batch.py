@@ -78,3 +78,17 @@ def test_the_loss_divides_by_the_count_trainer_gives(batch):
     n = int((labels != IGNORE).sum())
     mean = rationale_loss(out, labels)
     assert rationale_loss(out, labels, 2 * n).item() == pytest.approx(mean.item() / 2, rel=1e-6)
+
+
+def test_activations_are_recomputed_unless_fsdp_does_it(tmp_path, monkeypatch):
+    from rationalyst.making import train
+    from rationalyst.making.train_options import TrainOptions
+
+    args = TrainOptions(dirs=[tmp_path], out=tmp_path / "o")
+    targs = train._training_args(args, tmp_path, n_train=100, has_eval=False, use_bf16=False)
+    assert targs.gradient_checkpointing and targs.prediction_loss_only
+    off = TrainOptions(dirs=[tmp_path], out=tmp_path / "o", gradient_checkpointing=False)
+    assert not train._training_args(off, tmp_path, 100, False, False).gradient_checkpointing
+    # accelerate launch --fsdp_activation_checkpointing: Trainer refuses both at once.
+    monkeypatch.setenv("FSDP_ACTIVATION_CHECKPOINTING", "true")
+    assert not train._training_args(args, tmp_path, 100, False, False).gradient_checkpointing
