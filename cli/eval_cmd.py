@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import Field, create_model, field_validator
 
-from rationalyst.cli.flags import Command, borrow
+from rationalyst.cli.flags import Command, borrow, given_fields
 from rationalyst.cli.local_server import LocalServer, ServerStartError
 from rationalyst.cli.options import ServerClientOptions
 from rationalyst.clients import datasets, grading
@@ -54,6 +54,7 @@ class _EvalFlags(ServerClientOptions):
     dataset: list[str] = Field(description=f"comma-separated: {', '.join(datasets.BENCHMARKS)}")
     strategies: list[StrategyName] = Field(  # type: ignore[valid-type]
         [DEFAULT_STRATEGY, "greedy", "random"],
+        min_length=1,
         description=f"comma-separated, of {', '.join(STRATEGIES)}",
     )
     limit: int = Field(50, ge=0, description="first N items of each dataset, 0 for all")
@@ -108,7 +109,7 @@ EvalOptions = create_model(
 
 def request_fields(opts) -> dict:
     """The request fields given on the command line (the rest: the server's defaults)."""
-    return opts.model_dump(include=set(REQUEST_FLAGS) & opts.model_fields_set)
+    return given_fields(opts, REQUEST_FLAGS)
 
 
 # ---- records ----------------------------------------------------------------------
@@ -182,10 +183,36 @@ async def solve_one(
 # ---- the run ----------------------------------------------------------------------
 
 
-async def run_async(args, out: Path) -> int:
+Loaded = list[tuple[datasets.Benchmark, list[dict]]]
+
+
+def load(args) -> Loaded | None:
+    """Each dataset's items, read before any server is contacted or started; None (and
+    one line naming the file) when a file is missing or is not JSON lines with ids."""
+    loaded = []
+    for name in args.dataset:
+        bench = datasets.get(name)
+        path = Path(args.data_dir) / bench.file
+        try:
+            items = datasets.load_items(bench, args.data_dir, args.limit or None)
+            problem = next((i for i, it in enumerate(items) if "id" not in it), None)
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+        except (ValueError, AttributeError) as exc:  # JSON, encoding, or a line not an object
+            problem = f"not JSON lines of objects ({exc})"
+        else:
+            if problem is not None:
+                problem = f"item {problem} has no id"
+        if problem is not None:
+            print(f"rationalyst eval: {path}: {problem} (--data-dir)", file=sys.stderr)
+            return None
+        loaded.append((bench, items))
+    return loaded
+
+
+async def run_async(args, out: Path, loaded: Loaded) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    benches = [datasets.get(n) for n in args.dataset]
     path = out / "items.jsonl"
     prior = read_records(path)
     done = {k for k, r in prior.items() if not r.get("error")}
@@ -216,9 +243,8 @@ async def run_async(args, out: Path) -> int:
         with open(path, "a", encoding="utf-8") as f, Progress(*columns) as progress:
             if needs_newline:
                 f.write("\n")  # after a torn line from an interrupted run
-            sem = asyncio.Semaphore(max(1, args.concurrency))
-            for bench in benches:
-                items = datasets.load_items(bench, args.data_dir, args.limit or None)
+            sem = asyncio.Semaphore(args.concurrency)
+            for bench, items in loaded:
                 for strategy in args.strategies:
                     graded = [
                         prior[k]
@@ -268,6 +294,9 @@ async def run_async(args, out: Path) -> int:
 
 def run(args) -> int:
     """The run `args` (EvalOptions) describe; its exit status."""
+    loaded = load(args)
+    if loaded is None:
+        return 2
     out = args.out or Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     print(f"rationalyst eval: writing to {out} (rerun with --out {out} to resume)", file=sys.stderr)
@@ -279,9 +308,9 @@ def run(args) -> int:
                 file=sys.stderr,
             )
             with LocalServer(out / "server.log") as args.url:
-                status = asyncio.run(run_async(args, out))
+                status = asyncio.run(run_async(args, out, loaded))
         else:
-            status = asyncio.run(run_async(args, out))
+            status = asyncio.run(run_async(args, out, loaded))
     except ServerStartError as exc:
         print(f"rationalyst eval: {exc}", file=sys.stderr)
         return 1

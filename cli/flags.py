@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -44,9 +45,10 @@ warnings.filterwarnings("ignore", 'Field name "json"', UserWarning)
 
 
 class Options(BaseModel):
-    """A base for command options: unknown fields (a misspelt one in code) are refused."""
+    """A base for command options: unknown fields (a misspelt one in code) are refused,
+    and so are NaN and infinities (JSON has no such numbers, and no range means them)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +88,29 @@ def borrow(model: type[BaseModel], names: typing.Iterable[str]) -> dict:
     }
 
 
+def given_fields(opts: BaseModel, names: typing.Iterable[str]) -> dict:
+    """The fields among `names` set on the command line (the rest: the server's defaults)."""
+    return opts.model_dump(include=set(names) & opts.model_fields_set)
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _finite(text: str) -> float:
+    """A float flag's type: NaN and infinities are usage errors on every command (settings
+    models included), not values that crash a request or a loop later."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
 
 
 def _unwrap(annotation) -> object:
@@ -131,7 +150,7 @@ def add_flags(
         elif kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif kind in (int, float, str, Path):
-            kw["type"] = kind
+            kw["type"] = _finite if kind is float else kind
             kw["metavar"] = _METAVARS.get(kind, name.upper())
         if "metavar" in cli:
             kw["metavar"] = cli["metavar"]

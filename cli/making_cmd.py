@@ -83,6 +83,16 @@ class ExtractOptions(EngineOptions):
     def _shard(cls, text: str) -> str:
         return check_shard(text)
 
+    @field_validator("leak_embedder")
+    @classmethod
+    def _embedder(cls, spec: str) -> str:
+        # Checked before the model loads: the guard loads its embedder on first use.
+        if spec not in ("wordllama", "none") and not Path(spec).is_dir():
+            raise ValueError(
+                f"no such directory: {spec} (a sentence-transformers model, 'wordllama' or 'none')"
+            )
+        return spec
+
 
 class PrefilterOptions(Options):
     inputs: list[str] = cli_field(

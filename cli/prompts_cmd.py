@@ -105,13 +105,14 @@ def build(opts: PromptsOptions) -> dict:
 
 
 def _render(out: dict) -> None:
-    from transformers import AutoTokenizer
-
     from rationalyst.server.settings import ServerSettings
     from rationalyst.supervisor.models import resolve
 
     settings = ServerSettings()
-    tok = AutoTokenizer.from_pretrained(resolve(settings.agent_model, settings.cache_dir))
+    model = resolve(settings.agent_model, settings.cache_dir)  # before transformers loads
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
     out["rendered"] = {
         "agent": tok.apply_chat_template(out["agent"], tokenize=False, add_generation_prompt=True),
         "rationale": tok.apply_chat_template(
@@ -136,12 +137,14 @@ def _print_text(out: dict) -> None:
 
 def run(opts: PromptsOptions) -> int:
     from rationalyst.supervisor.engine import EngineError
+    from rationalyst.supervisor.models import ModelError
 
     try:
         out = build(opts)
         if opts.render:
             _render(out)
-    except (ValueError, OSError, EngineError) as exc:  # EngineError: a split is missing
+    # EngineError: a split is missing; ModelError: RATIONALYST_AGENT_MODEL unusable
+    except (ValueError, OSError, EngineError, ModelError) as exc:
         print(f"rationalyst prompts: {exc}", file=sys.stderr)
         return 2
     if opts.json:

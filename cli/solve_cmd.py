@@ -12,7 +12,7 @@ import sys
 
 from pydantic import create_model
 
-from rationalyst.cli.flags import Command, borrow, cli_field
+from rationalyst.cli.flags import Command, borrow, cli_field, given_fields
 from rationalyst.cli.options import ServerClientOptions
 from rationalyst.clients.client import RationalystClient, RationalystError
 from rationalyst.protocol import SolveRequest, SolveResult, Step
@@ -109,7 +109,7 @@ class _Printer:
 
 def run(opts) -> int:
     """Solve opts.question with the request fields given on the command line."""
-    kwargs = opts.model_dump(include=set(REQUEST_FLAGS) & opts.model_fields_set)
+    kwargs = given_fields(opts, REQUEST_FLAGS)
     printer = None if opts.json else _Printer()
     try:
         with RationalystClient(opts.url, api_key=opts.api_key, timeout=opts.timeout) as client:

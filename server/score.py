@@ -6,10 +6,13 @@ used. Without: every step of `steps` scored after its own prefix, as a process r
 model scores a trajectory. Same engines, prefix-cached scoring, admission (429), auth
 (middleware), request and token metrics, and error bodies as /solve: the request is
 checked by the wire format's validators (a 422 naming the field) and the scorers'
-errors are the engine's (BadParam 422, NotConfigured 400, EngineError 503)."""
+errors are the engine's (BadParam 422, NotConfigured 400, EngineError 503). The work
+runs under /solve's deadline (the server's max_timeout_s: /score has no timeout_s);
+past it the engine calls are cancelled and the answer is a 504."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter, Request
@@ -20,6 +23,7 @@ from rationalyst.supervisor import step_scoring
 from rationalyst.supervisor.engine import EngineError
 from rationalyst.supervisor.types import Problem
 
+from .errors import APIError
 from .solve import admitted, solve_params, unless_disconnected
 
 router = APIRouter()
@@ -57,6 +61,17 @@ class ScoreResponse(BaseModel):
     usage: Usage
 
 
+def deadline_passed(timeout_s: float) -> APIError:
+    return APIError(
+        504,
+        f"the scoring did not finish within this server's deadline of {timeout_s:g} s "
+        "and was cancelled; send fewer steps or candidates per request, or raise the "
+        "server's RATIONALYST_MAX_TIMEOUT_S",
+        "timeout_error",
+        code="deadline_exceeded",
+    )
+
+
 def _scored(c) -> dict:
     return {"text": c.text, "score": c.score, "reply": c.reply, "step_scores": c.step_scores}
 
@@ -75,6 +90,10 @@ def _scored(c) -> dict:
         422: {"model": ErrorResponse},
         429: {"model": ErrorResponse},
         503: {"model": ErrorResponse},
+        504: {
+            "model": ErrorResponse,
+            "description": "the server's deadline (max_timeout_s) passed; the work was cancelled",
+        },
     },
 )
 async def score(req: ScoreRequest, request: Request):
@@ -100,35 +119,44 @@ async def score(req: ScoreRequest, request: Request):
 
     async def run() -> ScoreResponse:
         async with admitted(request):
+            # As /solve's: from the slot on; it cancels the in-flight engine calls.
+            deadline = asyncio.timeout(params.timeout_s)
             try:
-                if req.candidates is not None:
-                    out = await step_scoring.score_candidates(
-                        problem, steps, req.candidates, params, engines, request_id=rid
-                    )
-                    body = ScoreResponse(
-                        id=rid,
-                        strategy=req.strategy,
-                        rationale=out.rationale,
-                        usage=out.usage,
-                        candidates=[_scored(c) for c in out.candidates],
-                    )
-                else:
-                    parts, usage = await step_scoring.score_trajectory(
-                        problem, steps, params, engines, request_id=rid
-                    )
-                    body = ScoreResponse(
-                        id=rid,
-                        strategy=req.strategy,
-                        usage=usage,
-                        steps=[
-                            StepScore(index=i, rationale=p.rationale, **_scored(p.candidates[0]))
-                            for i, p in enumerate(parts)
-                        ],
-                    )
+                async with deadline:
+                    body = await work()
+            except TimeoutError:
+                if not deadline.expired():  # an engine's own timeout, not ours
+                    raise
+                raise deadline_passed(params.timeout_s) from None
             except EngineError:
                 metrics.engine_errors.inc()
                 raise
         metrics.observe_usage(body.usage)
         return body
+
+    async def work() -> ScoreResponse:
+        if req.candidates is not None:
+            out = await step_scoring.score_candidates(
+                problem, steps, req.candidates, params, engines, request_id=rid
+            )
+            return ScoreResponse(
+                id=rid,
+                strategy=req.strategy,
+                rationale=out.rationale,
+                usage=out.usage,
+                candidates=[_scored(c) for c in out.candidates],
+            )
+        parts, usage = await step_scoring.score_trajectory(
+            problem, steps, params, engines, request_id=rid
+        )
+        return ScoreResponse(
+            id=rid,
+            strategy=req.strategy,
+            usage=usage,
+            steps=[
+                StepScore(index=i, rationale=p.rationale, **_scored(p.candidates[0]))
+                for i, p in enumerate(parts)
+            ],
+        )
 
     return await unless_disconnected(request, run())

@@ -74,7 +74,9 @@ class Settings(BaseSettings):
             "tokens; default 32 on the CPU, vLLM's own on GPUs"
         ),
     )
-    max_model_len: int | None = Field(None, description="context length; model's own if unset")
+    max_model_len: int | None = Field(
+        None, ge=1, description="context length; model's own if unset"
+    )
     agent_gpu_memory: float = Field(
         0.45, gt=0, le=1, description="GPU memory fraction for the agent engine"
     )

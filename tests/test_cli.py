@@ -80,6 +80,8 @@ BAD = {
         (["a.txt", "--out", "o", "--shard", "2/1"], "--shard"),
         (["a.txt", "--out", "o", "--leak-threshold", "2"], "--leak-threshold"),
         (["a.txt", "--out", "o", "--mode", "x"], "--mode"),
+        (["a.txt", "--out", "o", "--leak-embedder", "/no/model"], "--leak-embedder"),
+        (["a.txt", "--out", "o", "--leak-meaning", "1.5"], "--leak-meaning"),
     ],
     "filter": [(["d", "--decay", "0"], "--decay"), (["d", "--concurrency", "0"], "--concurrency")],
     "train": [
