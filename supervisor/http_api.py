@@ -4,6 +4,7 @@ so the server answers 503 with something an operator can act on."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,25 @@ from urllib.parse import urlsplit
 import httpx
 
 from .engine import EngineError
+
+# How OpenAI ("maximum context length", context_length_exceeded) and vLLM ("longer than
+# the maximum model length", "too long") say that the prompt does not fit.
+_TOO_LONG = re.compile(r"context[ _-]?(length|window)|maximum model length|too long", re.I)
+
+
+class APIError(EngineError):
+    """An EngineError with the HTTP status the other end answered: None where no
+    answer came (unreachable, timed out), so callers can tell a refusal from an outage."""
+
+    def __init__(self, message: str, status: int | None = None, body: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+    @property
+    def too_long(self) -> bool:
+        """A 400 saying that the prompt exceeds the model's context."""
+        return self.status == 400 and bool(_TOO_LONG.search(self.body))
 
 
 class APIClient:
@@ -23,8 +43,8 @@ class APIClient:
             base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0)
         )
 
-    def fail(self, why: str) -> EngineError:
-        return EngineError(f"{self.what} at {self.host} {why}")
+    def fail(self, why: str, status: int | None = None, body: str = "") -> APIError:
+        return APIError(f"{self.what} at {self.host} {why}", status, body)
 
     async def post_json(
         self, path: str, body: dict, parse: Callable[[Any], Any], unexpected: str
@@ -36,11 +56,13 @@ class APIClient:
         except httpx.HTTPError as exc:
             raise self.fail(f"is unreachable: {type(exc).__name__}: {exc}") from exc
         if r.status_code >= 400:
-            raise self.fail(f"answered HTTP {r.status_code}: {r.text[:200]}")
+            raise self.fail(
+                f"answered HTTP {r.status_code}: {r.text[:200]}", r.status_code, r.text[:2000]
+            )
         try:
             return parse(r.json())
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise self.fail(f"{unexpected}: {r.text[:200]!r}") from exc
+            raise self.fail(f"{unexpected}: {r.text[:200]!r}", r.status_code) from exc
 
     async def probe(self, path: str, bad_status: int) -> None:
         """GET `path` quickly; fail if unreachable or it answers `bad_status` or above."""
@@ -49,7 +71,7 @@ class APIClient:
         except httpx.HTTPError as exc:
             raise self.fail(f"is unreachable: {type(exc).__name__}") from exc
         if r.status_code >= bad_status:
-            raise self.fail(f"answered HTTP {r.status_code}")
+            raise self.fail(f"answered HTTP {r.status_code}", r.status_code)
 
     async def close(self) -> None:
         await self.client.aclose()

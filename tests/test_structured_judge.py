@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from rationalyst.supervisor.engine import EngineError
+from rationalyst.supervisor.http_api import APIError
 from rationalyst.supervisor.strategies.judge import (
     FREE_TEXT_MAX_TOKENS,
     REWARDS,
@@ -63,7 +63,7 @@ async def test_json_schema_after_an_ignored_choice_is_used_and_remembered():
 async def test_refused_structure_falls_back_to_text_and_remembers():
     def reply(b):
         if "response_format" in b or "structured_outputs" in b:
-            raise EngineError("the judge verifier answered HTTP 400: unsupported")
+            raise APIError("the judge verifier answered HTTP 400: unsupported", 400)
         return completion("Reward: 3")
 
     j, bodies = judge_with(reply)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from rationalyst.protocol import Candidate
 
 from ..concurrency import gather_or_cancel
-from ..engine import Engine, EngineError
-from ..http_api import APIClient
+from ..engine import Engine
+from ..http_api import APIClient, APIError
 from .base import (
     StepChoice,
     StepState,
@@ -207,6 +207,13 @@ STRUCTURED = {
         json_rating,
     ),
 }
+# How a server refuses a request's shape. Anything else (no answer, 5xx, 401, 429, a
+# prompt over the context) is no verdict on the mode: it surfaces as it came.
+REFUSED = frozenset({400, 404, 422})
+
+
+def refused(exc: APIError) -> bool:
+    return exc.status in REFUSED and not exc.too_long
 
 
 class StructuredHTTPJudge(HTTPJudge):
@@ -216,7 +223,7 @@ class StructuredHTTPJudge(HTTPJudge):
     def __init__(self, *args, free_text: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.free_text = free_text
-        self.mode: str | None = None  # once known
+        self.mode: str | None = None  # once a request in it has succeeded
 
     async def rate(
         self, messages: list[dict], request_id: str, free_text: bool = False, **kw
@@ -224,22 +231,31 @@ class StructuredHTTPJudge(HTTPJudge):
         if self.free_text or free_text:
             return await self.ask(messages, {"max_tokens": FREE_TEXT_MAX_TOKENS})
         spent: list[Rating] = []  # replies of refused modes, still counted in usage
-        tries = [*STRUCTURED] if self.mode is None else [self.mode]
-        for mode in tries:
+        known = self.mode
+        for mode in [*STRUCTURED] if known is None else [known]:
             if mode not in STRUCTURED:
                 break
             extra, parse = STRUCTURED[mode]
             try:
                 rating = await self.ask(messages, extra, parse)
-            except EngineError:  # refused (a 4xx) or garbled: the next kind of request
+            except APIError as exc:
+                # Only a refusal, and only while probing, says "try the next kind".
+                if known is not None or not refused(exc):
+                    raise
                 continue
             if rating.reward is not None:
-                self.mode = mode
+                self.learn(mode)
                 return _plus(rating, spent)
             spent.append(rating)
+        rating = await super().rate(messages, request_id, **kw)
+        if known is None:
+            self.learn("text")
+        return _plus(rating, spent)
+
+    def learn(self, mode: str) -> None:
+        # The first probe to succeed decides; a concurrent one does not overwrite it.
         if self.mode is None:
-            self.mode = "text"
-        return _plus(await super().rate(messages, request_id, **kw), spent)
+            self.mode = mode
 
 
 def _plus(rating: Rating, spent: list[Rating]) -> Rating:
