@@ -111,7 +111,7 @@ def test_the_rerun_drops_truncations_and_its_guard_passes_every_audited_triple()
 
 def test_the_meaning_rule_on_the_sample_its_threshold_was_set_on():
     """leak_audit.jsonl: a reader's verdicts on the triples before the meaning rule.
-    The rule rejects 7 of its 10 restatements (and 17 of the 110 others)."""
+    The rule rejects 7 of its 10 restatements (and 19 of the 110 others)."""
     guard = LeakGuard()
     rows = _audit("leak_audit.jsonl")
     rejected = [r for r in rows if guard.reason(r["rationale"], r["following"], r["preceding"])]
