@@ -92,3 +92,36 @@ def test_activations_are_recomputed_unless_fsdp_does_it(tmp_path, monkeypatch):
     # accelerate launch --fsdp_activation_checkpointing: Trainer refuses both at once.
     monkeypatch.setenv("FSDP_ACTIVATION_CHECKPOINTING", "true")
     assert not train._training_args(args, tmp_path, 100, False, False).gradient_checkpointing
+
+
+@pytest.mark.parametrize("mode", [[], ["--full"]])
+def test_two_cpu_processes_train_under_ddp(tiny_model, tmp_path, mode):
+    """The batches and loss under torch DDP (gloo): two processes, as on two GPUs."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / "kept.jsonl", "w") as f:
+        for i in range(24):
+            pair = {"preceding": f"Tom has {i} boxes." + " More." * (i % 5), "rationale": "So."}
+            f.write(json.dumps({**pair, "doc_id": f"d{i}"}) + "\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ck"
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+    cmd += ["--master_port", str(port), "-m", "rationalyst.making.train", str(run)]
+    cmd += ["--base", str(tiny_model), "--out", str(out), "--max-steps", "3", *mode]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}  # accelerate's multi-CPU (gloo)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 3
+    assert summary["eval_loss"] < summary["eval_loss_before"]
+    assert (out / "model.safetensors").exists()
