@@ -122,6 +122,7 @@ def split_eval(pairs: list[dict], fraction: float, seed: int) -> tuple[list, lis
 def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool):
     import dataclasses
 
+    import torch
     from transformers import TrainingArguments
 
     grad_accum = args.grad_accum or (8 if args.full else 1)
@@ -172,6 +173,10 @@ def _training_args(args, out: Path, n_train: int, has_eval: bool, use_bf16: bool
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=False,
+        # Launched as several processes (torchrun sets MASTER_ADDR) with no GPU: DDP over
+        # gloo. Without it accelerate sees no distributed setup and each process trains
+        # alone, into the same --out.
+        use_cpu=world > 1 and "MASTER_ADDR" in os.environ and not torch.cuda.is_available(),
         **warmup,
     )
 

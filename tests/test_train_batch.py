@@ -118,7 +118,7 @@ def test_two_cpu_processes_train_under_ddp(tiny_model, tmp_path, mode):
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
     cmd += ["--master_port", str(port), "-m", "rationalyst.making.train", str(run)]
     cmd += ["--base", str(tiny_model), "--out", str(out), "--max-steps", "3", *mode]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}  # accelerate's multi-CPU (gloo)
+    env = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "train_summary.json").read_text())
